@@ -1,0 +1,129 @@
+//! Every clap type of the command line, and nothing else.
+
+use crate::stage::Stage;
+use crate::version::Bump;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "openim-release",
+    version,
+    about = "Release toolkit for multi-service container projects such as OpenIM",
+    long_about = "Release toolkit for multi-service container projects such as OpenIM.\n\n\
+        Computes image tags from git, builds and pushes service images, updates Helm \
+        charts and opens the GitOps pull request.",
+    after_help = "Exit codes: 0 success, 1 failure (git, network, registry), \
+        2 usage, configuration or repository-state error.\n\
+        Docs: docs/README.md in the openim-release repository."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// Run as if started in DIR (like `git -C`).
+    #[arg(short = 'C', long = "directory", value_name = "DIR", global = true)]
+    pub directory: Option<PathBuf>,
+
+    /// Configuration file [default: openim-release.yaml at the repository root, if any].
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "OPENIM_RELEASE_CONFIG",
+        global = true
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Print nothing on stderr but errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compute the image tags (and git tag) of a stage from git alone.
+    #[command(
+        long_about = "Compute the image tags (and the git tag) of a stage from git alone.\n\n\
+            Prints the tags one per line, primary first (or one JSON object with \
+            --output json). Needs no token and no network, except with --push, or in a \
+            shallow clone, where the remote's tags are listed.",
+        after_help = "Stages:\n  \
+            dev       <branch>, sha-<sha7>\n  \
+            rc        vX.Y.Z-rc.N, rcN          (alias: test)\n  \
+            release   release-vX.Y.Z, vX.Y.Z, X.Y.Z [, X.Y, X, latest]  (alias: prod)\n  \
+            nightly   nightly-YYYYMMDD-<sha7>, nightly\n\n\
+            Examples:\n  \
+            openim-release tag --stage dev\n  \
+            openim-release tag --stage rc --bump minor --output json\n  \
+            openim-release tag --stage rc --create --push\n  \
+            openim-release tag --stage release --version 3.8.1\n\n\
+            In GitHub Actions the outputs tags, version, git_tag and json are written to \
+            $GITHUB_OUTPUT and a summary to $GITHUB_STEP_SUMMARY."
+    )]
+    Tag(TagArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human text on stdout
+    Text,
+    /// One JSON object on stdout
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The stage to compute tags for.
+    #[arg(long, value_enum, env = "OPENIM_RELEASE_STAGE")]
+    pub stage: Stage,
+
+    /// Compute as if on branch NAME [default: GITHUB_HEAD_REF, GITHUB_REF_NAME, or the checked-out branch].
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
+
+    /// The version to tag (X.Y.Z) instead of deriving it from the tags (rc, release).
+    #[arg(long = "version", value_name = "X.Y.Z")]
+    pub version: Option<String>,
+
+    /// Which part to bump from the highest stable version (rc, outside release branches).
+    #[arg(long, value_enum, default_value_t = Bump::Patch)]
+    pub bump: Bump,
+
+    /// The UTC date of a nightly (YYYY-MM-DD) [default: today].
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<String>,
+
+    /// Release stage: leave out the moving aliases (X.Y, X, latest).
+    #[arg(long)]
+    pub no_aliases: bool,
+
+    #[command(flatten)]
+    pub git: TagGitArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Creating and pushing the git tag")]
+pub struct TagGitArgs {
+    /// Create the stage's annotated git tag at HEAD.
+    #[arg(long)]
+    pub create: bool,
+
+    /// Push the git tag to the remote (implies --create). A taken rc number is
+    /// recomputed and retried, so concurrent runs never claim the same rc.
+    #[arg(long)]
+    pub push: bool,
+
+    /// The remote to push to and to list tags from.
+    #[arg(long, default_value = "origin", value_name = "NAME")]
+    pub remote: String,
+}

@@ -1,0 +1,13 @@
+//! One module per subcommand: each loads what it needs, runs the pure rules
+//! and applies the result.
+
+pub mod tag;
+
+use crate::cli::{Cli, Command};
+
+/// Run the parsed command line; returns the process exit code.
+pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+    match &cli.command {
+        Command::Tag(args) => tag::run(&cli.global, args),
+    }
+}

@@ -1,0 +1,392 @@
+//! `openim-release tag`: gather facts from git, apply the stage rules, and
+//! optionally create and push the git tag (race-safe for rc numbers).
+
+use crate::actions;
+use crate::cli::{GlobalArgs, OutputFormat, TagArgs};
+use crate::config::{self, Config};
+use crate::exit::{self, BadInput};
+use crate::git::{GitError, Head, Repo};
+use crate::stage::{self, Facts, GitTagState, Request, Stage, TagPlan};
+use crate::template::Template;
+use crate::version::{self, parse_user_version};
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// How often a push of a taken rc number is recomputed and retried.
+const MAX_ATTEMPTS: u32 = 20;
+
+/// The `--output json` document. Fields are a contract: add, never remove.
+#[derive(Debug, Serialize)]
+pub struct TagOutput {
+    pub schema_version: u32,
+    pub stage: Stage,
+    pub version: Option<String>,
+    pub git_tag: Option<String>,
+    pub tags: Vec<String>,
+    pub sha: String,
+    pub branch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rc: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_nightly: Option<String>,
+    pub git_tag_state: Option<GitTagState>,
+    pub created: bool,
+    pub pushed: bool,
+}
+
+/// What applying the plan did.
+#[derive(Debug, Default, Clone, Copy)]
+struct Applied {
+    created: bool,
+    pushed: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: &TagArgs) -> Result<i32> {
+    let request = Request {
+        stage: args.stage,
+        version: args
+            .version
+            .as_deref()
+            .map(parse_user_version)
+            .transpose()
+            .map_err(|e| BadInput(format!("--version: {e}")))?,
+        bump: args.bump,
+        date: parse_date(args.date.as_deref())?,
+        aliases: !args.no_aliases,
+    };
+    if args.stage == Stage::Dev && (args.git.create || args.git.push) {
+        return Err(
+            BadInput("the dev stage creates no git tag; drop --create/--push".into()).into(),
+        );
+    }
+    let dir = match &global.directory {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    let repo = Repo::discover(&dir)?;
+    let loaded = config::load(global.config.as_deref(), repo.root())?;
+    let head = repo.head()?;
+    let branch = resolve_branch(args.branch.as_deref(), &head);
+    let ctx = Ctx {
+        repo: &repo,
+        config: &loaded.config,
+        head: &head,
+        branch,
+        args,
+        quiet: global.quiet,
+    };
+
+    let (plan, applied) = ctx.plan_and_apply(&request)?;
+    ctx.note_all(&plan.notes);
+    let output = TagOutput {
+        schema_version: 1,
+        stage: plan.stage,
+        version: plan.version.as_ref().map(ToString::to_string),
+        git_tag: plan.git_tag.clone(),
+        tags: plan.tags.clone(),
+        sha: plan.sha.clone(),
+        branch: plan.branch.clone(),
+        rc: plan.rc,
+        changed: plan.changed,
+        previous_nightly: plan.previous.clone(),
+        git_tag_state: plan.git_tag_state,
+        created: applied.created,
+        pushed: applied.pushed,
+    };
+    let json = serde_json::to_string(&output).context("serializing the tag output")?;
+    match args.output {
+        OutputFormat::Json => println!("{json}"),
+        OutputFormat::Text => {
+            for tag in &output.tags {
+                println!("{tag}");
+            }
+        }
+    }
+    write_actions(&output, &json)?;
+    Ok(exit::OK)
+}
+
+fn parse_date(text: Option<&str>) -> Result<NaiveDate> {
+    match text {
+        None => Ok(chrono::Utc::now().date_naive()),
+        Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|e| {
+            BadInput(format!(
+                "--date `{t}`: {e}; expected YYYY-MM-DD, e.g. 2026-11-25"
+            ))
+            .into()
+        }),
+    }
+}
+
+/// `--branch`, else GITHUB_HEAD_REF (pull requests), else GITHUB_REF_NAME
+/// (unless the workflow runs for a tag), else the checked-out branch.
+fn resolve_branch(explicit: Option<&str>, head: &Head) -> Option<String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    explicit
+        .map(str::to_string)
+        .or_else(|| env("GITHUB_HEAD_REF"))
+        .or_else(|| {
+            let is_tag = env("GITHUB_REF_TYPE").is_some_and(|t| t == "tag");
+            (!is_tag).then(|| env("GITHUB_REF_NAME")).flatten()
+        })
+        .or_else(|| head.branch.clone())
+}
+
+struct Ctx<'a> {
+    repo: &'a Repo,
+    config: &'a Config,
+    head: &'a Head,
+    branch: Option<String>,
+    args: &'a TagArgs,
+    quiet: bool,
+}
+
+impl Ctx<'_> {
+    fn note(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("note: {text}");
+        }
+    }
+
+    fn note_all(&self, notes: &[String]) {
+        for n in notes {
+            self.note(n);
+        }
+    }
+
+    /// Compute the plan; with --create/--push, apply it. A push of an rc tag
+    /// that a concurrent run took first is recomputed and retried.
+    fn plan_and_apply(&self, request: &Request) -> Result<(TagPlan, Applied)> {
+        let create = self.args.git.create || self.args.git.push;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let facts = self.facts(request.stage)?;
+            let plan = stage::plan(&facts, request, &self.config.tags)?;
+            if !create {
+                return Ok((plan, Applied::default()));
+            }
+            let git_tag = plan
+                .git_tag
+                .clone()
+                .ok_or_else(|| BadInput(format!("the {} stage creates no git tag", plan.stage)))?;
+            let created = self.create_local(&plan, &git_tag)?;
+            if !self.args.git.push {
+                return Ok((
+                    plan,
+                    Applied {
+                        created,
+                        pushed: false,
+                    },
+                ));
+            }
+            let remote = &self.args.git.remote;
+            match self.repo.push_tag(remote, &git_tag) {
+                Ok(()) => {
+                    self.note(&format!(
+                        "pushed git tag {git_tag} to {}",
+                        self.repo.remote_display(remote)
+                    ));
+                    return Ok((
+                        plan,
+                        Applied {
+                            created,
+                            pushed: true,
+                        },
+                    ));
+                }
+                Err(err) => {
+                    if created {
+                        self.repo.delete_tag(&git_tag)?;
+                    }
+                    let retry = request.stage == Stage::Rc
+                        && !err.is_auth()
+                        && attempt < MAX_ATTEMPTS
+                        && self.remote_reachable(remote);
+                    if !retry {
+                        return Err(anyhow::Error::new(err).context(format!(
+                            "pushing git tag {git_tag} to {}",
+                            self.repo.remote_display(remote)
+                        )));
+                    }
+                    self.note(&format!(
+                        "{git_tag} could not be pushed ({err}); a concurrent run may have \
+                         taken it, recomputing (attempt {attempt} of {MAX_ATTEMPTS})"
+                    ));
+                    std::thread::sleep(backoff(attempt));
+                }
+            }
+        }
+    }
+
+    fn remote_reachable(&self, remote: &str) -> bool {
+        self.repo.remote_tags(remote).is_ok()
+    }
+
+    /// Create the local tag unless it already points at HEAD. Returns whether
+    /// it was created.
+    fn create_local(&self, plan: &TagPlan, git_tag: &str) -> Result<bool> {
+        match self.repo.tag_commit(git_tag)? {
+            Some(c) if c == self.head.sha => {
+                self.note(&format!("git tag {git_tag} already exists at HEAD"));
+                Ok(false)
+            }
+            Some(c) => Err(BadInput(format!(
+                "git tag {git_tag} already exists at {} (not HEAD {}); a version is \
+                 released from one commit only — pick another --version or check out {}",
+                short(&c),
+                short(&self.head.sha),
+                short(&c)
+            ))
+            .into()),
+            None if plan.git_tag_state == Some(GitTagState::Elsewhere) => Err(BadInput(format!(
+                "git tag {git_tag} already exists on remote `{}` at another commit than \
+                 HEAD; pick another --version",
+                self.args.git.remote
+            ))
+            .into()),
+            None if plan.git_tag_state == Some(GitTagState::AtHead) => {
+                // Only on the remote, at HEAD: nothing to create.
+                Ok(false)
+            }
+            None => {
+                let message = match &plan.version {
+                    Some(v) => format!("openim-release {} {v}", plan.stage),
+                    None => format!("openim-release {}", plan.stage),
+                };
+                self.repo.create_tag(git_tag, &self.head.sha, &message)?;
+                self.note(&format!(
+                    "created git tag {git_tag} at {}",
+                    short(&self.head.sha)
+                ));
+                Ok(true)
+            }
+        }
+    }
+
+    /// The facts the rules need. Tags come from the local repository; the
+    /// remote's are added when pushing (to see concurrent runs) and in a
+    /// shallow clone (which lacks them).
+    fn facts(&self, stage: Stage) -> Result<Facts> {
+        let mut facts = Facts {
+            head_sha: self.head.sha.clone(),
+            branch: self.branch.clone(),
+            ..Facts::default()
+        };
+        if stage == Stage::Dev {
+            return Ok(facts);
+        }
+        let local = self.repo.tag_names()?;
+        let tags_cfg = &self.config.tags;
+        let nightly = Template::parse(&tags_cfg.nightly.git_tag)
+            .context("parsing tags.nightly.git_tag")?
+            .matcher();
+        let relevant = |name: &str| match stage {
+            Stage::Release => version::classify(name, &tags_cfg.prefix).is_some(),
+            Stage::Nightly => name == tags_cfg.nightly.marker || nightly.is_match(name),
+            Stage::Rc | Stage::Dev => false,
+        };
+        let mut head_tags = self.repo.tags_pointing_at(
+            &self.head.sha,
+            local.iter().map(String::as_str).filter(|n| relevant(n)),
+        )?;
+        let mut names: BTreeSet<String> = local.into_iter().collect();
+
+        let shallow = self.repo.is_shallow();
+        if shallow || self.args.git.push {
+            let remote = &self.args.git.remote;
+            let listed = self.repo.remote_tags(remote).map_err(|e| {
+                if shallow {
+                    GitError::ShallowWithoutTags {
+                        remote: remote.clone(),
+                        reason: format!("{e:#}"),
+                    }
+                    .into()
+                } else {
+                    e
+                }
+            })?;
+            for t in listed {
+                if t.commit == self.head.sha && relevant(&t.name) && !head_tags.contains(&t.name) {
+                    head_tags.push(t.name.clone());
+                }
+                names.insert(t.name);
+            }
+        }
+        facts.tags = names.into_iter().collect();
+        facts.head_tags = head_tags;
+        Ok(facts)
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(7)]
+}
+
+/// Growing, jittered waits so concurrent runs spread out.
+fn backoff(attempt: u32) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = u64::from((nanos ^ std::process::id().wrapping_mul(2_654_435_761)) % 200);
+    Duration::from_millis(50 * u64::from(attempt.min(10)) + jitter)
+}
+
+fn write_actions(output: &TagOutput, json: &str) -> Result<()> {
+    let mut outputs = vec![
+        ("tags", output.tags.join("\n")),
+        ("version", output.version.clone().unwrap_or_default()),
+        ("git_tag", output.git_tag.clone().unwrap_or_default()),
+        ("json", json.to_string()),
+    ];
+    if let Some(changed) = output.changed {
+        outputs.push(("changed", changed.to_string()));
+    }
+    if actions::write_outputs(&outputs)? {
+        actions::write_summary(&summary(output))?;
+    }
+    Ok(())
+}
+
+fn summary(o: &TagOutput) -> String {
+    let mut md = format!("### openim-release tag: {}\n\n| | |\n|---|---|\n", o.stage);
+    if let Some(v) = &o.version {
+        md.push_str(&format!("| version | {v} |\n"));
+    }
+    if let Some(t) = &o.git_tag {
+        let mut done = Vec::new();
+        if o.created {
+            done.push("created");
+        }
+        if o.pushed {
+            done.push("pushed");
+        }
+        let done = if done.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", done.join(", "))
+        };
+        md.push_str(&format!("| git tag | `{t}`{done} |\n"));
+    }
+    let tags: Vec<String> = o.tags.iter().map(|t| format!("`{t}`")).collect();
+    md.push_str(&format!("| image tags | {} |\n", tags.join(" ")));
+    md.push_str(&format!(
+        "| commit | `{}`{} |\n",
+        short(&o.sha),
+        o.branch
+            .as_ref()
+            .map(|b| format!(" on {b}"))
+            .unwrap_or_default()
+    ));
+    if let Some(c) = o.changed {
+        md.push_str(&format!("| changed since last nightly | {c} |\n"));
+    }
+    md.push('\n');
+    md
+}

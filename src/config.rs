@@ -1,0 +1,408 @@
+//! `openim-release.yaml`: the project's release configuration.
+//!
+//! Every section is optional; unknown keys are refused with the key and line.
+//! Sections: `tags` (tag rules and templates), `images` (services, registries,
+//! platforms), `deploy` (the deploy repository and its charts) and `gitops`
+//! (how changes are proposed). Later commands fill in the latter three.
+
+use crate::template::{Template, TemplateError};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// File names looked for at the repository root, in order.
+pub const FILE_NAMES: &[&str] = &["openim-release.yaml", "openim-release.yml"];
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub tags: TagsConfig,
+    pub images: Option<ImagesConfig>,
+    pub deploy: Option<DeployConfig>,
+    pub gitops: Option<GitopsConfig>,
+}
+
+/// Tag rules. Defaults reproduce the documented behaviour of `tag`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TagsConfig {
+    /// Prefix of version git tags (`v` in `v3.8.1`).
+    pub prefix: String,
+    /// Branches whose name fixes the release line; named groups `major` and
+    /// `minor` give X and Y.
+    pub release_branch: String,
+    pub dev: StageTags,
+    pub rc: StageTags,
+    pub release: ReleaseTags,
+    pub nightly: NightlyTags,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageTags {
+    /// Image tag templates, primary first.
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReleaseTags {
+    pub tags: Vec<String>,
+    /// Moving aliases, added only where `alias_policy` allows.
+    pub aliases: Vec<String>,
+    pub alias_policy: AliasPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AliasPolicy {
+    /// Aliases only when the version is the highest stable one in the repository.
+    Highest,
+    /// An alias using `{minor}` when the version is the highest of its X.Y
+    /// line, one using only `{major}` when highest of its X line, others
+    /// (such as `latest`) when highest overall.
+    PerLine,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NightlyTags {
+    pub tags: Vec<String>,
+    /// The git tag a nightly creates (with `--create`).
+    pub git_tag: String,
+    /// A git tag marking the previous nightly; when it exists it wins over the
+    /// newest tag matching `git_tag`.
+    pub marker: String,
+}
+
+impl Default for TagsConfig {
+    fn default() -> Self {
+        TagsConfig {
+            prefix: "v".into(),
+            release_branch: r"^release-v(?P<major>\d+)\.(?P<minor>\d+)$".into(),
+            dev: StageTags {
+                tags: vec!["{branch}".into(), "sha-{sha7}".into()],
+            },
+            rc: StageTags {
+                tags: vec!["v{version}-rc.{n}".into(), "rc{n}".into()],
+            },
+            release: ReleaseTags::default(),
+            nightly: NightlyTags::default(),
+        }
+    }
+}
+
+impl Default for ReleaseTags {
+    fn default() -> Self {
+        ReleaseTags {
+            tags: vec![
+                "release-v{version}".into(),
+                "v{version}".into(),
+                "{version}".into(),
+            ],
+            aliases: vec!["{major}.{minor}".into(), "{major}".into(), "latest".into()],
+            alias_policy: AliasPolicy::Highest,
+        }
+    }
+}
+
+impl Default for NightlyTags {
+    fn default() -> Self {
+        NightlyTags {
+            tags: vec!["nightly-{date}-{sha7}".into(), "nightly".into()],
+            git_tag: "nightly-{date}-{sha7}".into(),
+            marker: "nightly".into(),
+        }
+    }
+}
+
+/// `images:` — what `build` builds and where it pushes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImagesConfig {
+    /// Each image is pushed as `<registry>/<service>:<tag>`.
+    pub registries: Vec<String>,
+    pub platforms: Vec<String>,
+    pub services: Vec<ServiceConfig>,
+    /// A compose build file to take the services from.
+    pub compose: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub name: String,
+    pub dockerfile: Option<PathBuf>,
+    #[serde(default)]
+    pub context: Option<PathBuf>,
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
+}
+
+/// `deploy:` — the deploy repository that `chart`/`gitops` edit.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeployConfig {
+    pub url: Option<String>,
+    /// `owner/name`, for the GitHub API.
+    pub repository: Option<String>,
+    pub base: Option<String>,
+    pub mode: Option<DeployMode>,
+    pub charts: Vec<ChartTarget>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeployMode {
+    Pr,
+    Push,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartTarget {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub values: Option<PathBuf>,
+    /// service name -> key path of its image tag in the values file.
+    #[serde(default)]
+    pub images: BTreeMap<String, String>,
+}
+
+/// `gitops:` — how deploy changes are proposed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitopsConfig {
+    pub branch_prefix: Option<String>,
+    pub labels: Vec<String>,
+    pub reviewers: Vec<String>,
+    pub commit_message: Option<String>,
+    pub signoff: bool,
+}
+
+/// A configuration problem: the file, the line where known, what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// Where the configuration came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub path: Option<PathBuf>,
+}
+
+/// Load `explicit`, or the first of [`FILE_NAMES`] found in `root`, or the
+/// defaults when there is none.
+pub fn load(explicit: Option<&Path>, root: &Path) -> Result<Loaded, ConfigError> {
+    let path = match explicit {
+        Some(p) => {
+            let p = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                root.join(p)
+            };
+            if !p.is_file() {
+                return Err(ConfigError {
+                    path: p,
+                    line: None,
+                    message: "config file not found; check --config or OPENIM_RELEASE_CONFIG"
+                        .into(),
+                });
+            }
+            Some(p)
+        }
+        None => FILE_NAMES
+            .iter()
+            .map(|n| root.join(n))
+            .find(|p| p.is_file()),
+    };
+    let Some(path) = path else {
+        return Ok(Loaded {
+            config: Config::default(),
+            path: None,
+        });
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
+        path: path.clone(),
+        line: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    let config = parse(&text).map_err(|(line, message)| ConfigError {
+        path: path.clone(),
+        line,
+        message,
+    })?;
+    Ok(Loaded {
+        config,
+        path: Some(path),
+    })
+}
+
+/// Parse and validate configuration text. Errors carry the 1-based line.
+pub fn parse(text: &str) -> Result<Config, (Option<usize>, String)> {
+    // An empty file (or one of only comments) is the default configuration.
+    let config: Config = if text.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#')
+    }) {
+        Config::default()
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|e| {
+            let line = e.location().map(|l| l.line());
+            // The library appends " at line L column C"; we report the line ourselves.
+            let msg = e.to_string();
+            let msg = match msg.find(" at line ") {
+                Some(i) => msg[..i].to_string(),
+                None => msg,
+            };
+            (line, msg)
+        })?
+    };
+    validate(&config)
+        .map_err(|(key, value, message)| (line_of(text, &value), format!("{key}: {message}")))?;
+    Ok(config)
+}
+
+/// The first line (1-based) whose text contains `needle`.
+fn line_of(text: &str, needle: &str) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
+}
+
+/// Placeholders each stage offers to its templates.
+pub const DEV_VARS: &[&str] = &["branch", "sha", "sha7", "date"];
+pub const NIGHTLY_VARS: &[&str] = &["branch", "sha", "sha7", "date"];
+pub const RELEASE_VARS: &[&str] = &[
+    "branch", "sha", "sha7", "date", "version", "major", "minor", "patch",
+];
+pub const RC_VARS: &[&str] = &[
+    "branch", "sha", "sha7", "date", "version", "major", "minor", "patch", "n",
+];
+
+type Invalid = (String, String, String);
+
+fn validate(config: &Config) -> Result<(), Invalid> {
+    let t = &config.tags;
+    regex::Regex::new(&t.release_branch).map_err(|e| {
+        (
+            "tags.release_branch".to_string(),
+            t.release_branch.clone(),
+            format!("not a valid regular expression: {e}"),
+        )
+    })?;
+    if t.prefix.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err((
+            "tags.prefix".into(),
+            t.prefix.clone(),
+            "must not contain whitespace or `/`".into(),
+        ));
+    }
+    let groups: [(&str, &[String], &[&str]); 6] = [
+        ("tags.dev.tags", &t.dev.tags, DEV_VARS),
+        ("tags.rc.tags", &t.rc.tags, RC_VARS),
+        ("tags.release.tags", &t.release.tags, RELEASE_VARS),
+        ("tags.release.aliases", &t.release.aliases, RELEASE_VARS),
+        ("tags.nightly.tags", &t.nightly.tags, NIGHTLY_VARS),
+        (
+            "tags.nightly.git_tag",
+            std::slice::from_ref(&t.nightly.git_tag),
+            NIGHTLY_VARS,
+        ),
+    ];
+    for (key, templates, offered) in groups {
+        if templates.is_empty() && !key.ends_with("aliases") {
+            return Err((
+                key.into(),
+                String::new(),
+                "needs at least one tag template".into(),
+            ));
+        }
+        for (i, source) in templates.iter().enumerate() {
+            let stage = key.split('.').nth(1).unwrap_or("?");
+            Template::parse(source)
+                .and_then(|tpl| tpl.check_offered(offered, stage))
+                .map_err(|e: TemplateError| {
+                    (format!("{key}[{i}]"), source.clone(), e.to_string())
+                })?;
+        }
+    }
+    let git_tag = Template::parse(&t.nightly.git_tag).map_err(|e| {
+        (
+            "tags.nightly.git_tag".to_string(),
+            t.nightly.git_tag.clone(),
+            e.to_string(),
+        )
+    })?;
+    if !git_tag.uses("date") {
+        return Err((
+            "tags.nightly.git_tag".into(),
+            t.nightly.git_tag.clone(),
+            "must use {date} so nightlies can be ordered".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_when_empty() {
+        let c = parse("# nothing here\n").unwrap();
+        assert_eq!(c.tags.prefix, "v");
+        assert_eq!(c.tags.rc.tags[0], "v{version}-rc.{n}");
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let (line, msg) = parse("tags:\n  prefix: v\n  prefx: x\n").unwrap_err();
+        assert_eq!(line, Some(3));
+        assert!(msg.contains("unknown field `prefx`"), "{msg}");
+    }
+
+    #[test]
+    fn bad_template_names_key_and_line() {
+        let text = "tags:\n  dev:\n    tags: [\"{branch}\", \"{version}\"]\n";
+        let (line, msg) = parse(text).unwrap_err();
+        assert_eq!(line, Some(3));
+        assert!(msg.starts_with("tags.dev.tags[1]:"), "{msg}");
+        assert!(msg.contains("{version}"), "{msg}");
+    }
+
+    #[test]
+    fn issue_examples_parse() {
+        let text = r#"
+images:
+  registries:            # each image is pushed as <registry>/<service>:<tag>
+    - ghcr.io/openimsdk
+    - docker.io/openim
+  platforms: [linux/amd64, linux/arm64]
+  services:
+    - name: openim-api
+      dockerfile: build/images/openim-server/Dockerfile
+      context: .
+      args: { CMD_PATH: cmd/openim-api, BINARY_NAME: openim-api }
+deploy:
+  url: https://github.com/openimsdk/helm-charts.git
+  repository: openimsdk/helm-charts      # for the GitHub API
+  base: main
+  mode: pr                               # or push
+  charts:
+    - path: charts/openim-server
+      values: charts/openim-server/values.yaml
+      images: { openim-api: image.tag }  # service -> key path
+"#;
+        let c = parse(text).unwrap();
+        let images = c.images.unwrap();
+        assert_eq!(images.services[0].args["BINARY_NAME"], "openim-api");
+        assert_eq!(c.deploy.unwrap().mode, Some(DeployMode::Pr));
+    }
+}

@@ -1,0 +1,29 @@
+//! Exit codes that scripts can trust, and which errors map to which.
+
+use crate::config::ConfigError;
+use crate::git::GitError;
+use crate::stage::PlanError;
+
+/// Success.
+pub const OK: i32 = 0;
+/// A failure while doing the work: git, network, registry, GitHub.
+pub const FAILURE: i32 = 1;
+/// Bad usage, configuration or repository state: fix the input and re-run.
+pub const USAGE: i32 = 2;
+
+/// An input problem the user has to fix (maps to exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// The exit code for an error: [`USAGE`] when any cause is an input problem.
+pub fn code_for(err: &anyhow::Error) -> i32 {
+    let input = err.chain().any(|c| {
+        c.is::<BadInput>() || c.is::<ConfigError>() || c.is::<PlanError>() || c.is::<GitError>()
+    });
+    if input {
+        USAGE
+    } else {
+        FAILURE
+    }
+}

@@ -1,0 +1,424 @@
+//! All access to git repositories (git2). Nothing else in the crate talks to git.
+
+use crate::secret::{github_token_from_env, scrub, Secret};
+use anyhow::{Context, Result};
+use base64::Engine;
+use git2::{
+    Cred, CredentialType, Direction, ErrorClass, ErrorCode, PushOptions, RemoteCallbacks,
+    Repository,
+};
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+/// Problems with the repository itself that the user has to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{0} is not inside a git repository; run in a git work tree or pass -C DIR")]
+    NotARepo(PathBuf),
+    #[error("the repository at {0} has no commits yet; commit something first")]
+    NoCommits(PathBuf),
+    #[error(
+        "this is a shallow clone and its tags cannot be read from remote `{remote}` ({reason}); \
+         fetch them with `git fetch --tags --unshallow`, or in GitHub Actions set \
+         `fetch-depth: 0` on actions/checkout"
+    )]
+    ShallowWithoutTags { remote: String, reason: String },
+    #[error("remote `{0}` does not exist; pass --remote NAME or add it with `git remote add`")]
+    NoRemote(String),
+}
+
+/// The commit being built.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub sha: String,
+    /// Short branch name when HEAD is on a branch, `None` when detached.
+    pub branch: Option<String>,
+}
+
+/// A tag as a remote advertises it.
+#[derive(Debug, Clone)]
+pub struct RemoteTag {
+    pub name: String,
+    /// The commit it points at (peeled through annotated tags).
+    pub commit: String,
+}
+
+/// Why a push did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("the remote rejected {refname}: {reason}")]
+    Rejected { refname: String, reason: String },
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl PushError {
+    /// Authentication problems are never worth a retry.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, PushError::Failed(m) if m.contains("authentication") || m.contains("401") || m.contains("403"))
+    }
+}
+
+pub struct Repo {
+    repo: Repository,
+    root: PathBuf,
+}
+
+impl Repo {
+    /// Open the repository containing `dir`.
+    pub fn discover(dir: &Path) -> Result<Repo> {
+        let repo = Repository::discover(dir).map_err(|e| match e.code() {
+            ErrorCode::NotFound => anyhow::Error::new(GitError::NotARepo(dir.to_path_buf())),
+            _ => anyhow::Error::new(e)
+                .context(format!("opening git repository at {}", dir.display())),
+        })?;
+        let root = repo
+            .workdir()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| repo.path().to_path_buf());
+        Ok(Repo { repo, root })
+    }
+
+    /// The work tree (or, for a bare repository, the git directory).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn head(&self) -> Result<Head> {
+        let head = match self.repo.head() {
+            Ok(h) => h,
+            Err(e) if e.code() == ErrorCode::UnbornBranch || e.code() == ErrorCode::NotFound => {
+                return Err(GitError::NoCommits(self.root.clone()).into())
+            }
+            Err(e) => return Err(e).context("reading HEAD"),
+        };
+        let commit = head
+            .peel_to_commit()
+            .context("resolving HEAD to a commit")?;
+        let branch = if head.is_branch() {
+            head.shorthand().ok().map(str::to_string)
+        } else {
+            None
+        };
+        Ok(Head {
+            sha: commit.id().to_string(),
+            branch,
+        })
+    }
+
+    pub fn is_shallow(&self) -> bool {
+        self.repo.is_shallow()
+    }
+
+    /// Every tag name in the repository.
+    pub fn tag_names(&self) -> Result<Vec<String>> {
+        let names = self.repo.tag_names(None).context("listing git tags")?;
+        Ok(names
+            .iter()
+            .filter_map(|n| n.ok().flatten())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The commit a local tag points at (peeled), if the tag exists.
+    pub fn tag_commit(&self, name: &str) -> Result<Option<String>> {
+        match self.repo.find_reference(&format!("refs/tags/{name}")) {
+            Ok(r) => {
+                let commit = r
+                    .peel_to_commit()
+                    .with_context(|| format!("resolving tag {name}"))?;
+                Ok(Some(commit.id().to_string()))
+            }
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading tag {name}")),
+        }
+    }
+
+    /// The tags among `names` that point at commit `sha`.
+    pub fn tags_pointing_at<'a>(
+        &self,
+        sha: &str,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<String>> {
+        let target = git2::Oid::from_str(sha).context("parsing HEAD sha")?;
+        let mut out = Vec::new();
+        for name in names {
+            let Ok(reference) = self.repo.find_reference(&format!("refs/tags/{name}")) else {
+                continue;
+            };
+            let Some(direct) = reference.target() else {
+                continue;
+            };
+            let commit = if direct == target {
+                Some(direct)
+            } else if let Ok(tag) = self.repo.find_tag(direct) {
+                // Annotated: one object read. Tags of tags are peeled fully.
+                match tag.target_type() {
+                    Some(git2::ObjectType::Commit) => Some(tag.target_id()),
+                    _ => reference.peel_to_commit().ok().map(|c| c.id()),
+                }
+            } else {
+                None
+            };
+            if commit == Some(target) {
+                out.push(name.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The URL of a remote, with any credentials removed (for messages).
+    pub fn remote_display(&self, remote: &str) -> String {
+        match self.repo.find_remote(remote) {
+            Ok(r) => scrub(r.url().unwrap_or(remote), &[]),
+            Err(_) => scrub(remote, &[]),
+        }
+    }
+
+    fn find_remote(&self, remote: &str) -> Result<git2::Remote<'_>> {
+        match self.repo.find_remote(remote) {
+            Ok(r) => Ok(r),
+            Err(e) if e.code() == ErrorCode::NotFound || e.code() == ErrorCode::InvalidSpec => {
+                // A URL or path works too, as with `git push URL`.
+                if remote.contains('/') || remote.contains(':') {
+                    self.repo
+                        .remote_anonymous(remote)
+                        .with_context(|| format!("using {} as a remote", scrub(remote, &[])))
+                } else {
+                    Err(GitError::NoRemote(remote.to_string()).into())
+                }
+            }
+            Err(e) => Err(e).with_context(|| format!("reading remote {remote}")),
+        }
+    }
+
+    /// The tags a remote advertises (`git ls-remote --tags`), without fetching.
+    pub fn remote_tags(&self, remote: &str) -> Result<Vec<RemoteTag>> {
+        let mut r = self.find_remote(remote)?;
+        let auth = Auth::for_repo(&self.repo);
+        let conn = r
+            .connect_auth(Direction::Fetch, Some(auth.callbacks()), None)
+            .map_err(|e| anyhow::anyhow!(auth.scrub(e.message())))
+            .with_context(|| format!("listing tags of remote {}", self.remote_display(remote)))?;
+        let heads = conn
+            .list()
+            .map_err(|e| anyhow::anyhow!(auth.scrub(e.message())))
+            .with_context(|| format!("listing tags of remote {}", self.remote_display(remote)))?;
+        let mut direct: Vec<(String, String)> = Vec::new();
+        let mut peeled: std::collections::HashMap<String, String> = Default::default();
+        for h in heads {
+            let Some(rest) = h.name().strip_prefix("refs/tags/") else {
+                continue;
+            };
+            match rest.strip_suffix("^{}") {
+                Some(name) => {
+                    peeled.insert(name.to_string(), h.oid().to_string());
+                }
+                None => direct.push((rest.to_string(), h.oid().to_string())),
+            }
+        }
+        Ok(direct
+            .into_iter()
+            .map(|(name, oid)| RemoteTag {
+                commit: peeled.remove(&name).unwrap_or(oid),
+                name,
+            })
+            .collect())
+    }
+
+    /// Create annotated tag `name` at commit `sha`. Fails if it exists.
+    pub fn create_tag(&self, name: &str, sha: &str, message: &str) -> Result<()> {
+        let oid = git2::Oid::from_str(sha).context("parsing commit sha")?;
+        let object = self
+            .repo
+            .find_object(oid, Some(git2::ObjectType::Commit))
+            .with_context(|| format!("finding commit {sha}"))?;
+        let tagger = self.tagger()?;
+        self.repo
+            .tag(name, &object, &tagger, message, false)
+            .with_context(|| format!("creating git tag {name}"))?;
+        Ok(())
+    }
+
+    pub fn delete_tag(&self, name: &str) -> Result<()> {
+        self.repo
+            .tag_delete(name)
+            .with_context(|| format!("deleting local git tag {name}"))
+    }
+
+    fn tagger(&self) -> Result<git2::Signature<'static>> {
+        if let Ok(sig) = self.repo.signature() {
+            return Ok(sig.to_owned());
+        }
+        let (name, email) = if std::env::var_os("GITHUB_ACTIONS").is_some() {
+            (
+                "github-actions[bot]",
+                "41898282+github-actions[bot]@users.noreply.github.com",
+            )
+        } else {
+            ("openim-release", "openim-release@localhost")
+        };
+        git2::Signature::now(name, email).context("making the tagger signature")
+    }
+
+    /// Push `refs/tags/<name>` to `remote` without force.
+    pub fn push_tag(&self, remote: &str, name: &str) -> Result<(), PushError> {
+        let refname = format!("refs/tags/{name}");
+        let mut r = self
+            .find_remote(remote)
+            .map_err(|e| PushError::Failed(format!("{e:#}")))?;
+        let auth = Auth::for_repo(&self.repo);
+        let rejection: RefCell<Option<String>> = RefCell::new(None);
+        let mut callbacks = auth.callbacks();
+        callbacks.push_update_reference(|_, status| {
+            if let Some(msg) = status {
+                *rejection.borrow_mut() = Some(msg.to_string());
+            }
+            Ok(())
+        });
+        let mut opts = PushOptions::new();
+        opts.remote_callbacks(callbacks);
+        let spec = format!("{refname}:{refname}");
+        let pushed = r.push(&[spec.as_str()], Some(&mut opts));
+        drop(opts);
+        match pushed {
+            Ok(()) => match rejection.into_inner() {
+                Some(reason) => Err(PushError::Rejected { refname, reason }),
+                None => Ok(()),
+            },
+            Err(e) => {
+                let msg = auth.scrub(e.message());
+                if e.class() == ErrorClass::Reference || msg.contains("non-fastforwardable") {
+                    Err(PushError::Rejected {
+                        refname,
+                        reason: msg,
+                    })
+                } else {
+                    Err(PushError::Failed(msg))
+                }
+            }
+        }
+    }
+}
+
+/// Credentials for HTTPS and SSH remotes, tried in order, each once:
+/// `GITHUB_TOKEN`/`GH_TOKEN` as user `x-access-token`; the basic-auth
+/// `http.<url>.extraheader` that actions/checkout leaves in .git/config;
+/// git's credential helpers; the SSH agent.
+struct Auth {
+    token: Option<Secret>,
+    header_basic: Vec<(String, Secret)>,
+    config: Option<git2::Config>,
+    tried: RefCell<Vec<&'static str>>,
+}
+
+impl Auth {
+    fn for_repo(repo: &Repository) -> Auth {
+        let config = repo.config().ok();
+        let header_basic = config
+            .as_ref()
+            .map(extraheader_credentials)
+            .unwrap_or_default();
+        Auth {
+            token: github_token_from_env(),
+            header_basic,
+            config,
+            tried: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        let mut secrets: Vec<&Secret> = self.token.iter().collect();
+        secrets.extend(self.header_basic.iter().map(|(_, s)| s));
+        scrub(text, &secrets)
+    }
+
+    fn first_untried(&self, name: &'static str) -> bool {
+        let mut tried = self.tried.borrow_mut();
+        if tried.contains(&name) {
+            false
+        } else {
+            tried.push(name);
+            true
+        }
+    }
+
+    fn callbacks(&self) -> RemoteCallbacks<'_> {
+        let mut cb = RemoteCallbacks::new();
+        cb.credentials(move |url, username, allowed| {
+            if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+                if let Some(token) = &self.token {
+                    if self.first_untried("token") {
+                        return Cred::userpass_plaintext("x-access-token", token.expose());
+                    }
+                }
+                if let Some((user, pass)) = self
+                    .header_basic
+                    .iter()
+                    .find(|(prefix, _)| url.starts_with(prefix.as_str()))
+                    .and_then(|(_, s)| s.expose().split_once(':'))
+                {
+                    if self.first_untried("extraheader") {
+                        return Cred::userpass_plaintext(user, pass);
+                    }
+                }
+                if let Some(config) = &self.config {
+                    if self.first_untried("helper") {
+                        if let Ok(c) = Cred::credential_helper(config, url, username) {
+                            return Ok(c);
+                        }
+                    }
+                }
+            }
+            if allowed.contains(CredentialType::SSH_KEY) && self.first_untried("ssh-agent") {
+                return Cred::ssh_key_from_agent(username.unwrap_or("git"));
+            }
+            if allowed.contains(CredentialType::DEFAULT) && self.first_untried("default") {
+                return Cred::default();
+            }
+            Err(git2::Error::from_str(
+                "authentication failed: no working credentials; set GITHUB_TOKEN \
+                 (or GH_TOKEN) or configure a git credential helper",
+            ))
+        });
+        cb
+    }
+}
+
+/// `(url prefix, "user:password")` from `http.<url>.extraheader` entries of
+/// the form `AUTHORIZATION: basic <base64>` (what actions/checkout writes).
+fn extraheader_credentials(config: &git2::Config) -> Vec<(String, Secret)> {
+    let mut out = Vec::new();
+    let Ok(mut entries) = config.entries(Some(r"^http\..*extraheader$")) else {
+        return out;
+    };
+    while let Some(Ok(entry)) = entries.next() {
+        let (Ok(name), Ok(value)) = (entry.name(), entry.value()) else {
+            continue;
+        };
+        let prefix = name
+            .strip_prefix("http.")
+            .and_then(|n| n.strip_suffix(".extraheader"))
+            .unwrap_or("")
+            .to_string();
+        let Some((key, rest)) = value.split_once(':') else {
+            continue;
+        };
+        let rest = rest.trim();
+        if !key.trim().eq_ignore_ascii_case("authorization")
+            || !rest
+                .get(..6)
+                .is_some_and(|s| s.eq_ignore_ascii_case("basic "))
+        {
+            continue;
+        }
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest[6..].trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok());
+        if let Some(secret) = decoded.and_then(Secret::new) {
+            out.push((prefix, secret));
+        }
+    }
+    out
+}

@@ -1,0 +1,151 @@
+//! Image tag names: validity by the OCI distribution grammar and turning an
+//! arbitrary git branch name into a valid, collision-free tag. Pure logic.
+
+use sha2::{Digest, Sha256};
+
+/// Longest tag the OCI distribution spec allows.
+pub const MAX_TAG_LEN: usize = 128;
+/// Hex digits of the hash kept when sanitizing loses information.
+const HASH_LEN: usize = 10;
+
+/// `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`
+pub fn is_valid_tag(tag: &str) -> bool {
+    let bytes = tag.as_bytes();
+    match bytes.first() {
+        Some(b) if b.is_ascii_alphanumeric() || *b == b'_' => {}
+        _ => return false,
+    }
+    bytes.len() <= MAX_TAG_LEN && bytes.iter().all(|b| is_tag_byte(*b))
+}
+
+fn is_tag_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-'
+}
+
+/// Turn a branch name into a valid image tag.
+///
+/// 1. Each run of characters outside `[A-Za-z0-9._-]` becomes one `-`
+///    (`my/feature#1245` → `my-feature-1245`, as docker/metadata-action does).
+/// 2. Leading `.` and `-` are dropped (a tag must start with `[A-Za-z0-9_]`).
+/// 3. Where that loses information beyond the punctuation of rule 1 (the name
+///    had non-ASCII characters, had to lose its first characters, or is longer
+///    than 128 bytes), the readable part is kept and `-` plus the first 10 hex
+///    digits of the SHA-256 of the original name is appended, so two different
+///    branches never share a tag. A name with no readable part at all becomes
+///    `branch-<hash>`.
+///
+/// Deterministic: the same name gives the same tag on every machine.
+pub fn sanitize_branch(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut in_run = false;
+    for c in name.chars() {
+        if c.is_ascii() && is_tag_byte(c as u8) {
+            out.push(c);
+            in_run = false;
+        } else if !in_run {
+            out.push('-');
+            in_run = true;
+        }
+    }
+    let had_non_ascii = !name.is_ascii();
+    let trimmed = out.trim_start_matches(['.', '-']);
+    let lost_start = trimmed.len() != out.len();
+    let too_long = trimmed.len() > MAX_TAG_LEN;
+
+    if !(had_non_ascii || lost_start || too_long || trimmed.is_empty()) {
+        return trimmed.to_string();
+    }
+    let hash = short_hash(name);
+    // Room for "-" + hash; the readable part never ends in a separator.
+    let room = MAX_TAG_LEN - 1 - HASH_LEN;
+    let readable = trimmed[..trimmed.len().min(room)].trim_end_matches(['.', '-']);
+    if readable.is_empty() {
+        format!("branch-{hash}")
+    } else {
+        format!("{readable}-{hash}")
+    }
+}
+
+fn short_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest
+        .iter()
+        .flat_map(|b| [b >> 4, b & 0xf])
+        .take(HASH_LEN)
+        .map(|n| char::from_digit(u32::from(n), 16).unwrap_or('0'))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn punctuation_runs_become_one_dash() {
+        assert_eq!(sanitize_branch("my/feature#1245"), "my-feature-1245");
+        assert_eq!(sanitize_branch("feat//a  b"), "feat-a-b");
+        assert_eq!(sanitize_branch("release-v3.8"), "release-v3.8");
+        assert_eq!(sanitize_branch("Fix_Bug-1"), "Fix_Bug-1");
+        assert_eq!(
+            sanitize_branch("dependabot/go_modules/x-1.2"),
+            "dependabot-go_modules-x-1.2"
+        );
+    }
+
+    #[test]
+    fn non_ascii_names_keep_a_readable_part_and_a_hash() {
+        let a = sanitize_branch("功能分支");
+        let b = sanitize_branch("修复分支");
+        assert!(a.starts_with("branch-"), "{a}");
+        assert_ne!(a, b);
+        assert!(is_valid_tag(&a) && is_valid_tag(&b));
+        let mixed = sanitize_branch("feature/登录");
+        assert!(mixed.starts_with("feature-"), "{mixed}");
+        assert_eq!(mixed.len(), "feature-".len() + HASH_LEN);
+        assert_ne!(mixed, sanitize_branch("feature/注册"));
+        // deterministic
+        assert_eq!(a, sanitize_branch("功能分支"));
+    }
+
+    #[test]
+    fn leading_separators_are_fixed_without_collisions() {
+        let dot = sanitize_branch(".hidden");
+        assert!(dot.starts_with("hidden-"), "{dot}");
+        assert_ne!(dot, sanitize_branch("hidden"));
+        assert_ne!(dot, sanitize_branch("-hidden"));
+        assert!(sanitize_branch("#1").starts_with("1-"));
+        assert!(is_valid_tag(&sanitize_branch("---")));
+    }
+
+    #[test]
+    fn long_names_are_capped_and_stay_distinct() {
+        let long_a = format!("feature/{}", "a".repeat(200));
+        let long_b = format!("feature/{}b", "a".repeat(200));
+        let ta = sanitize_branch(&long_a);
+        let tb = sanitize_branch(&long_b);
+        assert_eq!(ta.len(), MAX_TAG_LEN);
+        assert!(is_valid_tag(&ta));
+        assert_ne!(ta, tb);
+        let exactly = "x".repeat(128);
+        assert_eq!(sanitize_branch(&exactly), exactly);
+    }
+
+    #[test]
+    fn validity() {
+        assert!(is_valid_tag("v3.8.1-rc.0"));
+        assert!(is_valid_tag("_x"));
+        assert!(!is_valid_tag(""));
+        assert!(!is_valid_tag(".x"));
+        assert!(!is_valid_tag("-x"));
+        assert!(!is_valid_tag("a/b"));
+        assert!(!is_valid_tag(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn every_sanitized_name_is_valid() {
+        for name in ["", "/", "a", "é", "..a..", "a\u{0}b", "🚀/launch", "x y z"] {
+            let t = sanitize_branch(name);
+            assert!(is_valid_tag(&t), "{name:?} -> {t:?}");
+        }
+    }
+}

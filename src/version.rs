@@ -1,0 +1,320 @@
+//! Version tags: which git tags take part in version math, and how they order.
+//!
+//! Pure logic, no I/O. A git tag takes part when it is the configured prefix
+//! (`v` by default) followed by a semantic version. Everything else
+//! (`nightly`, chart tags such as `openim-api-0.1.13`, `v3.8`) is ignored.
+//!
+//! Ordering decisions (documented in docs/tag.md):
+//! - `vX.Y.Z` is a **stable** release.
+//! - `vX.Y.Z-rc.N` is release candidate N of X.Y.Z; it orders before X.Y.Z
+//!   (semver) and is the only pre-release kind that drives rc numbering.
+//! - `vX.Y.Z-patch.N` is OpenIM's post-release hotfix of X.Y.Z. Unlike plain
+//!   semver it orders **after** `vX.Y.Z` and before `vX.Y.(Z+1)`; it counts as
+//!   "X.Y.Z is released" for the rc and release rules.
+//! - any other pre-release (`-alpha.N`, `-beta.N`, `-rc1`, …) and any tag with
+//!   build metadata is ignored by version math.
+
+use semver::{BuildMetadata, Prerelease, Version};
+use std::cmp::Ordering;
+
+/// What a git tag means for version math.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagKind {
+    Stable(Version),
+    Rc {
+        version: Version,
+        n: u64,
+    },
+    Patch {
+        version: Version,
+        n: u64,
+    },
+    /// A pre-release of another kind: known, but ignored by the rules.
+    OtherPre(Version),
+}
+
+impl TagKind {
+    /// The release (X.Y.Z, no pre-release) this tag belongs to.
+    pub fn base(&self) -> &Version {
+        match self {
+            TagKind::Stable(v) | TagKind::OtherPre(v) => v,
+            TagKind::Rc { version, .. } | TagKind::Patch { version, .. } => version,
+        }
+    }
+
+    /// Whether this tag says that its base version has been released.
+    pub fn is_released(&self) -> bool {
+        matches!(self, TagKind::Stable(_) | TagKind::Patch { .. })
+    }
+
+    fn rank(&self) -> (u8, u64) {
+        match self {
+            TagKind::OtherPre(_) => (0, 0),
+            TagKind::Rc { n, .. } => (1, *n),
+            TagKind::Stable(_) => (2, 0),
+            TagKind::Patch { n, .. } => (3, *n),
+        }
+    }
+}
+
+/// Total order of the tags we understand, as documented in the module header.
+/// `OtherPre` tags order among themselves by semver, before the rc tags.
+pub fn compare(a: &TagKind, b: &TagKind) -> Ordering {
+    a.base()
+        .cmp(b.base())
+        .then_with(|| a.rank().cmp(&b.rank()))
+        .then_with(|| match (a, b) {
+            (TagKind::OtherPre(x), TagKind::OtherPre(y)) => x.pre.cmp(&y.pre),
+            _ => Ordering::Equal,
+        })
+}
+
+/// Classify a git tag name. `prefix` is the version tag prefix (`v`).
+pub fn classify(tag: &str, prefix: &str) -> Option<TagKind> {
+    let rest = tag.strip_prefix(prefix)?;
+    // Cheap rejection before the semver parser: most non-version tags fail here.
+    if !rest.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let parsed = Version::parse(rest).ok()?;
+    if !parsed.build.is_empty() {
+        return None;
+    }
+    let base = Version::new(parsed.major, parsed.minor, parsed.patch);
+    if parsed.pre.is_empty() {
+        return Some(TagKind::Stable(base));
+    }
+    let pre = parsed.pre.as_str();
+    if let Some(n) = numbered(pre, "rc.") {
+        return Some(TagKind::Rc { version: base, n });
+    }
+    if let Some(n) = numbered(pre, "patch.") {
+        return Some(TagKind::Patch { version: base, n });
+    }
+    Some(TagKind::OtherPre(parsed))
+}
+
+fn numbered(pre: &str, kind: &str) -> Option<u64> {
+    let digits = pre.strip_prefix(kind)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Parse a user-supplied version (`--version`): `X.Y.Z`, with an optional
+/// leading `v`. Pre-release and build parts are refused: the stage decides them.
+pub fn parse_user_version(text: &str) -> Result<Version, String> {
+    let trimmed = text.strip_prefix('v').unwrap_or(text);
+    let v = Version::parse(trimmed).map_err(|e| {
+        format!("`{text}` is not a version ({e}); expected X.Y.Z, for example 3.8.1")
+    })?;
+    if v.pre != Prerelease::EMPTY || v.build != BuildMetadata::EMPTY {
+        return Err(format!(
+            "`{text}` carries a pre-release or build part; give the plain X.Y.Z \
+             (the stage adds -rc.N itself)"
+        ));
+    }
+    Ok(v)
+}
+
+/// Which part of a version to bump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Bump {
+    Major,
+    Minor,
+    Patch,
+}
+
+pub fn bump(v: &Version, part: Bump) -> Version {
+    match part {
+        Bump::Major => Version::new(v.major + 1, 0, 0),
+        Bump::Minor => Version::new(v.major, v.minor + 1, 0),
+        Bump::Patch => Version::new(v.major, v.minor, v.patch + 1),
+    }
+}
+
+/// The version tags of a repository, classified once.
+#[derive(Debug, Default)]
+pub struct VersionTags {
+    tags: Vec<(String, TagKind)>,
+}
+
+impl VersionTags {
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>, prefix: &str) -> Self {
+        let tags = names
+            .into_iter()
+            .filter_map(|name| classify(name, prefix).map(|k| (name.to_string(), k)))
+            .collect();
+        VersionTags { tags }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &(String, TagKind)> {
+        self.tags.iter()
+    }
+
+    /// The highest released version (stable or OpenIM patch tag), optionally
+    /// restricted to a filter on the version.
+    pub fn highest_released(&self, filter: impl Fn(&Version) -> bool) -> Option<&Version> {
+        self.tags
+            .iter()
+            .map(|(_, k)| k)
+            .filter(|k| k.is_released() && filter(k.base()))
+            .map(|k| k.base())
+            .max()
+    }
+
+    pub fn is_released(&self, v: &Version) -> bool {
+        self.highest_released(|x| x == v).is_some()
+    }
+
+    /// Highest rc number of `v`, if any rc of it exists.
+    pub fn highest_rc(&self, v: &Version) -> Option<u64> {
+        self.tags
+            .iter()
+            .filter_map(|(_, k)| match k {
+                TagKind::Rc { version, n } if version == v => Some(*n),
+                _ => None,
+            })
+            .max()
+    }
+
+    /// Versions that have an rc but no release yet, highest first, filtered.
+    pub fn unreleased_rc_versions(&self, filter: impl Fn(&Version) -> bool) -> Vec<&Version> {
+        let mut out: Vec<&Version> = self
+            .tags
+            .iter()
+            .filter_map(|(_, k)| match k {
+                TagKind::Rc { version, .. } if filter(version) && !self.is_released(version) => {
+                    Some(version)
+                }
+                _ => None,
+            })
+            .collect();
+        out.sort_by(|a, b| b.cmp(a));
+        out.dedup();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn classifies_openim_tags() {
+        assert_eq!(classify("v3.8.3", "v"), Some(TagKind::Stable(v("3.8.3"))));
+        assert_eq!(
+            classify("v3.8.3-rc.2", "v"),
+            Some(TagKind::Rc {
+                version: v("3.8.3"),
+                n: 2
+            })
+        );
+        assert_eq!(
+            classify("v3.8.3-patch.16", "v"),
+            Some(TagKind::Patch {
+                version: v("3.8.3"),
+                n: 16
+            })
+        );
+        assert_eq!(
+            classify("v3.8.0-alpha.1", "v"),
+            Some(TagKind::OtherPre(v("3.8.0-alpha.1")))
+        );
+        // rc without the dot is not ours.
+        assert_eq!(
+            classify("v3.8.0-rc1", "v"),
+            Some(TagKind::OtherPre(v("3.8.0-rc1")))
+        );
+        for ignored in [
+            "nightly",
+            "openim-api-0.1.13",
+            "v3.8",
+            "3.8.3",
+            "v3.8.3+meta",
+            "vx",
+        ] {
+            assert_eq!(classify(ignored, "v"), None, "{ignored}");
+        }
+        assert_eq!(classify("3.8.3", ""), Some(TagKind::Stable(v("3.8.3"))));
+    }
+
+    #[test]
+    fn patch_tags_order_after_their_release_and_before_the_next() {
+        let mut tags: Vec<TagKind> = [
+            "v3.8.4-rc.0",
+            "v3.8.3-patch.10",
+            "v3.8.3",
+            "v3.8.3-patch.2",
+            "v3.8.3-rc.1",
+            "v3.8.3-alpha.3",
+            "v3.8.4",
+        ]
+        .iter()
+        .map(|t| classify(t, "v").unwrap())
+        .collect();
+        tags.sort_by(compare);
+        let names: Vec<String> = tags
+            .iter()
+            .map(|k| match k {
+                TagKind::Stable(v) => format!("{v}"),
+                TagKind::Rc { version, n } => format!("{version}-rc.{n}"),
+                TagKind::Patch { version, n } => format!("{version}-patch.{n}"),
+                TagKind::OtherPre(v) => format!("{v}"),
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "3.8.3-alpha.3",
+                "3.8.3-rc.1",
+                "3.8.3",
+                "3.8.3-patch.2",
+                "3.8.3-patch.10",
+                "3.8.4-rc.0",
+                "3.8.4"
+            ]
+        );
+    }
+
+    #[test]
+    fn highest_released_counts_patch_tags_and_skips_prereleases() {
+        let t = VersionTags::from_names(
+            [
+                "v3.8.2",
+                "v3.8.3-patch.4",
+                "v3.9.0-rc.0",
+                "v4.0.0-alpha.1",
+                "nightly",
+            ],
+            "v",
+        );
+        assert_eq!(t.highest_released(|_| true), Some(&v("3.8.3")));
+        assert_eq!(t.highest_rc(&v("3.9.0")), Some(0));
+        assert_eq!(t.highest_rc(&v("3.8.3")), None);
+        assert_eq!(t.unreleased_rc_versions(|_| true), vec![&v("3.9.0")]);
+    }
+
+    #[test]
+    fn user_versions() {
+        assert_eq!(parse_user_version("3.8.1").unwrap(), v("3.8.1"));
+        assert_eq!(parse_user_version("v3.8.1").unwrap(), v("3.8.1"));
+        assert!(parse_user_version("3.8").unwrap_err().contains("X.Y.Z"));
+        assert!(parse_user_version("3.8.1-rc.1")
+            .unwrap_err()
+            .contains("pre-release"));
+    }
+
+    #[test]
+    fn bumps() {
+        assert_eq!(bump(&v("3.8.3"), Bump::Patch), v("3.8.4"));
+        assert_eq!(bump(&v("3.8.3"), Bump::Minor), v("3.9.0"));
+        assert_eq!(bump(&v("3.8.3"), Bump::Major), v("4.0.0"));
+    }
+}
