@@ -255,10 +255,14 @@ impl Ctx<'_> {
                 Ok(false)
             }
             None => {
-                let message = match &plan.version {
+                let title = match &plan.version {
                     Some(v) => format!("openim-release {} {v}", plan.stage),
                     None => format!("openim-release {}", plan.stage),
                 };
+                // The run line makes every tag object unique: two concurrent
+                // runs in the same second must not produce the same object,
+                // or both would see their push of it succeed.
+                let message = format!("{title}\n\nrun: {}\n", run_id());
                 self.repo.create_tag(git_tag, &self.head.sha, &message)?;
                 self.note(&format!(
                     "created git tag {git_tag} at {}",
@@ -321,6 +325,29 @@ impl Ctx<'_> {
         facts.tags = names.into_iter().collect();
         facts.head_tags = head_tags;
         Ok(facts)
+    }
+}
+
+/// Identifies this run in tag messages: the Actions run where there is one,
+/// plus host, process and time so that no two runs share it.
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown-host".into());
+    let local = format!("{host} pid {} at {nanos}", std::process::id());
+    match (
+        std::env::var("GITHUB_REPOSITORY"),
+        std::env::var("GITHUB_RUN_ID"),
+    ) {
+        (Ok(repo), Ok(id)) => format!(
+            "{repo} actions run {id} attempt {} ({local})",
+            std::env::var("GITHUB_RUN_ATTEMPT").unwrap_or_else(|_| "1".into())
+        ),
+        _ => local,
     }
 }
 

@@ -1,0 +1,8 @@
+//! Integration tests: one binary, modules mirroring the commands.
+//! Each test builds real git repositories in temp dirs and drives the binary.
+
+mod common;
+mod tag_actions;
+mod tag_errors;
+mod tag_push;
+mod tag_stages;

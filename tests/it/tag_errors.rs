@@ -1,0 +1,137 @@
+//! Bad input: a one-line error that says what to do, exit code 2, nothing
+//! created or pushed.
+
+use crate::common::*;
+
+fn one_line(stderr: &str) -> &str {
+    let l = lines(stderr);
+    assert_eq!(l.len(), 1, "expected one line, got: {stderr}");
+    assert!(l[0].starts_with("error: "), "{stderr}");
+    l[0]
+}
+
+#[test]
+fn unknown_stage() {
+    let repo = TestRepo::new();
+    let err = fails_with(repo.bin().args(["tag", "--stage", "staging"]), 2);
+    assert!(err.contains("invalid value 'staging'"), "{err}");
+    assert!(err.contains("dev, rc, release, nightly"), "{err}");
+}
+
+#[test]
+fn malformed_version() {
+    let repo = TestRepo::new();
+    for bad in ["3.8", "three", "3.8.1-rc.1"] {
+        let err = fails_with(
+            repo.bin()
+                .args(["tag", "--stage", "rc", "--create", "--version", bad]),
+            2,
+        );
+        assert!(one_line(&err).contains("--version"), "{err}");
+    }
+    assert!(repo.tags().is_empty());
+}
+
+#[test]
+fn malformed_date() {
+    let repo = TestRepo::new();
+    let err = fails_with(
+        repo.bin()
+            .args(["tag", "--stage", "nightly", "--date", "25.11.2026"]),
+        2,
+    );
+    assert!(one_line(&err).contains("YYYY-MM-DD"), "{err}");
+}
+
+#[test]
+fn not_a_git_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = fails_with(bin(dir.path()).args(["tag", "--stage", "dev"]), 2);
+    assert!(
+        one_line(&err).contains("not inside a git repository"),
+        "{err}"
+    );
+    let err = fails_with(
+        bin(dir.path()).args(["-C", "/nonexistent/dir", "tag", "--stage", "dev"]),
+        2,
+    );
+    assert!(one_line(&err).contains("-C"), "{err}");
+}
+
+#[test]
+fn repository_without_commits() {
+    let repo = TestRepo::empty();
+    let err = fails_with(repo.bin().args(["tag", "--stage", "rc", "--create"]), 2);
+    assert!(one_line(&err).contains("no commits yet"), "{err}");
+}
+
+#[test]
+fn broken_config_names_file_key_and_line_and_creates_nothing() {
+    let repo = TestRepo::new();
+    repo.atag(&["v1.0.0"]);
+    repo.write(
+        "openim-release.yaml",
+        "tags:\n  prefix: v\n  rc:\n    tagz: [x]\n",
+    );
+    let err = fails_with(repo.bin().args(["tag", "--stage", "rc", "--create"]), 2);
+    let line = one_line(&err);
+    assert!(line.contains("openim-release.yaml:4"), "{line}");
+    assert!(line.contains("unknown field `tagz`"), "{line}");
+    assert_eq!(repo.tags(), ["v1.0.0"]);
+
+    repo.write(
+        "openim-release.yaml",
+        "tags:\n  rc:\n    tags: [\"v{version}-rc.{m}\"]\n",
+    );
+    let err = fails_with(repo.bin().args(["tag", "--stage", "rc"]), 2);
+    let line = one_line(&err);
+    assert!(line.contains("openim-release.yaml:3"), "{line}");
+    assert!(
+        line.contains("tags.rc.tags[0]") && line.contains("{m}"),
+        "{line}"
+    );
+
+    repo.write("openim-release.yaml", "tags: [unclosed\n");
+    let err = fails_with(repo.bin().args(["tag", "--stage", "rc"]), 2);
+    assert!(one_line(&err).contains("openim-release.yaml"), "{err}");
+
+    let err = fails_with(
+        repo.bin()
+            .args(["--config", "missing.yaml", "tag", "--stage", "rc"]),
+        2,
+    );
+    assert!(one_line(&err).contains("missing.yaml"), "{err}");
+}
+
+#[test]
+fn template_rendering_an_invalid_tag_is_refused() {
+    let repo = TestRepo::new();
+    repo.write(
+        "openim-release.yaml",
+        "tags:\n  dev:\n    tags: [\"-{branch}\"]\n",
+    );
+    let err = fails_with(repo.bin().args(["tag", "--stage", "dev"]), 2);
+    assert!(one_line(&err).contains("not a valid image tag"), "{err}");
+}
+
+#[test]
+fn dev_has_no_git_tag_to_create() {
+    let repo = TestRepo::new();
+    let err = fails_with(repo.bin().args(["tag", "--stage", "dev", "--create"]), 2);
+    assert!(one_line(&err).contains("creates no git tag"), "{err}");
+}
+
+#[test]
+fn help_teaches_the_stages() {
+    let repo = TestRepo::new();
+    let out = stdout_ok(repo.bin().args(["tag", "--help"]));
+    for needle in [
+        "release-vX.Y.Z",
+        "nightly-YYYYMMDD",
+        "--create",
+        "GITHUB_OUTPUT",
+        "Examples",
+    ] {
+        assert!(out.contains(needle), "help lacks {needle}:\n{out}");
+    }
+}

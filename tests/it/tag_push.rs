@@ -1,0 +1,167 @@
+//! `--push`: against real remotes, concurrency, shallow clones, secrets.
+
+use crate::common::*;
+use std::path::Path;
+
+/// A bare origin holding one commit tagged `tags`, and a clone of it.
+fn origin_with(tags: &[&str]) -> (tempfile::TempDir, TestRepo) {
+    let origin = bare_remote();
+    let seed = TestRepo::new();
+    seed.atag(tags);
+    seed.git(&["remote", "add", "origin", origin.path().to_str().unwrap()]);
+    seed.git(&["push", "-q", "origin", "main", "--tags"]);
+    (origin, seed)
+}
+
+fn clone(origin: &Path, extra: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", origin.display());
+    let mut args = vec!["clone", "-q"];
+    args.extend_from_slice(extra);
+    args.extend([url.as_str(), dir.path().to_str().unwrap()]);
+    git(Path::new("/"), &args);
+    dir
+}
+
+#[test]
+fn push_sends_the_annotated_tag_to_origin() {
+    let (origin, seed) = origin_with(&["v3.8.0"]);
+    seed.commit("fix");
+    seed.git(&["push", "-q", "origin", "main"]);
+    let json = json_ok(seed.bin().args(["tag", "--stage", "rc", "--push"]));
+    assert_eq!(json["git_tag"], "v3.8.1-rc.0");
+    assert_eq!(json["created"], true);
+    assert_eq!(json["pushed"], true);
+    assert_eq!(
+        git(origin.path(), &["rev-parse", "v3.8.1-rc.0^{commit}"]),
+        seed.head()
+    );
+    assert_eq!(
+        git(origin.path(), &["cat-file", "-t", "v3.8.1-rc.0"]),
+        "tag"
+    );
+    // Pushing a release tag twice is safe.
+    for _ in 0..2 {
+        let json = json_ok(seed.bin().args(["tag", "--stage", "release", "--push"]));
+        assert_eq!(json["git_tag"], "v3.8.1");
+        assert_eq!(json["pushed"], true);
+    }
+    assert_eq!(tag_list(origin.path()), ["v3.8.0", "v3.8.1", "v3.8.1-rc.0"]);
+}
+
+#[test]
+fn rc_numbers_taken_on_the_remote_are_seen_before_pushing() {
+    let (origin, seed) = origin_with(&["v1.2.0"]);
+    let other = clone(origin.path(), &[]);
+    stdout_ok(bin(other.path()).args(["tag", "--stage", "rc", "--push"]));
+    // `seed` has no local rc tag yet, but --push consults the remote first.
+    let json = json_ok(seed.bin().args(["tag", "--stage", "rc", "--push"]));
+    assert_eq!(json["git_tag"], "v1.2.1-rc.1");
+    assert_eq!(
+        tag_list(origin.path()),
+        ["v1.2.0", "v1.2.1-rc.0", "v1.2.1-rc.1"]
+    );
+}
+
+#[test]
+fn concurrent_rc_pushes_claim_distinct_numbers() {
+    let (origin, _seed) = origin_with(&["v3.8.0"]);
+    let clones: Vec<_> = (0..8).map(|_| clone(origin.path(), &[])).collect();
+    let children: Vec<_> = clones
+        .iter()
+        .map(|c| {
+            std_bin(c.path())
+                .args(["tag", "--stage", "rc", "--push", "--output", "json", "-q"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut claimed: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            json["git_tag"].as_str().unwrap().to_string()
+        })
+        .collect();
+    claimed.sort();
+    let expected: Vec<String> = (0..8).map(|n| format!("v3.8.1-rc.{n}")).collect();
+    assert_eq!(claimed, expected);
+    let mut remote = tag_list(origin.path());
+    remote.retain(|t| t != "v3.8.0");
+    assert_eq!(remote, expected);
+}
+
+#[test]
+fn shallow_clone_reads_tags_from_the_remote_or_names_fetch_depth() {
+    let (origin, seed) = origin_with(&["v2.0.0"]);
+    seed.commit("next");
+    seed.atag(&["v2.0.1-rc.4"]);
+    seed.git(&["push", "-q", "origin", "main", "--tags"]);
+    let shallow = clone(origin.path(), &["--depth", "1", "--no-tags"]);
+    assert!(tag_list(shallow.path()).is_empty());
+    let json = json_ok(bin(shallow.path()).args(["tag", "--stage", "rc"]));
+    assert_eq!(json["git_tag"], "v2.0.1-rc.5");
+    let json = json_ok(bin(shallow.path()).args(["tag", "--stage", "release"]));
+    assert_eq!(json["git_tag"], "v2.0.1");
+
+    git(
+        shallow.path(),
+        &["remote", "set-url", "origin", "/nonexistent/origin.git"],
+    );
+    let err = fails_with(bin(shallow.path()).args(["tag", "--stage", "rc"]), 2);
+    assert!(err.contains("fetch-depth: 0"), "{err}");
+    assert_eq!(lines(&err).len(), 1, "{err}");
+}
+
+#[test]
+fn release_tag_taken_elsewhere_on_the_remote_is_refused_cleanly() {
+    let (origin, seed) = origin_with(&["v1.0.0"]);
+    let other = clone(origin.path(), &[]);
+    let other_repo = other.path();
+    std::fs::write(other_repo.join("x"), "x").unwrap();
+    git(other_repo, &["add", "x"]);
+    git(other_repo, &["commit", "-q", "-m", "other"]);
+    git(other_repo, &["tag", "-a", "-m", "v1.1.0", "v1.1.0"]);
+    git(
+        other_repo,
+        &["push", "-q", "origin", "HEAD:refs/heads/other", "v1.1.0"],
+    );
+    seed.commit("mine");
+    let err = fails_with(
+        seed.bin()
+            .args(["tag", "--stage", "release", "--version", "1.1.0", "--push"]),
+        2,
+    );
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(seed.tags(), ["v1.0.0"]);
+}
+
+#[test]
+fn push_errors_never_show_the_token() {
+    let repo = TestRepo::new();
+    repo.atag(&["v1.0.0"]);
+    repo.git(&[
+        "remote",
+        "add",
+        "origin",
+        "http://x-access-token:s3cr3t-t0ken@127.0.0.1:9/none.git",
+    ]);
+    let err = fails_with(
+        repo.bin()
+            .args(["tag", "--stage", "rc", "--push"])
+            .env("GITHUB_TOKEN", "env-t0ken-value"),
+        1,
+    );
+    assert!(!err.contains("s3cr3t-t0ken"), "{err}");
+    assert!(!err.contains("env-t0ken-value"), "{err}");
+    assert!(err.contains("127.0.0.1"), "{err}");
+    assert_eq!(repo.tags(), ["v1.0.0"]);
+}
