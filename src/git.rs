@@ -35,6 +35,16 @@ pub struct Head {
     pub branch: Option<String>,
 }
 
+/// A tag of the local repository.
+#[derive(Debug, Clone)]
+pub struct LocalTag {
+    pub name: String,
+    /// What the ref points at: a commit, or a tag object.
+    target: git2::Oid,
+    /// The commit behind an annotated tag, where packed-refs records it.
+    peeled: Option<git2::Oid>,
+}
+
 /// A tag as a remote advertises it.
 #[derive(Debug, Clone)]
 pub struct RemoteTag {
@@ -56,6 +66,37 @@ impl PushError {
     /// Authentication problems are never worth a retry.
     pub fn is_auth(&self) -> bool {
         matches!(self, PushError::Failed(m) if m.contains("authentication") || m.contains("401") || m.contains("403"))
+    }
+}
+
+/// Let OpenSSL find CA certificates lazily in the hashed system directory
+/// instead of parsing the whole bundle file at start-up.
+///
+/// libgit2 initialises OpenSSL, and with it the default verify paths, on its
+/// first call; with the bundle file (which git2 points `SSL_CERT_FILE` at)
+/// that costs about 25 ms on every run, more than the rest of `tag` in a
+/// repository with 10k tags. A hashed directory (`c_rehash`, as Debian and
+/// Ubuntu ship `/etc/ssl/certs`) gives the same trust, looked up on demand.
+/// Does nothing when the user set `SSL_CERT_FILE` or `SSL_CERT_DIR`, or the
+/// directory has no hash links. Call at start-up, before any thread exists.
+pub fn prefer_lazy_tls_roots() {
+    if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
+        return;
+    }
+    let dir = Path::new("/etc/ssl/certs");
+    let hashed = std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.len() == 10
+                && name.as_bytes()[8] == b'.'
+                && name[..8].bytes().all(|b| b.is_ascii_hexdigit())
+        })
+    });
+    if hashed && Path::new("/dev/null").exists() {
+        // SAFETY-relevant: called from main before any other thread starts.
+        std::env::set_var("SSL_CERT_DIR", dir);
+        std::env::set_var("SSL_CERT_FILE", "/dev/null");
     }
 }
 
@@ -110,14 +151,30 @@ impl Repo {
         self.repo.is_shallow()
     }
 
-    /// Every tag name in the repository.
-    pub fn tag_names(&self) -> Result<Vec<String>> {
-        let names = self.repo.tag_names(None).context("listing git tags")?;
-        Ok(names
-            .iter()
-            .filter_map(|n| n.ok().flatten())
-            .map(str::to_string)
-            .collect())
+    /// Every tag of the repository, in one pass over the refs. Peeled
+    /// targets come for free from packed-refs; loose annotated tags are
+    /// peeled later, and only when asked ([`Repo::tags_pointing_at`]).
+    pub fn tags(&self) -> Result<Vec<LocalTag>> {
+        let refs = self
+            .repo
+            .references_glob("refs/tags/*")
+            .context("listing git tags")?;
+        let mut out = Vec::new();
+        for r in refs {
+            let r = r.context("reading a git tag")?;
+            let (Some(name), Some(target)) = (r.name().ok(), r.target()) else {
+                continue;
+            };
+            let Some(name) = name.strip_prefix("refs/tags/") else {
+                continue;
+            };
+            out.push(LocalTag {
+                name: name.to_string(),
+                target,
+                peeled: r.target_peel(),
+            });
+        }
+        Ok(out)
     }
 
     /// The commit a local tag points at (peeled), if the tag exists.
@@ -134,34 +191,37 @@ impl Repo {
         }
     }
 
-    /// The tags among `names` that point at commit `sha`.
+    /// The names of the tags among `tags` that point at commit `sha`.
     pub fn tags_pointing_at<'a>(
         &self,
         sha: &str,
-        names: impl IntoIterator<Item = &'a str>,
+        tags: impl IntoIterator<Item = &'a LocalTag>,
     ) -> Result<Vec<String>> {
-        let target = git2::Oid::from_str(sha).context("parsing HEAD sha")?;
+        let head = git2::Oid::from_str(sha).context("parsing HEAD sha")?;
         let mut out = Vec::new();
-        for name in names {
-            let Ok(reference) = self.repo.find_reference(&format!("refs/tags/{name}")) else {
-                continue;
-            };
-            let Some(direct) = reference.target() else {
-                continue;
-            };
-            let commit = if direct == target {
-                Some(direct)
-            } else if let Ok(tag) = self.repo.find_tag(direct) {
-                // Annotated: one object read. Tags of tags are peeled fully.
-                match tag.target_type() {
-                    Some(git2::ObjectType::Commit) => Some(tag.target_id()),
-                    _ => reference.peel_to_commit().ok().map(|c| c.id()),
-                }
-            } else {
+        for tag in tags {
+            let commit = if tag.target == head || tag.peeled == Some(head) {
+                Some(head)
+            } else if tag.peeled.is_some() {
+                // Packed and peeled to something else.
                 None
+            } else {
+                match self.repo.find_tag(tag.target) {
+                    // Loose annotated tag: one object read.
+                    Ok(t) if t.target_type() == Some(git2::ObjectType::Commit) => {
+                        Some(t.target_id())
+                    }
+                    Ok(t) => t
+                        .target()
+                        .ok()
+                        .and_then(|o| o.peel_to_commit().ok())
+                        .map(|c| c.id()),
+                    // A lightweight tag to another commit.
+                    Err(_) => None,
+                }
             };
-            if commit == Some(target) {
-                out.push(name.to_string());
+            if commit == Some(head) {
+                out.push(tag.name.clone());
             }
         }
         Ok(out)

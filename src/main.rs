@@ -2,6 +2,7 @@ use clap::Parser;
 use openim_release::{actions, cli::Cli, commands, config::ConfigError, exit, secret};
 
 fn main() {
+    openim_release::git::prefer_lazy_tls_roots();
     let cli = Cli::parse();
     let code = match commands::run(&cli) {
         Ok(code) => code,

@@ -16,6 +16,7 @@
 
 use semver::{BuildMetadata, Prerelease, Version};
 use std::cmp::Ordering;
+use std::collections::HashSet;
 
 /// What a git tag means for version math.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,15 +140,21 @@ pub fn bump(v: &Version, part: Bump) -> Version {
 #[derive(Debug, Default)]
 pub struct VersionTags {
     tags: Vec<(String, TagKind)>,
+    released: HashSet<Version>,
 }
 
 impl VersionTags {
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>, prefix: &str) -> Self {
-        let tags = names
+        let tags: Vec<(String, TagKind)> = names
             .into_iter()
             .filter_map(|name| classify(name, prefix).map(|k| (name.to_string(), k)))
             .collect();
-        VersionTags { tags }
+        let released = tags
+            .iter()
+            .filter(|(_, k)| k.is_released())
+            .map(|(_, k)| k.base().clone())
+            .collect();
+        VersionTags { tags, released }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &(String, TagKind)> {
@@ -166,7 +173,7 @@ impl VersionTags {
     }
 
     pub fn is_released(&self, v: &Version) -> bool {
-        self.highest_released(|x| x == v).is_some()
+        self.released.contains(v)
     }
 
     /// Highest rc number of `v`, if any rc of it exists.

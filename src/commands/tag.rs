@@ -285,7 +285,7 @@ impl Ctx<'_> {
         if stage == Stage::Dev {
             return Ok(facts);
         }
-        let local = self.repo.tag_names()?;
+        let local = self.repo.tags()?;
         let tags_cfg = &self.config.tags;
         let nightly = Template::parse(&tags_cfg.nightly.git_tag)
             .context("parsing tags.nightly.git_tag")?
@@ -295,11 +295,10 @@ impl Ctx<'_> {
             Stage::Nightly => name == tags_cfg.nightly.marker || nightly.is_match(name),
             Stage::Rc | Stage::Dev => false,
         };
-        let mut head_tags = self.repo.tags_pointing_at(
-            &self.head.sha,
-            local.iter().map(String::as_str).filter(|n| relevant(n)),
-        )?;
-        let mut names: BTreeSet<String> = local.into_iter().collect();
+        let mut head_tags = self
+            .repo
+            .tags_pointing_at(&self.head.sha, local.iter().filter(|t| relevant(&t.name)))?;
+        let mut names: BTreeSet<String> = local.into_iter().map(|t| t.name).collect();
 
         let shallow = self.repo.is_shallow();
         if shallow || self.args.git.push {

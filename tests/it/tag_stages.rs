@@ -393,3 +393,25 @@ fn templates_come_from_the_config() {
     ]));
     assert_eq!(lines(&out), ["x-main"]);
 }
+
+#[test]
+fn packed_tags_are_peeled_like_loose_ones() {
+    let repo = TestRepo::new();
+    repo.atag(&["v3.7.0"]);
+    repo.commit("release");
+    repo.atag(&["v3.8.0-rc.1", "v3.8.0"]);
+    repo.tag(&["nightly-20261124-aaaaaaa"]);
+    repo.commit("after");
+    repo.atag(&["nightly-20261125-bbbbbbb"]);
+    repo.git(&["pack-refs", "--all"]);
+    repo.git(&["checkout", "-q", "HEAD~1"]);
+    let json = json_ok(repo.bin().args(["tag", "--stage", "release", "--branch", "main"]));
+    assert_eq!(json["git_tag"], "v3.8.0");
+    assert_eq!(json["git_tag_state"], "at-head");
+    // The newest nightly is on the next commit: HEAD changed relative to it.
+    let nightly = json_ok(repo.bin().args(["tag", "--stage", "nightly", "--branch", "main"]));
+    assert_eq!(nightly["changed"], true);
+    repo.git(&["checkout", "-q", "main"]);
+    let nightly = json_ok(repo.bin().args(["tag", "--stage", "nightly"]));
+    assert_eq!(nightly["changed"], false);
+}
