@@ -103,12 +103,12 @@ pub struct TagArgs {
     #[arg(long)]
     pub no_aliases: bool,
 
-    #[command(flatten)]
-    pub git: TagGitArgs,
-
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub git: TagGitArgs,
 }
 
 #[derive(Debug, Args)]

@@ -405,11 +405,17 @@ fn packed_tags_are_peeled_like_loose_ones() {
     repo.atag(&["nightly-20261125-bbbbbbb"]);
     repo.git(&["pack-refs", "--all"]);
     repo.git(&["checkout", "-q", "HEAD~1"]);
-    let json = json_ok(repo.bin().args(["tag", "--stage", "release", "--branch", "main"]));
+    let json = json_ok(
+        repo.bin()
+            .args(["tag", "--stage", "release", "--branch", "main"]),
+    );
     assert_eq!(json["git_tag"], "v3.8.0");
     assert_eq!(json["git_tag_state"], "at-head");
     // The newest nightly is on the next commit: HEAD changed relative to it.
-    let nightly = json_ok(repo.bin().args(["tag", "--stage", "nightly", "--branch", "main"]));
+    let nightly = json_ok(
+        repo.bin()
+            .args(["tag", "--stage", "nightly", "--branch", "main"]),
+    );
     assert_eq!(nightly["changed"], true);
     repo.git(&["checkout", "-q", "main"]);
     let nightly = json_ok(repo.bin().args(["tag", "--stage", "nightly"]));
