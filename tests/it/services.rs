@@ -1,0 +1,232 @@
+//! The real servers started by `scripts/services` (dockerd, registries, git
+//! server), found through the env file it writes. Tests that need them skip
+//! when they are absent, unless OPENIM_RELEASE_REQUIRE_SERVICES is set (as
+//! scripts/test does), where a missing service is a failure.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // the git server fields serve the gitops tests
+pub struct Services {
+    pub docker_host: String,
+    pub registry: String,
+    pub auth_registry: String,
+    pub auth_user: String,
+    pub auth_password: String,
+    pub git_url: String,
+    pub git_root: PathBuf,
+    pub git_token: String,
+}
+
+fn from_env_file() -> Option<HashMap<String, String>> {
+    let dir = std::env::var("OPENIM_RELEASE_SERVICES_DIR")
+        .unwrap_or_else(|_| "/tmp/openim-release-services".into());
+    let text = std::fs::read_to_string(Path::new(&dir).join("env")).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .collect(),
+    )
+}
+
+fn load() -> Option<Services> {
+    let file = from_env_file().unwrap_or_default();
+    let get = |k: &str| std::env::var(k).ok().or_else(|| file.get(k).cloned());
+    let s = Services {
+        docker_host: get("DOCKER_HOST")?,
+        registry: get("OPENIM_RELEASE_TEST_REGISTRY")?,
+        auth_registry: get("OPENIM_RELEASE_TEST_AUTH_REGISTRY")?,
+        auth_user: get("OPENIM_RELEASE_TEST_AUTH_USER")?,
+        auth_password: get("OPENIM_RELEASE_TEST_AUTH_PASSWORD")?,
+        git_url: get("OPENIM_RELEASE_TEST_GIT_URL")?,
+        git_root: PathBuf::from(get("OPENIM_RELEASE_TEST_GIT_ROOT")?),
+        git_token: get("OPENIM_RELEASE_TEST_GIT_TOKEN")?,
+    };
+    // Only count them when the engine really answers.
+    let ok = docker(&s, &["version", "--format", "{{.Server.Version}}"]).is_ok();
+    ok.then_some(s)
+}
+
+/// The services, or `None` (after saying so) when they are not running.
+pub fn services() -> Option<&'static Services> {
+    static S: OnceLock<Option<Services>> = OnceLock::new();
+    let s = S.get_or_init(load).as_ref();
+    if s.is_none() {
+        assert!(
+            std::env::var_os("OPENIM_RELEASE_REQUIRE_SERVICES").is_none(),
+            "services required but not running: start them with `scripts/services start`"
+        );
+        eprintln!("skipped: services not running (scripts/services start)");
+    }
+    s
+}
+
+/// Bind `$name` to the services or return from the test.
+#[macro_export]
+macro_rules! need_services {
+    () => {
+        match $crate::services::services() {
+            Some(s) => s,
+            None => return,
+        }
+    };
+}
+
+fn docker_bin() -> &'static str {
+    if Path::new("/usr/bin/docker").exists() {
+        "/usr/bin/docker"
+    } else {
+        "docker"
+    }
+}
+
+/// Run the docker CLI against the test engine.
+pub fn docker(s: &Services, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(docker_bin())
+        .env("DOCKER_HOST", &s.docker_host)
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// `skopeo inspect` of a reference; `raw` gives the manifest or index itself.
+pub fn skopeo(args: &[&str]) -> Result<serde_json::Value, String> {
+    let out = Command::new("skopeo")
+        .args(["--insecure-policy"])
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("skopeo output is not JSON: {e}"))
+}
+
+pub fn inspect_raw(
+    reference: &str,
+    creds: Option<(&str, &str)>,
+) -> Result<serde_json::Value, String> {
+    let c;
+    let mut args = vec!["inspect", "--tls-verify=false", "--raw"];
+    if let Some((u, p)) = creds {
+        c = format!("{u}:{p}");
+        args.extend(["--creds", c.as_str()]);
+    }
+    let r = format!("docker://{reference}");
+    args.push(&r);
+    skopeo(&args)
+}
+
+/// The config of one platform's image (labels etc.).
+pub fn inspect_config(reference: &str, platform_arch: &str) -> Result<serde_json::Value, String> {
+    let r = format!("docker://{reference}");
+    skopeo(&[
+        "--override-arch",
+        platform_arch,
+        "--override-os",
+        "linux",
+        "inspect",
+        "--tls-verify=false",
+        "--config",
+        &r,
+    ])
+}
+
+/// The digest of a reference as the registry reports it.
+pub fn digest_of(reference: &str, creds: Option<(&str, &str)>) -> Result<String, String> {
+    let c;
+    let mut args = vec!["inspect", "--tls-verify=false", "--format", "{{.Digest}}"];
+    if let Some((u, p)) = creds {
+        c = format!("{u}:{p}");
+        args.extend(["--creds", c.as_str()]);
+    }
+    let r = format!("docker://{reference}");
+    args.push(&r);
+    // --format output is not JSON; run directly.
+    let out = Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "--override-os",
+            "linux",
+            "--override-arch",
+            "amd64",
+        ])
+        .args(&args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// Make the local base images (one per architecture) once per engine:
+/// a tiny rootfs imported with `docker import`, never pulled.
+pub fn ensure_base_images(s: &Services) {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        for arch in ["amd64", "arm64"] {
+            let name = format!("openim-test-base-{arch}:latest");
+            if docker(s, &["image", "inspect", &name]).is_ok() {
+                continue;
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("root");
+            std::fs::create_dir_all(root.join("etc")).unwrap();
+            std::fs::write(
+                root.join("etc/os-release"),
+                format!("NAME=openim-test-base\nARCH={arch}\n"),
+            )
+            .unwrap();
+            let tar = dir.path().join("rootfs.tar");
+            let status = Command::new("tar")
+                .args([
+                    "-C",
+                    root.to_str().unwrap(),
+                    "-cf",
+                    tar.to_str().unwrap(),
+                    ".",
+                ])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            docker(
+                s,
+                &[
+                    "import",
+                    "--platform",
+                    &format!("linux/{arch}"),
+                    tar.to_str().unwrap(),
+                    &name,
+                ],
+            )
+            .unwrap_or_else(|e| panic!("docker import {name}: {e}"));
+        }
+    });
+}
+
+/// A registry namespace no other test uses.
+pub fn unique_namespace(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{}",
+        nanos % 1_000_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
