@@ -1,0 +1,453 @@
+//! What `build` will do, computed before anything runs: the services (from
+//! the config or a compose build file), the platforms, and every image
+//! reference. Pure logic over plain data; the dry run prints this plan.
+
+use crate::config::ImagesConfig;
+use crate::imageref::{is_valid_component, ImageRef, RegistryPrefix};
+use crate::oci::Platform;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One service image to build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceSpec {
+    pub name: String,
+    /// Relative to the repository root.
+    pub dockerfile: PathBuf,
+    /// Relative to the repository root.
+    pub context: PathBuf,
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    #[serde(serialize_with = "platform_strings")]
+    pub platforms: Vec<Platform>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImagePlan {
+    pub service: ServiceSpec,
+    pub references: Vec<ImageRef>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildPlan {
+    pub tags: Vec<String>,
+    pub registries: Vec<RegistryPrefix>,
+    pub images: Vec<ImagePlan>,
+}
+
+impl Serialize for ImageRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl Serialize for RegistryPrefix {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+fn platform_strings<S: serde::Serializer>(list: &[Platform], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(list.iter().map(ToString::to_string))
+}
+
+/// The default platform when none is configured.
+pub fn default_platform() -> Platform {
+    Platform {
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        variant: None,
+    }
+}
+
+fn parse_platforms(list: &[String]) -> Result<Vec<Platform>, String> {
+    let mut out: Vec<Platform> = Vec::new();
+    for p in list {
+        let p = Platform::parse(p)?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// The services of the config, plus those of a compose build file whose
+/// parsed text is given (`compose_dir` is the compose file's directory,
+/// relative to the repository root).
+pub fn services(
+    images: &ImagesConfig,
+    compose: Option<(&Path, &str)>,
+) -> Result<Vec<ServiceSpec>, String> {
+    let default_platforms = if images.platforms.is_empty() {
+        vec![default_platform()]
+    } else {
+        parse_platforms(&images.platforms)?
+    };
+    let mut out: Vec<ServiceSpec> = Vec::new();
+    for s in &images.services {
+        let context = s.context.clone().unwrap_or_else(|| PathBuf::from("."));
+        let dockerfile = s
+            .dockerfile
+            .clone()
+            .unwrap_or_else(|| context.join("Dockerfile"));
+        let platforms = match &s.platforms {
+            Some(p) => parse_platforms(p)?,
+            None => default_platforms.clone(),
+        };
+        out.push(ServiceSpec {
+            name: s.name.clone(),
+            dockerfile: normalize(&dockerfile),
+            context: normalize(&context),
+            args: s.args.clone(),
+            target: s.target.clone(),
+            platforms,
+        });
+    }
+    if let Some((dir, text)) = compose {
+        for s in compose_services(dir, text, &default_platforms)? {
+            if !out.iter().any(|o| o.name == s.name) {
+                out.push(s);
+            }
+        }
+    }
+    for s in &out {
+        if !is_valid_component(&s.name) {
+            return Err(format!(
+                "service name `{}` is not a valid image name (lowercase letters, digits, . _ -)",
+                s.name
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `a/./b/../c` → `a/c`, without touching the file system.
+pub fn normalize(p: &Path) -> PathBuf {
+    let mut out: Vec<String> = Vec::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if out.last().is_some_and(|l| l != "..") {
+                    out.pop();
+                } else {
+                    out.push("..".into());
+                }
+            }
+            other => out.push(other.as_os_str().to_string_lossy().into_owned()),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
+}
+
+fn compose_services(
+    dir: &Path,
+    text: &str,
+    platforms: &[Platform],
+) -> Result<Vec<ServiceSpec>, String> {
+    use serde_yaml_ng::Value;
+    let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| format!("compose file: {e}"))?;
+    let Some(services) = doc.get("services").and_then(Value::as_mapping) else {
+        return Err("compose file has no `services:` mapping".into());
+    };
+    let mut out = Vec::new();
+    for (name, svc) in services {
+        let Some(name) = name.as_str() else { continue };
+        let build = match svc.get("build") {
+            Some(b) => b,
+            None => continue, // services without a build (databases…) are not ours
+        };
+        let (context, dockerfile, args, target) = match build {
+            Value::String(ctx) => (PathBuf::from(ctx), None, BTreeMap::new(), None),
+            Value::Mapping(_) => {
+                let context = build
+                    .get("context")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| PathBuf::from("."), PathBuf::from);
+                let dockerfile = build
+                    .get("dockerfile")
+                    .and_then(Value::as_str)
+                    .map(PathBuf::from);
+                let args = compose_args(build.get("args"))
+                    .map_err(|e| format!("compose service {name}: {e}"))?;
+                let target = build
+                    .get("target")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                (context, dockerfile, args, target)
+            }
+            _ => {
+                return Err(format!(
+                    "compose service {name}: `build` must be a path or a mapping"
+                ))
+            }
+        };
+        let context = normalize(&dir.join(context));
+        let dockerfile =
+            normalize(&context.join(dockerfile.unwrap_or_else(|| PathBuf::from("Dockerfile"))));
+        out.push(ServiceSpec {
+            name: name.to_string(),
+            dockerfile,
+            context,
+            args,
+            target,
+            platforms: platforms.to_vec(),
+        });
+    }
+    Ok(out)
+}
+
+fn compose_args(v: Option<&serde_yaml_ng::Value>) -> Result<BTreeMap<String, String>, String> {
+    use serde_yaml_ng::Value;
+    let mut out = BTreeMap::new();
+    match v {
+        None | Some(Value::Null) => {}
+        Some(Value::Mapping(m)) => {
+            for (k, v) in m {
+                let k = k.as_str().ok_or("build args keys must be strings")?;
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Null => String::new(),
+                    _ => return Err(format!("build arg {k} must be a scalar")),
+                };
+                out.insert(k.to_string(), v);
+            }
+        }
+        Some(Value::Sequence(items)) => {
+            for item in items {
+                let s = item
+                    .as_str()
+                    .ok_or("build args list items must be KEY=VALUE strings")?;
+                let (k, v) = s.split_once('=').unwrap_or((s, ""));
+                out.insert(k.to_string(), v.to_string());
+            }
+        }
+        _ => return Err("build args must be a mapping or a list".into()),
+    }
+    Ok(out)
+}
+
+/// Problems with what the user asked `build` for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildPlanError {
+    #[error("unknown service `{0}`; known services: {1}")]
+    UnknownService(String, String),
+    #[error(
+        "no services to build: add `images.services` (or `images.compose`) to openim-release.yaml"
+    )]
+    NoServices,
+    #[error("no image tags: pass --stage STAGE or --tag TAG")]
+    NoTags,
+    #[error("`{0}` is not a valid image tag ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}})")]
+    InvalidTag(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Select services, apply overrides, and list every reference.
+pub fn plan(
+    all: &[ServiceSpec],
+    selected: &[String],
+    platform_override: &[String],
+    registries: &[String],
+    tags: &[String],
+) -> Result<BuildPlan, BuildPlanError> {
+    if all.is_empty() {
+        return Err(BuildPlanError::NoServices);
+    }
+    if tags.is_empty() {
+        return Err(BuildPlanError::NoTags);
+    }
+    if let Some(bad) = tags.iter().find(|t| !crate::imagetag::is_valid_tag(t)) {
+        return Err(BuildPlanError::InvalidTag(bad.clone()));
+    }
+    let known = || {
+        all.iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut chosen: Vec<ServiceSpec> = Vec::new();
+    if selected.is_empty() {
+        chosen = all.to_vec();
+    } else {
+        for name in selected {
+            let s = all
+                .iter()
+                .find(|s| &s.name == name)
+                .ok_or_else(|| BuildPlanError::UnknownService(name.clone(), known()))?;
+            if !chosen.contains(s) {
+                chosen.push(s.clone());
+            }
+        }
+    }
+    if !platform_override.is_empty() {
+        let platforms = parse_platforms(platform_override).map_err(BuildPlanError::Invalid)?;
+        for s in &mut chosen {
+            s.platforms = platforms.clone();
+        }
+    }
+    let registries: Vec<RegistryPrefix> = registries
+        .iter()
+        .map(|r| RegistryPrefix::parse(r))
+        .collect::<Result<_, _>>()
+        .map_err(BuildPlanError::Invalid)?;
+    let images = chosen
+        .into_iter()
+        .map(|service| ImagePlan {
+            references: registries
+                .iter()
+                .flat_map(|r| {
+                    tags.iter().map(|t| ImageRef {
+                        registry: r.clone(),
+                        service: service.name.clone(),
+                        tag: t.clone(),
+                    })
+                })
+                .collect(),
+            service,
+        })
+        .collect();
+    Ok(BuildPlan {
+        tags: tags.to_vec(),
+        registries,
+        images,
+    })
+}
+
+/// The GitHub Actions matrix fanning the plan out per service and platform:
+/// `{"include":[{"service":…,"platform":…,"slug":…}]}`.
+pub fn matrix(plan: &BuildPlan) -> serde_json::Value {
+    let include: Vec<serde_json::Value> = plan
+        .images
+        .iter()
+        .flat_map(|i| {
+            i.service.platforms.iter().map(move |p| {
+                serde_json::json!({
+                    "service": i.service.name,
+                    "platform": p.to_string(),
+                    "slug": format!("{}-{}", i.service.name, p.slug()),
+                })
+            })
+        })
+        .collect();
+    serde_json::json!({ "include": include })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServiceConfig;
+
+    fn images() -> ImagesConfig {
+        ImagesConfig {
+            registries: vec!["ghcr.io/openimsdk".into(), "docker.io/openim".into()],
+            platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+            services: vec![ServiceConfig {
+                name: "openim-api".into(),
+                dockerfile: Some("build/images/openim-server/Dockerfile".into()),
+                context: Some(".".into()),
+                args: [("BINARY_NAME".to_string(), "openim-api".to_string())].into(),
+                target: None,
+                platforms: None,
+            }],
+            ..ImagesConfig::default()
+        }
+    }
+
+    #[test]
+    fn references_are_registry_times_tag() {
+        let cfg = images();
+        let all = services(&cfg, None).unwrap();
+        let p = plan(
+            &all,
+            &[],
+            &[],
+            &cfg.registries,
+            &["v1.0.0".into(), "rc0".into()],
+        )
+        .unwrap();
+        let refs: Vec<String> = p.images[0]
+            .references
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                "ghcr.io/openimsdk/openim-api:v1.0.0",
+                "ghcr.io/openimsdk/openim-api:rc0",
+                "docker.io/openim/openim-api:v1.0.0",
+                "docker.io/openim/openim-api:rc0"
+            ]
+        );
+        assert_eq!(p.images[0].service.platforms.len(), 2);
+        let m = matrix(&p);
+        assert_eq!(m["include"][1]["slug"], "openim-api-linux-arm64");
+    }
+
+    #[test]
+    fn selection_errors() {
+        let cfg = images();
+        let all = services(&cfg, None).unwrap();
+        let err = plan(
+            &all,
+            &["openim-push".into()],
+            &[],
+            &cfg.registries,
+            &["x".into()],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown service `openim-push`; known services: openim-api"
+        );
+        assert_eq!(
+            plan(&all, &[], &[], &cfg.registries, &[]).unwrap_err(),
+            BuildPlanError::NoTags
+        );
+        assert!(matches!(
+            plan(&all, &[], &[], &cfg.registries, &["bad/tag".into()]),
+            Err(BuildPlanError::InvalidTag(_))
+        ));
+        assert!(plan(&all, &[], &["linux".into()], &cfg.registries, &["x".into()]).is_err());
+    }
+
+    #[test]
+    fn compose_build_files() {
+        let text = r#"
+services:
+  openim-api:
+    build:
+      context: ../../..
+      dockerfile: build/images/openim-server/Dockerfile
+      args:
+        BINARY_NAME: openim-api
+        CMD_PATH: cmd/openim-api
+  openim-push:
+    build:
+      context: ../../..
+      dockerfile: build/images/openim-server/Dockerfile
+      args: ["BINARY_NAME=openim-push"]
+  mongo:
+    image: mongo:7
+"#;
+        let cfg = ImagesConfig::default();
+        let s = services(&cfg, Some((Path::new("build/images/openim-server"), text))).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].context, PathBuf::from("."));
+        assert_eq!(
+            s[0].dockerfile,
+            PathBuf::from("build/images/openim-server/Dockerfile")
+        );
+        assert_eq!(s[1].args["BINARY_NAME"], "openim-push");
+        assert_eq!(s[0].platforms, vec![default_platform()]);
+    }
+}
