@@ -67,6 +67,131 @@ pub enum Command {
             $GITHUB_OUTPUT and a summary to $GITHUB_STEP_SUMMARY."
     )]
     Tag(TagArgs),
+
+    /// Build and push every service image (BuildKit through the Docker Engine API).
+    #[command(
+        long_about = "Build and push every service image through the Docker Engine API.\n\n\
+            Services come from `images.services` (or `images.compose`) in openim-release.yaml. \
+            Each is built with BuildKit for every platform, pushed by digest to every registry \
+            and tagged only once everything it points to is present. Services build \
+            concurrently; unchanged services (same inputs as an image already pushed) are \
+            not rebuilt, only tagged.",
+        after_help = "Examples:\n  \
+            openim-release build --stage rc --dry-run\n  \
+            openim-release build --stage rc\n  \
+            openim-release build --tag v3.8.1 --service openim-api --platform linux/amd64\n  \
+            openim-release build matrix --output json\n  \
+            openim-release build --service openim-api --platform linux/arm64 --push-by-digest --output json > leg.json\n  \
+            openim-release build merge --stage rc leg-*.json\n\n\
+            Credentials: ~/.docker/config.json (auths, credHelpers, credsStore) or \
+            OPENIM_RELEASE_REGISTRY_<HOST>_USERNAME/_PASSWORD (host uppercased, other \
+            characters as _). The engine: DOCKER_HOST or the default socket."
+    )]
+    Build(BuildCmd),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct BuildCmd {
+    #[command(subcommand)]
+    pub action: Option<BuildAction>,
+    #[command(flatten)]
+    pub run: BuildArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuildAction {
+    /// Print the GitHub Actions matrix (one entry per service and platform).
+    Matrix(MatrixArgs),
+    /// Assemble multi-platform indexes from per-platform digests and tag them.
+    Merge(MergeArgs),
+}
+
+/// Which tags the images get.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Tags")]
+pub struct TagSource {
+    /// Use the tags that `tag --stage STAGE` computes.
+    #[arg(long, value_enum, env = "OPENIM_RELEASE_STAGE", conflicts_with = "tag")]
+    pub stage: Option<Stage>,
+    /// Tag by hand (repeatable) instead of --stage.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// With --stage: the version (X.Y.Z) for rc and release.
+    #[arg(long = "version", value_name = "X.Y.Z", requires = "stage")]
+    pub version: Option<String>,
+    /// With --stage: compute as if on branch NAME.
+    #[arg(long, value_name = "NAME", requires = "stage")]
+    pub branch: Option<String>,
+}
+
+/// Which images.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Selection")]
+pub struct ImageSelect {
+    /// Only these services (repeatable) [default: all].
+    #[arg(long = "service", value_name = "NAME")]
+    pub service: Vec<String>,
+    /// Only these platforms (repeatable), e.g. linux/arm64 [default: images.platforms].
+    #[arg(long = "platform", value_name = "OS/ARCH")]
+    pub platform: Vec<String>,
+    /// Push to these registries (repeatable) instead of images.registries.
+    #[arg(long = "registry", value_name = "REGISTRY")]
+    pub registry: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub tags: TagSource,
+    #[command(flatten)]
+    pub select: ImageSelect,
+    /// Services built at the same time [default: number of cores].
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Print every image reference that would be built and pushed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Build only; push nothing.
+    #[arg(long, conflicts_with = "push_by_digest")]
+    pub no_push: bool,
+    /// Rebuild even when an image with the same inputs was pushed before.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Build without the engine's layer cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Push the platform manifests by digest only, no tags (one leg of a
+    /// matrix; `build merge` tags them). No --stage or --tag needed.
+    #[arg(long)]
+    pub push_by_digest: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    #[command(flatten)]
+    pub select: ImageSelect,
+    /// Output format (the matrix is JSON either way; text adds nothing else).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Leg outputs of `build --push-by-digest --output json`.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub tags: TagSource,
+    /// Print what would be tagged; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

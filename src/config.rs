@@ -126,6 +126,15 @@ pub struct ImagesConfig {
     pub services: Vec<ServiceConfig>,
     /// A compose build file to take the services from.
     pub compose: Option<PathBuf>,
+    /// Extra labels on every image.
+    pub labels: BTreeMap<String, String>,
+    /// `org.opencontainers.image.source` [default: the origin remote as https].
+    pub source: Option<String>,
+    /// Skip services whose inputs are unchanged since an image was pushed
+    /// (recorded by an `inputs-<digest>` tag per service) [default: true].
+    pub skip_unchanged: Option<bool>,
+    /// Registries reached over plain HTTP besides loopback ones.
+    pub insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +146,12 @@ pub struct ServiceConfig {
     pub context: Option<PathBuf>,
     #[serde(default)]
     pub args: BTreeMap<String, String>,
+    /// Build stage (`--target`).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Platforms of this service instead of `images.platforms`.
+    #[serde(default)]
+    pub platforms: Option<Vec<String>>,
 }
 
 /// `deploy:` — the deploy repository that `chart`/`gitops` edit.
@@ -333,6 +348,9 @@ fn validate(config: &Config) -> Result<(), Invalid> {
                 })?;
         }
     }
+    if let Some(images) = &config.images {
+        validate_images(images)?;
+    }
     let git_tag = Template::parse(&t.nightly.git_tag).map_err(|e| {
         (
             "tags.nightly.git_tag".to_string(),
@@ -346,6 +364,45 @@ fn validate(config: &Config) -> Result<(), Invalid> {
             t.nightly.git_tag.clone(),
             "must use {date} so nightlies can be ordered".into(),
         ));
+    }
+    Ok(())
+}
+
+fn validate_images(images: &ImagesConfig) -> Result<(), Invalid> {
+    for (i, r) in images.registries.iter().enumerate() {
+        crate::imageref::RegistryPrefix::parse(r)
+            .map_err(|e| (format!("images.registries[{i}]"), r.clone(), e))?;
+    }
+    let platform_lists = std::iter::once(("images.platforms".to_string(), &images.platforms))
+        .chain(images.services.iter().enumerate().filter_map(|(i, s)| {
+            s.platforms
+                .as_ref()
+                .map(|p| (format!("images.services[{i}].platforms"), p))
+        }));
+    for (key, list) in platform_lists {
+        for p in list {
+            crate::oci::Platform::parse(p).map_err(|e| (key.clone(), p.clone(), e))?;
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, s) in images.services.iter().enumerate() {
+        if !crate::imageref::is_valid_component(&s.name) {
+            return Err((
+                format!("images.services[{i}].name"),
+                s.name.clone(),
+                format!(
+                    "`{}` is not a valid image name (lowercase letters, digits, . _ - separators)",
+                    s.name
+                ),
+            ));
+        }
+        if !seen.insert(&s.name) {
+            return Err((
+                format!("images.services[{i}].name"),
+                s.name.clone(),
+                format!("service `{}` is listed twice", s.name),
+            ));
+        }
     }
     Ok(())
 }

@@ -147,6 +147,26 @@ impl Repo {
         })
     }
 
+    /// The committer time of a commit.
+    pub fn commit_time(&self, sha: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+        let oid = git2::Oid::from_str(sha).context("parsing commit sha")?;
+        let commit = self
+            .repo
+            .find_commit(oid)
+            .with_context(|| format!("reading commit {sha}"))?;
+        chrono::DateTime::from_timestamp(commit.time().seconds(), 0)
+            .with_context(|| format!("commit {sha} has an impossible time"))
+    }
+
+    /// The URL of a remote as configured (may carry credentials: scrub
+    /// before printing).
+    pub fn remote_url(&self, remote: &str) -> Option<String> {
+        self.repo
+            .find_remote(remote)
+            .ok()
+            .and_then(|r| r.url().ok().map(str::to_string))
+    }
+
     pub fn is_shallow(&self) -> bool {
         self.repo.is_shallow()
     }

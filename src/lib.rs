@@ -4,12 +4,25 @@
 //! apart from I/O (`git`, `actions`); `commands` wires them together.
 
 pub mod actions;
+pub mod builder;
+pub mod buildplan;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod context;
+pub mod credentials;
+pub mod docker;
+pub mod dockerfile;
+pub mod dockerignore;
 pub mod exit;
+pub mod export;
 pub mod git;
+pub mod imageref;
 pub mod imagetag;
+pub mod labels;
+pub mod oci;
+pub mod progress;
+pub mod registry;
 pub mod secret;
 pub mod stage;
 pub mod template;

@@ -1,6 +1,7 @@
 //! One module per subcommand: each loads what it needs, runs the pure rules
 //! and applies the result.
 
+pub mod build;
 pub mod tag;
 
 use crate::cli::{Cli, Command};
@@ -9,5 +10,6 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Tag(args) => tag::run(&cli.global, args),
+        Command::Build(cmd) => build::run(&cli.global, cmd),
     }
 }

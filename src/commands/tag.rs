@@ -77,7 +77,11 @@ pub fn run(global: &GlobalArgs, args: &TagArgs) -> Result<i32> {
         config: &loaded.config,
         head: &head,
         branch,
-        args,
+        git: GitAction {
+            create: args.git.create,
+            push: args.git.push,
+            remote: args.git.remote.clone(),
+        },
         quiet: global.quiet,
     };
 
@@ -111,6 +115,43 @@ pub fn run(global: &GlobalArgs, args: &TagArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
+/// The tags of a stage as `tag --stage` computes them, creating nothing:
+/// for commands that build or deploy with those tags.
+pub fn plan_stage(
+    repo: &Repo,
+    config: &Config,
+    stage: Stage,
+    version: Option<&str>,
+    branch: Option<&str>,
+    quiet: bool,
+) -> Result<TagPlan> {
+    let request = Request {
+        stage,
+        version: version
+            .map(parse_user_version)
+            .transpose()
+            .map_err(|e| BadInput(format!("--version: {e}")))?,
+        bump: version::Bump::Patch,
+        date: parse_date(None)?,
+        aliases: true,
+    };
+    let head = repo.head()?;
+    let ctx = Ctx {
+        repo,
+        config,
+        head: &head,
+        branch: resolve_branch(branch, &head),
+        git: GitAction {
+            remote: "origin".into(),
+            ..GitAction::default()
+        },
+        quiet,
+    };
+    let (plan, _) = ctx.plan_and_apply(&request)?;
+    ctx.note_all(&plan.notes);
+    Ok(plan)
+}
+
 fn parse_date(text: Option<&str>) -> Result<NaiveDate> {
     match text {
         None => Ok(chrono::Utc::now().date_naive()),
@@ -142,8 +183,16 @@ struct Ctx<'a> {
     config: &'a Config,
     head: &'a Head,
     branch: Option<String>,
-    args: &'a TagArgs,
+    git: GitAction,
     quiet: bool,
+}
+
+/// What to do with the stage's git tag.
+#[derive(Debug, Clone, Default)]
+struct GitAction {
+    create: bool,
+    push: bool,
+    remote: String,
 }
 
 impl Ctx<'_> {
@@ -162,7 +211,7 @@ impl Ctx<'_> {
     /// Compute the plan; with --create/--push, apply it. A push of an rc tag
     /// that a concurrent run took first is recomputed and retried.
     fn plan_and_apply(&self, request: &Request) -> Result<(TagPlan, Applied)> {
-        let create = self.args.git.create || self.args.git.push;
+        let create = self.git.create || self.git.push;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -176,7 +225,7 @@ impl Ctx<'_> {
                 .clone()
                 .ok_or_else(|| BadInput(format!("the {} stage creates no git tag", plan.stage)))?;
             let created = self.create_local(&plan, &git_tag)?;
-            if !self.args.git.push {
+            if !self.git.push {
                 return Ok((
                     plan,
                     Applied {
@@ -185,7 +234,7 @@ impl Ctx<'_> {
                     },
                 ));
             }
-            let remote = &self.args.git.remote;
+            let remote = &self.git.remote;
             match self.repo.push_tag(remote, &git_tag) {
                 Ok(()) => {
                     self.note(&format!(
@@ -247,7 +296,7 @@ impl Ctx<'_> {
             None if plan.git_tag_state == Some(GitTagState::Elsewhere) => Err(BadInput(format!(
                 "git tag {git_tag} already exists on remote `{}` at another commit than \
                  HEAD; pick another --version",
-                self.args.git.remote
+                self.git.remote
             ))
             .into()),
             None if plan.git_tag_state == Some(GitTagState::AtHead) => {
@@ -301,8 +350,8 @@ impl Ctx<'_> {
         let mut names: BTreeSet<String> = local.into_iter().map(|t| t.name).collect();
 
         let shallow = self.repo.is_shallow();
-        if shallow || self.args.git.push {
-            let remote = &self.args.git.remote;
+        if shallow || self.git.push {
+            let remote = &self.git.remote;
             let listed = self.repo.remote_tags(remote).map_err(|e| {
                 if shallow {
                     GitError::ShallowWithoutTags {

@@ -1,7 +1,10 @@
 //! Integration tests: one binary, modules mirroring the commands.
 //! Each test builds real git repositories in temp dirs and drives the binary.
 
+mod build;
 mod common;
+mod proxy;
+mod services;
 mod tag_actions;
 mod tag_errors;
 mod tag_push;

@@ -1,0 +1,559 @@
+//! Applying a build plan: build each service for each platform, push blobs
+//! and manifests by digest to every registry, then write the tags. Talks to
+//! the engine (`docker`) and registries (`registry`); the plan is pure
+//! (`buildplan`).
+
+use crate::buildplan::{BuildPlan, ImagePlan};
+use crate::context::{self, BuildContext};
+use crate::docker::{uniq, BuildSpec, Engine};
+use crate::export::{self, ExportedImage};
+use crate::labels::{self, BuildInfo};
+use crate::oci::{self, Descriptor, Encoded, Index, Platform};
+use crate::progress::Progress;
+use crate::registry::Registry;
+use anyhow::{anyhow, Context, Result};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What happens to built images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushMode {
+    /// Push by digest, then tag: the normal run.
+    Tags,
+    /// Push platform manifests by digest only (a matrix leg).
+    DigestOnly,
+    /// Keep the images in the local engine.
+    None,
+}
+
+/// Everything the per-image work shares.
+pub struct Shared {
+    pub engine: Option<Engine>,
+    pub registries: Vec<Arc<Registry>>,
+    pub workdir: PathBuf,
+    pub root: PathBuf,
+    pub info: BuildInfo,
+    pub extra_labels: BTreeMap<String, String>,
+    pub skip_unchanged: bool,
+    pub no_cache: bool,
+    pub mode: PushMode,
+    pub progress: Progress,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Only planned (dry run).
+    Planned,
+    Built,
+    /// Inputs unchanged since a pushed image: tagged, not rebuilt.
+    Unchanged,
+    Failed,
+}
+
+/// One platform image pushed by digest: what `build merge` needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Leg {
+    pub service: String,
+    pub platform: String,
+    pub manifest: Descriptor,
+    pub registries: Vec<String>,
+    pub inputs: String,
+}
+
+/// The result for one service.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub service: String,
+    pub references: Vec<String>,
+    pub digest: Option<String>,
+    pub platforms: Vec<String>,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub log_tail: Vec<String>,
+    #[serde(skip)]
+    pub legs: Vec<Leg>,
+}
+
+impl Outcome {
+    pub fn planned(image: &ImagePlan) -> Outcome {
+        Outcome {
+            service: image.service.name.clone(),
+            references: image.references.iter().map(ToString::to_string).collect(),
+            digest: None,
+            platforms: image
+                .service
+                .platforms
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            status: Status::Planned,
+            error: None,
+            log_tail: Vec::new(),
+            legs: Vec::new(),
+        }
+    }
+}
+
+/// The tag that records which inputs an image was built from.
+pub fn inputs_tag(inputs: &str) -> String {
+    let hex = inputs.strip_prefix("sha256:").unwrap_or(inputs);
+    format!("inputs-{}", &hex[..hex.len().min(20)])
+}
+
+/// Build (or reuse) every image of the plan, `jobs` at a time.
+pub async fn run(shared: &Shared, plan: &BuildPlan, jobs: usize) -> Vec<Outcome> {
+    let mut outcomes: Vec<Outcome> = futures_util::stream::iter(plan.images.iter())
+        .map(|image| async move {
+            let mut outcome = Outcome::planned(image);
+            match build_image(shared, image, &plan.tags, &mut outcome).await {
+                Ok(status) => {
+                    outcome.status = status;
+                    shared
+                        .progress
+                        .done(&image.service.name, &summary_line(&outcome));
+                }
+                Err(e) => {
+                    outcome.status = Status::Failed;
+                    outcome.error = Some(format!("{e:#}"));
+                    if let Some(f) = e.downcast_ref::<crate::docker::BuildFailed>() {
+                        outcome.log_tail = f.log_tail.clone();
+                    }
+                    shared
+                        .progress
+                        .failed(&image.service.name, &format!("{e:#}"));
+                }
+            }
+            outcome
+        })
+        .buffer_unordered(jobs.max(1))
+        .collect()
+        .await;
+    let order: Vec<&str> = plan
+        .images
+        .iter()
+        .map(|i| i.service.name.as_str())
+        .collect();
+    outcomes.sort_by_key(|o| order.iter().position(|n| *n == o.service));
+    outcomes
+}
+
+fn summary_line(o: &Outcome) -> String {
+    let digest = o.digest.as_deref().unwrap_or("-");
+    match o.status {
+        Status::Unchanged => format!("unchanged, tagged {digest}"),
+        Status::Built => format!("pushed {digest}"),
+        _ => String::new(),
+    }
+}
+
+async fn build_image(
+    shared: &Shared,
+    image: &ImagePlan,
+    tags: &[String],
+    outcome: &mut Outcome,
+) -> Result<Status> {
+    let s = &image.service;
+    let name = s.name.as_str();
+    let context_dir = shared.root.join(&s.context);
+    let dockerfile = shared.root.join(&s.dockerfile);
+    let ctx = {
+        let (c, d) = (context_dir.clone(), dockerfile.clone());
+        tokio::task::spawn_blocking(move || context::scan(&c, &d))
+            .await?
+            .with_context(|| format!("reading the build context of {name}"))?
+    };
+    let mut extra: Vec<(String, String)> = vec![
+        ("service".into(), name.to_string()),
+        ("dockerfile".into(), ctx.dockerfile_in_tar.clone()),
+        ("target".into(), s.target.clone().unwrap_or_default()),
+        (
+            "platforms".into(),
+            s.platforms
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    ];
+    extra.extend(s.args.iter().map(|(k, v)| (format!("arg:{k}"), v.clone())));
+    extra.extend(
+        shared
+            .extra_labels
+            .iter()
+            .map(|(k, v)| (format!("label:{k}"), v.clone())),
+    );
+    let dockerfile_text = tokio::fs::read_to_string(&dockerfile)
+        .await
+        .with_context(|| format!("reading {}", dockerfile.display()))?;
+    let sources = crate::dockerfile::context_sources(&dockerfile_text, &s.args);
+    let inputs = {
+        let c = ctx.clone();
+        tokio::task::spawn_blocking(move || c.inputs_digest(&extra, sources.as_deref()))
+            .await?
+            .with_context(|| format!("hashing the inputs of {name}"))?
+    };
+    let cache_tag = inputs_tag(&inputs);
+
+    if shared.mode == PushMode::Tags && shared.skip_unchanged {
+        if let Some(existing) = find_existing(shared, name, &cache_tag).await? {
+            shared.progress.line(
+                name,
+                &format!(
+                    "inputs unchanged ({cache_tag}); tagging {}",
+                    short(&existing.digest)
+                ),
+            );
+            outcome.digest = Some(existing.digest.clone());
+            write_tags(shared, name, &existing, tags).await?;
+            return Ok(Status::Unchanged);
+        }
+    }
+
+    let mut annotations = BTreeMap::new();
+    annotations.insert(labels::INPUTS.to_string(), inputs.clone());
+    let labels = labels::labels(&shared.info, name, &shared.extra_labels);
+    let mut manifests: Vec<(Platform, ExportedImage)> = Vec::new();
+    for platform in &s.platforms {
+        let exported =
+            build_platform(shared, image, &ctx, platform, &labels, &annotations, tags).await?;
+        if let Some(img) = exported {
+            if shared.mode != PushMode::None {
+                push_platform(shared, name, &img).await?;
+            }
+            if shared.mode == PushMode::DigestOnly {
+                outcome.legs.push(Leg {
+                    service: name.to_string(),
+                    platform: platform.to_string(),
+                    manifest: img.manifest.descriptor(),
+                    registries: shared
+                        .registries
+                        .iter()
+                        .map(|r| r.prefix().to_string())
+                        .collect(),
+                    inputs: inputs.clone(),
+                });
+            }
+            manifests.push((platform.clone(), img));
+        }
+    }
+    match shared.mode {
+        PushMode::None => return Ok(Status::Built),
+        PushMode::DigestOnly => {
+            outcome.digest = manifests.first().map(|(_, m)| m.manifest.digest.clone());
+            return Ok(Status::Built);
+        }
+        PushMode::Tags => {}
+    }
+    let top = if manifests.len() == 1 {
+        manifests.remove(0).1.manifest
+    } else {
+        let descriptors = manifests
+            .iter()
+            .map(|(p, m)| {
+                let mut d = m.manifest.descriptor();
+                d.platform = Some(p.clone());
+                d
+            })
+            .collect();
+        let mut index_annotations = annotations.clone();
+        index_annotations.extend(standard_annotations(&shared.info, name));
+        Encoded::of(
+            oci::MT_OCI_INDEX,
+            &Index::new(descriptors, index_annotations),
+        )
+    };
+    for r in &shared.registries {
+        let repo = r.prefix().repository(name);
+        r.put_manifest(&repo, &top.digest, &top)
+            .await
+            .with_context(|| format!("pushing {name} to {}", r.prefix()))?;
+    }
+    outcome.digest = Some(top.digest.clone());
+    let mut all_tags = tags.to_vec();
+    if shared.skip_unchanged {
+        all_tags.push(cache_tag);
+    }
+    write_tags(shared, name, &top, &all_tags).await?;
+    Ok(Status::Built)
+}
+
+fn standard_annotations(info: &BuildInfo, service: &str) -> BTreeMap<String, String> {
+    labels::labels(info, service, &BTreeMap::new())
+}
+
+/// Build one platform; with a push mode, export it into registry blobs.
+async fn build_platform(
+    shared: &Shared,
+    image: &ImagePlan,
+    ctx: &BuildContext,
+    platform: &Platform,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+    tags: &[String],
+) -> Result<Option<ExportedImage>> {
+    let name = image.service.name.as_str();
+    let engine = shared
+        .engine
+        .as_ref()
+        .ok_or_else(|| anyhow!("no Docker engine connected"))?;
+    let multi = image.service.platforms.len() > 1;
+    let local_tag = match shared.mode {
+        PushMode::None => {
+            let first = image
+                .references
+                .first()
+                .map(|r| r.name())
+                .unwrap_or_else(|| name.to_string());
+            let tag = tags.first().cloned().unwrap_or_else(|| "latest".into());
+            if multi {
+                format!("{first}:{tag}-{}", platform.slug())
+            } else {
+                format!("{first}:{tag}")
+            }
+        }
+        _ => format!("openim-release-build/{name}:{}-{}", platform.slug(), uniq()),
+    };
+    let spec = BuildSpec {
+        local_tag: local_tag.clone(),
+        dockerfile: ctx.dockerfile_in_tar.clone(),
+        platform: platform.to_string(),
+        args: image.service.args.clone(),
+        labels: labels.clone(),
+        target: image.service.target.clone(),
+        no_cache: shared.no_cache,
+    };
+    let label = if multi {
+        format!("{name} {platform}")
+    } else {
+        name.to_string()
+    };
+    shared.progress.line(&label, "building");
+    let progress = &shared.progress;
+    engine
+        .build(&spec, ctx.tar_stream(), |step| progress.line(&label, step))
+        .await
+        .with_context(|| format!("building {name} for {platform}"))?;
+    if shared.mode == PushMode::None {
+        return Ok(None);
+    }
+    shared.progress.line(&label, "exporting layers");
+    let dir = shared.workdir.join(name).join(platform.slug());
+    tokio::fs::create_dir_all(&dir).await?;
+    let exported = export::export(
+        Box::pin(engine.export(&local_tag)),
+        &dir,
+        annotations.clone(),
+    )
+    .await
+    .with_context(|| format!("exporting {name} for {platform}"))?;
+    let _ = engine.untag(&local_tag).await;
+    if exported.platform.os != platform.os
+        || exported.platform.architecture != platform.architecture
+    {
+        anyhow::bail!(
+            "building {name} for {platform} produced an image for {}; does the Dockerfile pin --platform?",
+            exported.platform
+        );
+    }
+    Ok(Some(exported))
+}
+
+/// Upload one platform image (blobs, then its manifest by digest) to every registry.
+async fn push_platform(shared: &Shared, service: &str, img: &ExportedImage) -> Result<()> {
+    for r in &shared.registries {
+        let repo = r.prefix().repository(service);
+        let ctx = || format!("pushing {service} to {}", r.prefix());
+        let mut sent = 0;
+        for blob in std::iter::once(&img.config).chain(img.layers.iter()) {
+            if r.push_blob(&repo, &blob.digest, &blob.path)
+                .await
+                .with_context(ctx)?
+            {
+                sent += 1;
+            }
+        }
+        r.put_manifest(&repo, &img.manifest.digest, &img.manifest)
+            .await
+            .with_context(ctx)?;
+        shared.progress.line(
+            service,
+            &format!(
+                "{} {}: {} of {} blobs uploaded, manifest {}",
+                r.prefix(),
+                img.platform,
+                sent,
+                img.layers.len() + 1,
+                short(&img.manifest.digest)
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The image recorded under `cache_tag` in every registry, when all of them
+/// have the same one.
+async fn find_existing(shared: &Shared, service: &str, cache_tag: &str) -> Result<Option<Encoded>> {
+    let mut found: Option<Encoded> = None;
+    for r in &shared.registries {
+        let repo = r.prefix().repository(service);
+        let fetched = r
+            .get_manifest(&repo, cache_tag)
+            .await
+            .with_context(|| format!("looking up {service}:{cache_tag} in {}", r.prefix()))?;
+        let Some(f) = fetched else { return Ok(None) };
+        match &found {
+            Some(prev) if prev.digest != f.digest => return Ok(None),
+            Some(_) => {}
+            None => {
+                found = Some(Encoded {
+                    media_type: f.media_type,
+                    bytes: f.bytes,
+                    digest: f.digest,
+                })
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Point every tag at `top` in every registry. Called only once everything
+/// `top` refers to is present in all of them.
+async fn write_tags(shared: &Shared, service: &str, top: &Encoded, tags: &[String]) -> Result<()> {
+    for r in &shared.registries {
+        let repo = r.prefix().repository(service);
+        for tag in tags {
+            r.put_manifest(&repo, tag, top)
+                .await
+                .with_context(|| format!("tagging {}/{service}:{tag}", r.prefix()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `build merge`: assemble each service's index from its legs and tag it.
+pub async fn merge(shared: &Shared, legs: &[Leg], tags: &[String]) -> Vec<Outcome> {
+    let mut services: Vec<&str> = legs.iter().map(|l| l.service.as_str()).collect();
+    services.dedup();
+    services.sort();
+    services.dedup();
+    let mut out = Vec::new();
+    for service in services {
+        let mine: Vec<&Leg> = legs.iter().filter(|l| l.service == service).collect();
+        let mut outcome = Outcome {
+            service: service.to_string(),
+            references: shared
+                .registries
+                .iter()
+                .flat_map(|r| {
+                    tags.iter()
+                        .map(move |t| format!("{}/{service}:{t}", r.prefix()))
+                })
+                .collect(),
+            digest: None,
+            platforms: mine.iter().map(|l| l.platform.clone()).collect(),
+            status: Status::Built,
+            error: None,
+            log_tail: Vec::new(),
+            legs: Vec::new(),
+        };
+        match merge_one(shared, service, &mine, tags).await {
+            Ok(digest) => {
+                outcome.digest = Some(digest);
+                shared.progress.done(service, &summary_line(&outcome));
+            }
+            Err(e) => {
+                outcome.status = Status::Failed;
+                outcome.error = Some(format!("{e:#}"));
+                shared.progress.failed(service, &format!("{e:#}"));
+            }
+        }
+        out.push(outcome);
+    }
+    out
+}
+
+async fn merge_one(
+    shared: &Shared,
+    service: &str,
+    legs: &[&Leg],
+    tags: &[String],
+) -> Result<String> {
+    let mut seen = std::collections::HashSet::new();
+    for l in legs {
+        if !seen.insert(&l.platform) {
+            anyhow::bail!("{service}: two legs for platform {}", l.platform);
+        }
+    }
+    let inputs: std::collections::BTreeSet<&str> = legs.iter().map(|l| l.inputs.as_str()).collect();
+    // Every manifest must be present in every registry before any tag moves.
+    let mut single: Option<Encoded> = None;
+    for r in &shared.registries {
+        let repo = r.prefix().repository(service);
+        for l in legs {
+            let fetched = r
+                .get_manifest(&repo, &l.manifest.digest)
+                .await
+                .with_context(|| format!("checking {service} {} in {}", l.platform, r.prefix()))?
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{service} {} ({}) is missing in {}; re-run that leg with --push-by-digest",
+                        l.platform,
+                        short(&l.manifest.digest),
+                        r.prefix()
+                    )
+                })?;
+            if legs.len() == 1 {
+                single = Some(Encoded {
+                    media_type: fetched.media_type,
+                    bytes: fetched.bytes,
+                    digest: fetched.digest,
+                });
+            }
+        }
+    }
+    let top = match single {
+        Some(m) => m,
+        None => {
+            let mut descriptors = Vec::new();
+            let mut sorted: Vec<&&Leg> = legs.iter().collect();
+            sorted.sort_by(|a, b| a.platform.cmp(&b.platform));
+            for l in sorted {
+                let mut d = l.manifest.clone();
+                d.platform =
+                    Some(Platform::parse(&l.platform).map_err(|e| anyhow!("{service}: {e}"))?);
+                descriptors.push(d);
+            }
+            let mut annotations = standard_annotations(&shared.info, service);
+            if inputs.len() == 1 {
+                annotations.insert(
+                    labels::INPUTS.into(),
+                    inputs
+                        .iter()
+                        .next()
+                        .map(|s| s.to_string())
+                        .unwrap_or_default(),
+                );
+            }
+            Encoded::of(oci::MT_OCI_INDEX, &Index::new(descriptors, annotations))
+        }
+    };
+    for r in &shared.registries {
+        let repo = r.prefix().repository(service);
+        r.put_manifest(&repo, &top.digest, &top)
+            .await
+            .with_context(|| format!("pushing the {service} index to {}", r.prefix()))?;
+    }
+    write_tags(shared, service, &top, tags).await?;
+    Ok(top.digest)
+}
+
+fn short(digest: &str) -> String {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    format!("sha256:{}", &hex[..hex.len().min(12)])
+}

@@ -1,0 +1,515 @@
+//! `openim-release build` (and `build matrix`, `build merge`): load the
+//! config, plan, and either print the plan or apply it.
+
+use crate::actions;
+use crate::builder::{self, Leg, Outcome, PushMode, Shared, Status};
+use crate::buildplan::{self, BuildPlan, ServiceSpec};
+use crate::cli::{
+    BuildAction, BuildArgs, BuildCmd, GlobalArgs, ImageSelect, MatrixArgs, MergeArgs, OutputFormat,
+    TagSource,
+};
+use crate::commands::tag::plan_stage;
+use crate::config::{self, Config, ImagesConfig};
+use crate::credentials;
+use crate::docker::Engine;
+use crate::exit::{self, BadInput};
+use crate::git::Repo;
+use crate::imageref::RegistryPrefix;
+use crate::labels::{self, BuildInfo};
+use crate::progress::Progress;
+use crate::registry::Registry;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
+
+pub fn run(global: &GlobalArgs, cmd: &BuildCmd) -> Result<i32> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match &cmd.action {
+        None => runtime.block_on(build(global, &cmd.run)),
+        Some(BuildAction::Matrix(args)) => matrix(global, args),
+        Some(BuildAction::Merge(args)) => runtime.block_on(merge(global, args)),
+    }
+}
+
+/// The repository, its config and its `images` section.
+struct Project {
+    repo: Repo,
+    config: Config,
+    images: ImagesConfig,
+}
+
+fn open(global: &GlobalArgs) -> Result<Project> {
+    let dir = match &global.directory {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    let repo = Repo::discover(&dir)?;
+    let loaded = config::load(global.config.as_deref(), repo.root())?;
+    let images = loaded.config.images.clone().ok_or_else(|| {
+        BadInput(format!(
+            "no `images:` section in {}; list the services to build (see docs/build.md)",
+            loaded.path.as_ref().map_or_else(
+                || "openim-release.yaml (not found)".to_string(),
+                |p| p.display().to_string()
+            )
+        ))
+    })?;
+    Ok(Project {
+        repo,
+        config: loaded.config,
+        images,
+    })
+}
+
+fn services(p: &Project) -> Result<Vec<ServiceSpec>> {
+    let compose = match &p.images.compose {
+        Some(path) => {
+            let full = p.repo.root().join(path);
+            let text = std::fs::read_to_string(&full).map_err(|e| {
+                BadInput(format!(
+                    "images.compose: cannot read {}: {e}",
+                    full.display()
+                ))
+            })?;
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            Some((dir, text))
+        }
+        None => None,
+    };
+    buildplan::services(
+        &p.images,
+        compose.as_ref().map(|(d, t)| (d.as_path(), t.as_str())),
+    )
+    .map_err(|e| BadInput(format!("images: {e}")).into())
+}
+
+/// Tags from --tag, or as `tag --stage` computes them.
+fn resolve_tags(
+    p: &Project,
+    src: &TagSource,
+    quiet: bool,
+) -> Result<(Vec<String>, Option<String>)> {
+    if !src.tag.is_empty() {
+        return Ok((src.tag.clone(), None));
+    }
+    match src.stage {
+        Some(stage) => {
+            let plan = plan_stage(
+                &p.repo,
+                &p.config,
+                stage,
+                src.version.as_deref(),
+                src.branch.as_deref(),
+                quiet,
+            )?;
+            Ok((plan.tags, plan.version.map(|v| v.to_string())))
+        }
+        None => Ok((Vec::new(), None)),
+    }
+}
+
+fn registries_of(p: &Project, select: &ImageSelect) -> Vec<String> {
+    if select.registry.is_empty() {
+        p.images.registries.clone()
+    } else {
+        select.registry.clone()
+    }
+}
+
+fn check_files(p: &Project, plan: &BuildPlan) -> Result<()> {
+    for i in &plan.images {
+        let s = &i.service;
+        let context = p.repo.root().join(&s.context);
+        if !context.is_dir() {
+            return Err(BadInput(format!(
+                "service {}: build context {} does not exist",
+                s.name,
+                s.context.display()
+            ))
+            .into());
+        }
+        if !p.repo.root().join(&s.dockerfile).is_file() {
+            return Err(BadInput(format!(
+                "service {}: Dockerfile {} does not exist",
+                s.name,
+                s.dockerfile.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn build_info(p: &Project, version: Option<String>, tags: &[String]) -> Result<BuildInfo> {
+    let head = p.repo.head()?;
+    let created = p
+        .repo
+        .commit_time(&head.sha)?
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let source = p.images.source.clone().or_else(|| {
+        match (
+            std::env::var("GITHUB_SERVER_URL"),
+            std::env::var("GITHUB_REPOSITORY"),
+        ) {
+            (Ok(server), Ok(repo)) if !server.is_empty() && !repo.is_empty() => {
+                Some(format!("{}/{repo}", server.trim_end_matches('/')))
+            }
+            _ => p
+                .repo
+                .remote_url("origin")
+                .and_then(|u| labels::source_url(&u)),
+        }
+    });
+    Ok(BuildInfo {
+        source,
+        revision: head.sha,
+        version: version.unwrap_or_else(|| tags.first().cloned().unwrap_or_default()),
+        created,
+    })
+}
+
+async fn connect_registries(
+    p: &Project,
+    prefixes: &[RegistryPrefix],
+) -> Result<Vec<Arc<Registry>>> {
+    let mut out = Vec::new();
+    for prefix in prefixes {
+        let creds = credentials::lookup(prefix)
+            .with_context(|| format!("reading credentials for {prefix}"))?;
+        if let Some(c) = &creds {
+            actions::mask(&c.password);
+        }
+        let insecure = p
+            .images
+            .insecure_registries
+            .iter()
+            .any(|h| h == &prefix.host);
+        out.push(Arc::new(Registry::new(prefix.clone(), creds, insecure)));
+    }
+    Ok(out)
+}
+
+/// Fail fast, before any build, when a registry cannot be reached or
+/// refuses the credentials.
+async fn check_registries(registries: &[Arc<Registry>], probe_service: &str) -> Result<()> {
+    for r in registries {
+        let repo = r.prefix().repository(probe_service);
+        r.check(&repo)
+            .await
+            .with_context(|| format!("registry {} is not usable", r.prefix()))?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct BuildOutput<'a> {
+    schema_version: u32,
+    dry_run: bool,
+    tags: &'a [String],
+    images: &'a [Outcome],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    legs: Vec<Leg>,
+}
+
+async fn build(global: &GlobalArgs, args: &BuildArgs) -> Result<i32> {
+    let p = open(global)?;
+    let all = services(&p)?;
+    let (tags, version) = if args.push_by_digest {
+        (vec!["by-digest".to_string()], None)
+    } else {
+        resolve_tags(&p, &args.tags, global.quiet)?
+    };
+    let registries = registries_of(&p, &args.select);
+    if registries.is_empty() && !args.no_push {
+        return Err(BadInput(
+            "no registries: add `images.registries` or pass --registry, or build locally with --no-push".into(),
+        )
+        .into());
+    }
+    let plan = buildplan::plan(
+        &all,
+        &args.select.service,
+        &args.select.platform,
+        &registries,
+        &tags,
+    )
+    .map_err(|e| BadInput(e.to_string()))?;
+    check_files(&p, &plan)?;
+    if args.push_by_digest && plan.images.iter().any(|i| i.service.platforms.len() != 1) {
+        return Err(BadInput(
+            "--push-by-digest builds one platform per run: pass --platform (see `build matrix`)"
+                .into(),
+        )
+        .into());
+    }
+    let tags_shown: &[String] = if args.push_by_digest { &[] } else { &tags };
+
+    if args.dry_run {
+        let outcomes: Vec<Outcome> = plan.images.iter().map(Outcome::planned).collect();
+        print_outcomes(args.output, tags_shown, &outcomes, true, Vec::new())?;
+        return Ok(exit::OK);
+    }
+
+    let progress = Progress::new(global.quiet);
+    let engine = Engine::connect().await?;
+    progress.note(&format!(
+        "engine {} (API {})",
+        engine.host, engine.api_version
+    ));
+    let regs = if args.no_push {
+        Vec::new()
+    } else {
+        connect_registries(&p, &plan.registries).await?
+    };
+    if let Some(first) = plan.images.first() {
+        check_registries(&regs, &first.service.name).await?;
+    }
+    let workdir = tempfile::Builder::new()
+        .prefix("openim-release-build-")
+        .tempdir()
+        .context("creating a work directory")?;
+    let mode = if args.no_push {
+        PushMode::None
+    } else if args.push_by_digest {
+        PushMode::DigestOnly
+    } else {
+        PushMode::Tags
+    };
+    let shared = Shared {
+        engine: Some(engine),
+        registries: regs,
+        workdir: workdir.path().to_path_buf(),
+        root: p.repo.root().to_path_buf(),
+        info: build_info(&p, version, &tags)?,
+        extra_labels: p.images.labels.clone(),
+        skip_unchanged: p.images.skip_unchanged.unwrap_or(true) && !args.rebuild && !args.no_cache,
+        no_cache: args.no_cache,
+        mode,
+        progress,
+    };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let outcomes = builder::run(&shared, &plan, jobs).await;
+    let legs: Vec<Leg> = outcomes.iter().flat_map(|o| o.legs.clone()).collect();
+    print_outcomes(args.output, tags_shown, &outcomes, false, legs)?;
+    Ok(finish(&outcomes))
+}
+
+fn finish(outcomes: &[Outcome]) -> i32 {
+    let failed: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.status == Status::Failed)
+        .collect();
+    for f in &failed {
+        eprintln!(
+            "error: {}: {}",
+            f.service,
+            f.error.as_deref().unwrap_or("failed")
+        );
+        if !f.log_tail.is_empty() {
+            eprintln!("  last lines of the {} build:", f.service);
+            for l in &f.log_tail {
+                eprintln!("  | {l}");
+            }
+        }
+    }
+    if failed.is_empty() {
+        exit::OK
+    } else {
+        eprintln!(
+            "{} of {} services failed: {}",
+            failed.len(),
+            outcomes.len(),
+            failed
+                .iter()
+                .map(|f| f.service.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        exit::FAILURE
+    }
+}
+
+fn print_outcomes(
+    format: OutputFormat,
+    tags: &[String],
+    outcomes: &[Outcome],
+    dry_run: bool,
+    legs: Vec<Leg>,
+) -> Result<()> {
+    let doc = BuildOutput {
+        schema_version: 1,
+        dry_run,
+        tags,
+        images: outcomes,
+        legs,
+    };
+    let json = serde_json::to_string(&doc).context("serializing the build output")?;
+    match format {
+        OutputFormat::Json => println!("{json}"),
+        OutputFormat::Text => {
+            for o in outcomes {
+                match (&o.status, &o.digest) {
+                    (Status::Failed, _) => {}
+                    (_, Some(d))
+                        if !o.references.is_empty()
+                            && !doc.legs.iter().any(|l| l.service == o.service) =>
+                    {
+                        for r in &o.references {
+                            println!("{r}@{d}");
+                        }
+                    }
+                    (_, Some(d)) => println!("{} {}@{d}", o.service, o.platforms.join(",")),
+                    (_, None) => {
+                        for r in &o.references {
+                            println!("{r}");
+                        }
+                    }
+                }
+            }
+            if dry_run {
+                eprintln!(
+                    "dry run: {} services, platforms {}; nothing was built or pushed",
+                    outcomes.len(),
+                    outcomes
+                        .iter()
+                        .flat_map(|o| o.platforms.iter().cloned())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+    }
+    let digests: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| o.digest.as_ref().map(|d| format!("{}={d}", o.service)))
+        .collect();
+    if actions::write_outputs(&[("json", json.clone()), ("digests", digests.join("\n"))])? {
+        let mut md = String::from(
+            "### openim-release build\n\n| service | status | digest |\n|---|---|---|\n",
+        );
+        for o in outcomes {
+            md.push_str(&format!(
+                "| {} | {:?} | `{}` |\n",
+                o.service,
+                o.status,
+                o.digest.as_deref().unwrap_or("-")
+            ));
+        }
+        actions::write_summary(&md)?;
+    }
+    Ok(())
+}
+
+fn matrix(global: &GlobalArgs, args: &MatrixArgs) -> Result<i32> {
+    let p = open(global)?;
+    let all = services(&p)?;
+    let registries = registries_of(&p, &args.select);
+    let plan = buildplan::plan(
+        &all,
+        &args.select.service,
+        &args.select.platform,
+        &registries,
+        &["matrix".into()],
+    )
+    .map_err(|e| BadInput(e.to_string()))?;
+    let m = buildplan::matrix(&plan);
+    let text = serde_json::to_string(&m).context("serializing the matrix")?;
+    println!("{text}");
+    actions::write_outputs(&[("matrix", text)])?;
+    let _ = args.output;
+    Ok(exit::OK)
+}
+
+#[derive(serde::Deserialize)]
+struct LegFile {
+    #[serde(default)]
+    legs: Vec<Leg>,
+}
+
+async fn merge(global: &GlobalArgs, args: &MergeArgs) -> Result<i32> {
+    let p = open(global)?;
+    let mut legs = Vec::new();
+    for f in &args.files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| BadInput(format!("reading {}: {e}", f.display())))?;
+        let parsed: LegFile = serde_json::from_str(&text).map_err(|e| {
+            BadInput(format!(
+                "{}: not the JSON of `build --push-by-digest --output json`: {e}",
+                f.display()
+            ))
+        })?;
+        legs.extend(parsed.legs);
+    }
+    if legs.is_empty() {
+        return Err(BadInput("the leg files list no images".into()).into());
+    }
+    let (tags, version) = resolve_tags(&p, &args.tags, global.quiet)?;
+    if tags.is_empty() {
+        return Err(BadInput("no image tags: pass --stage STAGE or --tag TAG".into()).into());
+    }
+    if let Some(bad) = tags.iter().find(|t| !crate::imagetag::is_valid_tag(t)) {
+        return Err(BadInput(format!("`{bad}` is not a valid image tag")).into());
+    }
+    let mut registry_names: Vec<String> = legs.iter().flat_map(|l| l.registries.clone()).collect();
+    registry_names.sort();
+    registry_names.dedup();
+    let prefixes: Vec<RegistryPrefix> = registry_names
+        .iter()
+        .map(|r| RegistryPrefix::parse(r).map_err(|e| BadInput(e).into()))
+        .collect::<Result<_>>()?;
+    if args.dry_run {
+        let outcomes: Vec<Outcome> = group_planned(&legs, &prefixes, &tags);
+        print_outcomes(args.output, &tags, &outcomes, true, Vec::new())?;
+        return Ok(exit::OK);
+    }
+    let regs = connect_registries(&p, &prefixes).await?;
+    let shared = Shared {
+        engine: None,
+        registries: regs,
+        workdir: std::env::temp_dir(),
+        root: p.repo.root().to_path_buf(),
+        info: build_info(&p, version, &tags)?,
+        extra_labels: p.images.labels.clone(),
+        skip_unchanged: false,
+        no_cache: false,
+        mode: PushMode::Tags,
+        progress: Progress::new(global.quiet),
+    };
+    let outcomes = builder::merge(&shared, &legs, &tags).await;
+    print_outcomes(args.output, &tags, &outcomes, false, Vec::new())?;
+    Ok(finish(&outcomes))
+}
+
+fn group_planned(legs: &[Leg], prefixes: &[RegistryPrefix], tags: &[String]) -> Vec<Outcome> {
+    let mut services: Vec<&str> = legs.iter().map(|l| l.service.as_str()).collect();
+    services.sort();
+    services.dedup();
+    services
+        .into_iter()
+        .map(|s| Outcome {
+            service: s.to_string(),
+            references: prefixes
+                .iter()
+                .flat_map(|r| tags.iter().map(move |t| format!("{r}/{s}:{t}")))
+                .collect(),
+            digest: None,
+            platforms: legs
+                .iter()
+                .filter(|l| l.service == s)
+                .map(|l| l.platform.clone())
+                .collect(),
+            status: Status::Planned,
+            error: None,
+            log_tail: Vec::new(),
+            legs: Vec::new(),
+        })
+        .collect()
+}

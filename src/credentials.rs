@@ -1,0 +1,255 @@
+//! Registry credentials: environment variables per registry, then docker's
+//! `config.json` (`auths`, `credHelpers`, `credsStore`). Passwords are
+//! [`Secret`]s from the moment they are read.
+
+use crate::imageref::RegistryPrefix;
+use crate::secret::Secret;
+use anyhow::{Context, Result};
+use base64::Engine;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub username: String,
+    pub password: Secret,
+    /// Where they came from, for messages (never the secret itself).
+    pub source: String,
+}
+
+/// `OPENIM_RELEASE_REGISTRY_<HOST>_USERNAME` / `_PASSWORD`, where `<HOST>` is
+/// the host uppercased with every other character turned into `_`
+/// (`ghcr.io` → `GHCR_IO`, `127.0.0.1:5000` → `127_0_0_1_5000`).
+pub fn env_prefix(host: &str) -> String {
+    let key: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("OPENIM_RELEASE_REGISTRY_{key}")
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DockerConfig {
+    #[serde(default)]
+    auths: BTreeMap<String, AuthEntry>,
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: BTreeMap<String, String>,
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HelperAnswer {
+    #[serde(rename = "Username")]
+    username: String,
+    #[serde(rename = "Secret")]
+    secret: String,
+}
+
+fn docker_config_path() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("config.json"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker").join("config.json"))
+}
+
+/// `https://ghcr.io/v1/` → `ghcr.io`.
+fn normalize_key(key: &str) -> &str {
+    let k = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    k.split('/').next().unwrap_or(k)
+}
+
+/// Credentials for a registry, or `None` to go anonymous.
+pub fn lookup(registry: &RegistryPrefix) -> Result<Option<Credentials>> {
+    let prefix = env_prefix(&registry.host);
+    let user = std::env::var(format!("{prefix}_USERNAME")).ok();
+    let pass = std::env::var(format!("{prefix}_PASSWORD"))
+        .ok()
+        .and_then(Secret::new);
+    match (user, pass) {
+        (Some(username), Some(password)) => {
+            return Ok(Some(Credentials {
+                username,
+                password,
+                source: format!("{prefix}_USERNAME/_PASSWORD"),
+            }))
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            anyhow::bail!("{prefix}_USERNAME and {prefix}_PASSWORD must be set together")
+        }
+        (None, None) => {}
+    }
+    let Some(path) = docker_config_path().filter(|p| p.is_file()) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading docker config {}", path.display()))?;
+    let config: DockerConfig = serde_json::from_str(&text)
+        .with_context(|| format!("parsing docker config {}", path.display()))?;
+    from_config(&config, registry, &path.display().to_string())
+}
+
+fn from_config(
+    config: &DockerConfig,
+    registry: &RegistryPrefix,
+    path: &str,
+) -> Result<Option<Credentials>> {
+    let want = normalize_key(registry.auth_key());
+    let host = registry.host.as_str();
+    let matches = |key: &str| {
+        let k = normalize_key(key);
+        k == want || k == host
+    };
+    if let Some((_, helper)) = config.cred_helpers.iter().find(|(k, _)| matches(k)) {
+        return run_helper(helper, registry).map(Some);
+    }
+    if let Some((key, entry)) = config.auths.iter().find(|(k, _)| matches(k)) {
+        let source = format!("{path} auths[{key}]");
+        if let Some(token) = entry.identitytoken.as_deref().and_then(Secret::new) {
+            return Ok(Some(Credentials {
+                username: "<token>".into(),
+                password: token,
+                source,
+            }));
+        }
+        if let (Some(u), Some(p)) = (
+            &entry.username,
+            entry.password.as_deref().and_then(Secret::new),
+        ) {
+            return Ok(Some(Credentials {
+                username: u.clone(),
+                password: p,
+                source,
+            }));
+        }
+        if let Some(auth) = &entry.auth {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(auth.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .with_context(|| format!("{source}: `auth` is not base64 of user:password"))?;
+            let (u, p) = decoded
+                .split_once(':')
+                .with_context(|| format!("{source}: `auth` is not base64 of user:password"))?;
+            if let Some(password) = Secret::new(p) {
+                return Ok(Some(Credentials {
+                    username: u.to_string(),
+                    password,
+                    source,
+                }));
+            }
+        }
+    }
+    if let Some(store) = &config.creds_store {
+        // A store that has nothing for this registry is not an error.
+        return Ok(run_helper(store, registry).ok());
+    }
+    Ok(None)
+}
+
+/// `docker-credential-<helper> get`, given the server URL on stdin.
+fn run_helper(helper: &str, registry: &RegistryPrefix) -> Result<Credentials> {
+    let program = format!("docker-credential-{helper}");
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running credential helper {program} for {}", registry.host))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(registry.auth_key().as_bytes())
+            .with_context(|| format!("talking to credential helper {program}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("running credential helper {program}"))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "credential helper {program} has no credentials for {} ({})",
+            registry.host,
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
+    }
+    let answer: HelperAnswer = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("reading the answer of credential helper {program}"))?;
+    let password = Secret::new(answer.secret)
+        .with_context(|| format!("credential helper {program} returned an empty secret"))?;
+    Ok(Credentials {
+        username: answer.username,
+        password,
+        source: program,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(s: &str) -> RegistryPrefix {
+        RegistryPrefix::parse(s).unwrap()
+    }
+
+    #[test]
+    fn env_keys() {
+        assert_eq!(env_prefix("ghcr.io"), "OPENIM_RELEASE_REGISTRY_GHCR_IO");
+        assert_eq!(
+            env_prefix("127.0.0.1:5000"),
+            "OPENIM_RELEASE_REGISTRY_127_0_0_1_5000"
+        );
+    }
+
+    #[test]
+    fn reads_auths_in_every_form() {
+        let cfg: DockerConfig = serde_json::from_str(
+            r#"{"auths":{
+                "https://index.docker.io/v1/":{"auth":"dXNlcjpwYXNz"},
+                "ghcr.io":{"username":"bot","password":"pw"},
+                "https://quay.io":{"identitytoken":"tok"}}}"#,
+        )
+        .unwrap();
+        let hub = from_config(&cfg, &reg("docker.io/openim"), "cfg")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (hub.username.as_str(), hub.password.expose()),
+            ("user", "pass")
+        );
+        let gh = from_config(&cfg, &reg("ghcr.io/openimsdk"), "cfg")
+            .unwrap()
+            .unwrap();
+        assert_eq!(gh.username, "bot");
+        assert!(from_config(&cfg, &reg("quay.io/x"), "cfg")
+            .unwrap()
+            .is_some());
+        assert!(from_config(&cfg, &reg("127.0.0.1:5000"), "cfg")
+            .unwrap()
+            .is_none());
+        assert!(!format!("{hub:?}").contains("pass\""));
+    }
+}

@@ -1,0 +1,705 @@
+//! A client for the OCI distribution API: blobs, manifests, tags, with basic
+//! and bearer-token authentication and retries of transient failures.
+//! Everything that talks to a registry goes through here.
+
+use crate::credentials::Credentials;
+use crate::imageref::RegistryPrefix;
+use crate::oci::{self, Encoded};
+use crate::secret::Secret;
+use base64::Engine;
+use reqwest::header::{
+    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE,
+};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How often a transient failure (5xx, 429, connection reset, timeout) is tried.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// A registry request that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} at {registry}: {detail}")]
+pub struct RegistryError {
+    pub registry: String,
+    pub what: String,
+    pub status: Option<u16>,
+    pub detail: String,
+}
+
+impl RegistryError {
+    /// Worth another try: server errors, throttling, transport problems.
+    pub fn is_transient(&self) -> bool {
+        match self.status {
+            None => true,
+            Some(s) => s == 429 || s == 408 || (500..600).contains(&s),
+        }
+    }
+
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self.status, Some(401) | Some(403))
+    }
+}
+
+/// Retry timing; tests shorten it.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base: Duration::from_millis(250),
+            max: Duration::from_secs(8),
+        }
+    }
+}
+
+impl Backoff {
+    fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exp = self.base.saturating_mul(1 << attempt.min(10));
+        retry_after.unwrap_or(exp).min(self.max)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum AuthMode {
+    /// Not challenged yet: try anonymously.
+    Unknown,
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+/// A client for one registry (host), shared by all repositories on it.
+pub struct Registry {
+    http: reqwest::Client,
+    prefix: RegistryPrefix,
+    base: String,
+    credentials: Option<Credentials>,
+    mode: Mutex<AuthMode>,
+    /// Bearer tokens by scope.
+    tokens: Mutex<HashMap<String, Secret>>,
+    backoff: Backoff,
+}
+
+/// What the registry holds under a manifest reference.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+    pub digest: String,
+}
+
+impl Registry {
+    pub fn new(
+        prefix: RegistryPrefix,
+        credentials: Option<Credentials>,
+        insecure: bool,
+    ) -> Registry {
+        let scheme = if insecure || prefix.is_loopback() {
+            "http"
+        } else {
+            "https"
+        };
+        let base = format!("{scheme}://{}", prefix.api_host());
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("openim-release/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(15))
+            .timeout(Duration::from_secs(600))
+            .build()
+            .expect("static reqwest configuration");
+        Registry {
+            http,
+            prefix,
+            base,
+            credentials,
+            mode: Mutex::new(AuthMode::Unknown),
+            tokens: Mutex::new(HashMap::new()),
+            backoff: Backoff::default(),
+        }
+    }
+
+    pub fn with_backoff(mut self, backoff: Backoff) -> Registry {
+        self.backoff = backoff;
+        self
+    }
+
+    pub fn prefix(&self) -> &RegistryPrefix {
+        &self.prefix
+    }
+
+    fn error(&self, what: &str, status: Option<u16>, detail: impl Into<String>) -> RegistryError {
+        RegistryError {
+            registry: self.prefix.host.clone(),
+            what: what.to_string(),
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    fn url(&self, repo: &str, rest: &str) -> String {
+        format!("{}/v2/{repo}/{rest}", self.base)
+    }
+
+    /// `GET /v2/`: reachable, and are the credentials accepted?
+    pub async fn check(&self, repo: &str) -> Result<(), RegistryError> {
+        let url = format!("{}/v2/", self.base);
+        let resp = self
+            .send(repo, "checking access", || self.http.get(&url))
+            .await?;
+        self.expect(resp, "checking access", &[StatusCode::OK])
+            .await
+            .map(|_| ())
+    }
+
+    /// Whether the repository already has a blob.
+    pub async fn has_blob(&self, repo: &str, digest: &str) -> Result<bool, RegistryError> {
+        let url = self.url(repo, &format!("blobs/{digest}"));
+        let what = format!("checking blob {} in {repo}", short(digest));
+        let resp = self.send(repo, &what, || self.http.head(&url)).await?;
+        match resp.status() {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.status_error(&what, resp).await),
+        }
+    }
+
+    /// Upload a blob from a file unless the repository has it. Returns
+    /// whether bytes were sent.
+    pub async fn push_blob(
+        &self,
+        repo: &str,
+        digest: &str,
+        path: &Path,
+    ) -> Result<bool, RegistryError> {
+        if self.has_blob(repo, digest).await? {
+            return Ok(false);
+        }
+        let what = format!("uploading blob {} to {repo}", short(digest));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.upload_once(repo, digest, path, &what).await {
+                Ok(()) => return Ok(true),
+                Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
+                    tokio::time::sleep(self.backoff.delay(attempt, None)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn upload_once(
+        &self,
+        repo: &str,
+        digest: &str,
+        path: &Path,
+        what: &str,
+    ) -> Result<(), RegistryError> {
+        let start_url = self.url(repo, "blobs/uploads/");
+        let resp = self
+            .send(repo, what, || {
+                self.http.post(&start_url).header("Content-Length", "0")
+            })
+            .await?;
+        let resp = self.expect(resp, what, &[StatusCode::ACCEPTED]).await?;
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| self.error(what, Some(202), "upload started without a Location header"))?
+            .to_string();
+        let mut put_url = if location.starts_with("http://") || location.starts_with("https://") {
+            location
+        } else {
+            format!("{}{}", self.base, location)
+        };
+        put_url.push(if put_url.contains('?') { '&' } else { '?' });
+        put_url.push_str(&format!("digest={}", digest.replace(':', "%3A")));
+        let size = std::fs::metadata(path)
+            .map_err(|e| self.error(what, Some(0), format!("reading {}: {e}", path.display())))?
+            .len();
+        let resp = self
+            .send_with_body(repo, what, &put_url, path, size)
+            .await?;
+        self.expect(resp, what, &[StatusCode::CREATED]).await?;
+        Ok(())
+    }
+
+    async fn send_with_body(
+        &self,
+        repo: &str,
+        what: &str,
+        url: &str,
+        path: &Path,
+        size: u64,
+    ) -> Result<Response, RegistryError> {
+        // One attempt: a failed PUT restarts the upload session (caller).
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| self.error(what, Some(0), format!("opening {}: {e}", path.display())))?;
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+        let auth = self.auth_header(repo).await?;
+        let mut req = self
+            .http
+            .put(url)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header("Content-Length", size.to_string())
+            .body(body);
+        if let Some(h) = auth {
+            req = req.header(AUTHORIZATION, h);
+        }
+        req.send()
+            .await
+            .map_err(|e| self.error(what, None, transport_detail(&e)))
+    }
+
+    /// Put a manifest under `reference` (a tag or its digest).
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        manifest: &Encoded,
+    ) -> Result<(), RegistryError> {
+        let url = self.url(repo, &format!("manifests/{reference}"));
+        let what = if oci::is_digest(reference) {
+            format!("pushing manifest {} to {repo}", short(reference))
+        } else {
+            format!("tagging {repo}:{reference}")
+        };
+        let resp = self
+            .send(repo, &what, || {
+                self.http
+                    .put(&url)
+                    .header(CONTENT_TYPE, manifest.media_type.as_str())
+                    .body(manifest.bytes.clone())
+            })
+            .await?;
+        self.expect(resp, &what, &[StatusCode::CREATED, StatusCode::OK])
+            .await?;
+        Ok(())
+    }
+
+    /// The manifest under `reference`, or `None` when there is none.
+    pub async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<Fetched>, RegistryError> {
+        let url = self.url(repo, &format!("manifests/{reference}"));
+        let what = format!("reading manifest {repo}:{reference}");
+        let accept = oci::ACCEPT_MANIFESTS.join(", ");
+        let resp = self
+            .send(repo, &what, || {
+                self.http.get(&url).header(ACCEPT, accept.as_str())
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let resp = self.expect(resp, &what, &[StatusCode::OK]).await?;
+        let media_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| self.error(&what, None, transport_detail(&e)))?
+            .to_vec();
+        Ok(Some(Fetched {
+            digest: oci::sha256_digest(&bytes),
+            media_type,
+            bytes,
+        }))
+    }
+
+    /// Send a request built by `build`, answering auth challenges and
+    /// retrying transient failures.
+    async fn send(
+        &self,
+        repo: &str,
+        what: &str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let mut attempt = 0;
+        let mut challenged = false;
+        loop {
+            attempt += 1;
+            let mut req = build();
+            if let Some(h) = self.auth_header(repo).await? {
+                req = req.header(AUTHORIZATION, h);
+            }
+            let result = req.send().await;
+            let resp = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    let err = self.error(what, None, transport_detail(&e));
+                    if attempt < MAX_ATTEMPTS {
+                        tokio::time::sleep(self.backoff.delay(attempt, None)).await;
+                        continue;
+                    }
+                    return Err(err);
+                }
+            };
+            let status = resp.status();
+            if status == StatusCode::UNAUTHORIZED && !challenged {
+                challenged = true;
+                if self.answer_challenge(repo, what, resp.headers()).await? {
+                    continue;
+                }
+                return Err(self.unauthorized(what));
+            }
+            if status == StatusCode::UNAUTHORIZED {
+                return Err(self.unauthorized(what));
+            }
+            let transient = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+            if transient && attempt < MAX_ATTEMPTS {
+                let retry_after = retry_after(resp.headers());
+                tokio::time::sleep(self.backoff.delay(attempt, retry_after)).await;
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+
+    fn unauthorized(&self, what: &str) -> RegistryError {
+        let hint = match &self.credentials {
+            Some(c) => format!("the registry refused the credentials from {}", c.source),
+            None => format!(
+                "no credentials for {}: run `docker login {}` or set {}_USERNAME and {}_PASSWORD",
+                self.prefix.host,
+                self.prefix.host,
+                crate::credentials::env_prefix(&self.prefix.host),
+                crate::credentials::env_prefix(&self.prefix.host)
+            ),
+        };
+        self.error(
+            what,
+            Some(401),
+            format!("authentication required (HTTP 401); {hint}"),
+        )
+    }
+
+    /// Learn the auth scheme from a 401. Returns whether a retry makes sense.
+    async fn answer_challenge(
+        &self,
+        repo: &str,
+        what: &str,
+        headers: &HeaderMap,
+    ) -> Result<bool, RegistryError> {
+        let Some(challenge) = headers.get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()) else {
+            return Ok(self.credentials.is_some() && self.set_mode(AuthMode::Basic));
+        };
+        let (scheme, params) = parse_challenge(challenge);
+        if scheme.eq_ignore_ascii_case("basic") {
+            return Ok(self.credentials.is_some() && self.set_mode(AuthMode::Basic));
+        }
+        if scheme.eq_ignore_ascii_case("bearer") {
+            let realm = params
+                .get("realm")
+                .cloned()
+                .ok_or_else(|| self.error(what, Some(401), "bearer challenge without a realm"))?;
+            self.set_mode(AuthMode::Bearer {
+                realm,
+                service: params.get("service").cloned(),
+            });
+            self.tokens.lock().expect("token lock").remove(&scope(repo));
+            self.fetch_token(repo, what).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Switch auth mode; false when it was already that (no point retrying).
+    fn set_mode(&self, mode: AuthMode) -> bool {
+        let mut m = self.mode.lock().expect("auth lock");
+        let changed = !matches!((&*m, &mode), (AuthMode::Basic, AuthMode::Basic));
+        *m = mode;
+        changed
+    }
+
+    fn basic_value(&self) -> Option<HeaderValue> {
+        let c = self.credentials.as_ref()?;
+        let raw = format!("{}:{}", c.username, c.password.expose());
+        let mut v = HeaderValue::from_str(&format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        ))
+        .ok()?;
+        v.set_sensitive(true);
+        Some(v)
+    }
+
+    async fn auth_header(&self, repo: &str) -> Result<Option<HeaderValue>, RegistryError> {
+        let mode = self.mode.lock().expect("auth lock").clone();
+        match mode {
+            AuthMode::Unknown => Ok(None),
+            AuthMode::Basic => Ok(self.basic_value()),
+            AuthMode::Bearer { .. } => {
+                let cached = self
+                    .tokens
+                    .lock()
+                    .expect("token lock")
+                    .get(&scope(repo))
+                    .cloned();
+                let token = match cached {
+                    Some(t) => t,
+                    None => self.fetch_token(repo, "authenticating").await?,
+                };
+                let mut v =
+                    HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                        self.error(
+                            "authenticating",
+                            Some(401),
+                            "the token service returned an unusable token",
+                        )
+                    })?;
+                v.set_sensitive(true);
+                Ok(Some(v))
+            }
+        }
+    }
+
+    async fn fetch_token(&self, repo: &str, what: &str) -> Result<Secret, RegistryError> {
+        let AuthMode::Bearer { realm, service } = self.mode.lock().expect("auth lock").clone()
+        else {
+            return Err(self.error(what, Some(401), "no bearer realm known"));
+        };
+        let mut query = vec![("scope", scope(repo))];
+        if let Some(s) = service {
+            query.push(("service", s));
+        }
+        let mut req = self.http.get(&realm).query(&query);
+        if let Some(b) = self.basic_value() {
+            req = req.header(AUTHORIZATION, b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            self.error(
+                what,
+                None,
+                format!("token service: {}", transport_detail(&e)),
+            )
+        })?;
+        if resp.status() == StatusCode::UNAUTHORIZED || resp.status() == StatusCode::FORBIDDEN {
+            return Err(self.unauthorized(what));
+        }
+        let resp = self.expect(resp, what, &[StatusCode::OK]).await?;
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let answer: TokenAnswer = resp
+            .json()
+            .await
+            .map_err(|e| self.error(what, None, format!("token service answer: {e}")))?;
+        let token = answer
+            .token
+            .or(answer.access_token)
+            .and_then(Secret::new)
+            .ok_or_else(|| self.error(what, Some(200), "the token service returned no token"))?;
+        self.tokens
+            .lock()
+            .expect("token lock")
+            .insert(scope(repo), token.clone());
+        Ok(token)
+    }
+
+    async fn expect(
+        &self,
+        resp: Response,
+        what: &str,
+        ok: &[StatusCode],
+    ) -> Result<Response, RegistryError> {
+        if ok.contains(&resp.status()) {
+            Ok(resp)
+        } else {
+            Err(self.status_error(what, resp).await)
+        }
+    }
+
+    async fn status_error(&self, what: &str, resp: Response) -> RegistryError {
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED {
+            return self.unauthorized(what);
+        }
+        let body = resp.text().await.unwrap_or_default();
+        let detail = registry_errors(&body).unwrap_or_else(|| body.chars().take(300).collect());
+        let hint = if status == StatusCode::FORBIDDEN {
+            "; the credentials lack push access to this repository"
+        } else {
+            ""
+        };
+        self.error(
+            what,
+            Some(status.as_u16()),
+            format!(
+                "HTTP {}{}{hint}",
+                status.as_u16(),
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {detail}")
+                }
+            ),
+        )
+    }
+
+    /// Method for tests of the auth flow.
+    #[doc(hidden)]
+    pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        self.http.request(method, url)
+    }
+}
+
+fn scope(repo: &str) -> String {
+    format!("repository:{repo}:pull,push")
+}
+
+fn short(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
+}
+
+/// Transport errors without URLs' query strings (upload state) or secrets.
+fn transport_detail(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_request() {
+        "connection broken"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut root = String::new();
+    while let Some(s) = source {
+        root = s.to_string();
+        source = s.source();
+    }
+    if root.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind} ({root})")
+    }
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// `{"errors":[{"code":"DENIED","message":"…"}]}` → `DENIED: …`.
+fn registry_errors(body: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    let parsed: Errors = serde_json::from_str(body).ok()?;
+    let parts: Vec<String> = parsed
+        .errors
+        .into_iter()
+        .map(|i| match (i.code, i.message) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            (Some(c), None) => c,
+            (None, Some(m)) => m,
+            (None, None) => String::new(),
+        })
+        .collect();
+    Some(parts.join("; "))
+}
+
+/// `Bearer realm="x",service="y"` → ("Bearer", {realm: x, service: y}).
+pub fn parse_challenge(text: &str) -> (String, HashMap<String, String>) {
+    let text = text.trim();
+    let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+    let mut params = HashMap::new();
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => (quoted, ""),
+            }
+        } else {
+            match after.find(',') {
+                Some(end) => (&after[..end], &after[end..]),
+                None => (after, ""),
+            }
+        };
+        params.insert(key, value.to_string());
+        rest = remaining.trim_start().trim_start_matches(',').trim_start();
+    }
+    (scheme.to_string(), params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_challenges() {
+        let (s, p) = parse_challenge(
+            r#"Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull""#,
+        );
+        assert_eq!(s, "Bearer");
+        assert_eq!(p["realm"], "https://ghcr.io/token");
+        assert_eq!(p["service"], "ghcr.io");
+        assert_eq!(p["scope"], "repository:a/b:pull");
+        let (s, p) = parse_challenge(r#"Basic realm="Registry Realm""#);
+        assert_eq!(s, "Basic");
+        assert_eq!(p["realm"], "Registry Realm");
+    }
+
+    #[test]
+    fn summarizes_registry_errors() {
+        assert_eq!(
+            registry_errors(r#"{"errors":[{"code":"DENIED","message":"no push"}]}"#).unwrap(),
+            "DENIED: no push"
+        );
+        assert!(registry_errors("<html>").is_none());
+    }
+
+    #[test]
+    fn transient_kinds() {
+        let e = |s| RegistryError {
+            registry: "r".into(),
+            what: "w".into(),
+            status: s,
+            detail: String::new(),
+        };
+        assert!(e(None).is_transient());
+        assert!(e(Some(503)).is_transient());
+        assert!(e(Some(429)).is_transient());
+        assert!(!e(Some(401)).is_transient());
+        assert!(!e(Some(400)).is_transient());
+    }
+}

@@ -1,0 +1,481 @@
+//! `build`: real BuildKit builds on the test dockerd, pushed to the real
+//! registries, checked with skopeo.
+
+use crate::common::*;
+use crate::need_services;
+use crate::services::{self, Services};
+use serde_json::Value;
+
+const SERVICES: &[&str] = &["openim-api", "openim-rpc-user", "openim-push"];
+
+/// An OpenIM-shaped project: one Dockerfile, services selected by build
+/// args, FROM scratch so every platform builds without pulling anything.
+pub fn fixture(registries: &[String], platforms: &[&str]) -> TestRepo {
+    let repo = TestRepo::new();
+    let root = repo.path();
+    let write = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write(
+        "build/images/openim-server/Dockerfile",
+        "FROM scratch\nARG BINARY_NAME\nARG CMD_PATH\nCOPY ${CMD_PATH}/ /openim/bin/${BINARY_NAME}/\nCOPY config/ /openim/config/\n",
+    );
+    write(".dockerignore", "*.log\ntmp/\n");
+    write("config/openim.yaml", "api:\n  port: 10002\n");
+    write("tmp/big.bin", "ignored by .dockerignore\n");
+    write("debug.log", "ignored\n");
+    let mut services_yaml = String::new();
+    for s in SERVICES {
+        write(&format!("cmd/{s}/main.txt"), &format!("{s} binary\n"));
+        services_yaml.push_str(&format!(
+            "    - name: {s}\n      dockerfile: build/images/openim-server/Dockerfile\n      context: .\n      args: {{ CMD_PATH: cmd/{s}, BINARY_NAME: {s} }}\n"
+        ));
+    }
+    let regs: Vec<String> = registries.iter().map(|r| format!("    - {r}\n")).collect();
+    write(
+        "openim-release.yaml",
+        &format!(
+            "images:\n  registries:\n{}  platforms: [{}]\n  services:\n{services_yaml}",
+            regs.concat(),
+            platforms.join(", ")
+        ),
+    );
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "fixture"]);
+    repo
+}
+
+fn build_cmd(s: &Services, repo: &TestRepo) -> assert_cmd::Command {
+    let mut cmd = repo.bin();
+    cmd.env("DOCKER_HOST", &s.docker_host).arg("build");
+    cmd
+}
+
+fn images(json: &Value) -> &Vec<Value> {
+    json["images"].as_array().unwrap()
+}
+
+fn image<'a>(json: &'a Value, service: &str) -> &'a Value {
+    images(json)
+        .iter()
+        .find(|i| i["service"] == service)
+        .unwrap()
+}
+
+#[test]
+fn builds_every_service_for_every_platform_and_pushes_indexes() {
+    let s = need_services!();
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("multi"));
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64", "linux/arm64"]);
+    let json = json_ok(build_cmd(s, &repo).args(["--tag", "v1.0.0", "--tag", "rc0"]));
+    assert_eq!(images(&json).len(), 3);
+    for svc in SERVICES {
+        let img = image(&json, svc);
+        assert_eq!(img["status"], "built", "{img}");
+        let digest = img["digest"].as_str().unwrap();
+        for tag in ["v1.0.0", "rc0"] {
+            let reference = format!("{ns}/{svc}:{tag}");
+            let index = services::inspect_raw(&reference, None).unwrap();
+            assert_eq!(
+                index["mediaType"],
+                "application/vnd.oci.image.index.v1+json"
+            );
+            let platforms: Vec<String> = index["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{}/{}",
+                        m["platform"]["os"].as_str().unwrap(),
+                        m["platform"]["architecture"].as_str().unwrap()
+                    )
+                })
+                .collect();
+            assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+            // The digest the registry reports for the tag is the one we printed.
+            let raw = std::process::Command::new("skopeo")
+                .args([
+                    "inspect",
+                    "--tls-verify=false",
+                    "--raw",
+                    &format!("docker://{reference}"),
+                ])
+                .output()
+                .unwrap();
+            let registry_digest = format!("sha256:{}", sha256_hex(&raw.stdout));
+            assert_eq!(registry_digest, digest);
+            let refs: Vec<&str> = img["references"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap())
+                .collect();
+            assert!(refs.contains(&reference.as_str()), "{refs:?}");
+        }
+        // OCI labels on the image config of each platform.
+        for arch in ["amd64", "arm64"] {
+            let cfg = services::inspect_config(&format!("{ns}/{svc}:v1.0.0"), arch).unwrap();
+            assert_eq!(cfg["architecture"], arch);
+            let labels = &cfg["config"]["Labels"];
+            assert_eq!(labels["org.opencontainers.image.title"], *svc);
+            assert_eq!(labels["org.opencontainers.image.revision"], repo.head());
+            assert_eq!(labels["org.opencontainers.image.version"], "v1.0.0");
+            assert_eq!(
+                labels["org.opencontainers.image.created"],
+                "2026-11-25T12:00:00Z"
+            );
+        }
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn rerun_with_nothing_changed_only_adds_tags_and_a_change_rebuilds_one_service() {
+    let s = need_services!();
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("rerun"));
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
+    let first = json_ok(build_cmd(s, &repo).args(["--tag", "nightly-1"]));
+    let second = json_ok(build_cmd(s, &repo).args(["--tag", "nightly-2"]));
+    for svc in SERVICES {
+        assert_eq!(image(&second, svc)["status"], "unchanged");
+        assert_eq!(image(&second, svc)["digest"], image(&first, svc)["digest"]);
+        assert_eq!(
+            services::digest_of(&format!("{ns}/{svc}:nightly-2"), None).unwrap(),
+            image(&first, svc)["digest"].as_str().unwrap()
+        );
+    }
+    // Files ignored by .dockerignore change nothing.
+    repo.write("debug.log", "more noise\n");
+    let third = json_ok(build_cmd(s, &repo).args(["--tag", "nightly-3"]));
+    assert!(
+        images(&third).iter().all(|i| i["status"] == "unchanged"),
+        "{third}"
+    );
+    // A source change rebuilds exactly that service.
+    repo.write("cmd/openim-api/main.txt", "openim-api binary v2\n");
+    let fourth = json_ok(build_cmd(s, &repo).args(["--tag", "nightly-4"]));
+    assert_eq!(image(&fourth, "openim-api")["status"], "built");
+    assert_ne!(
+        image(&fourth, "openim-api")["digest"],
+        image(&first, "openim-api")["digest"]
+    );
+    assert_eq!(image(&fourth, "openim-push")["status"], "unchanged");
+}
+
+#[test]
+fn dry_run_lists_every_reference_and_touches_nothing() {
+    let s = need_services!();
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("dry"));
+    let other = "ghcr.io/openimsdk".to_string();
+    let repo = fixture(&[ns.clone(), other], &["linux/amd64", "linux/arm64"]);
+    // An unreachable engine proves nothing is contacted.
+    let out = stdout_ok(
+        repo.bin()
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .args(["build", "--tag", "v9.9.9", "--dry-run"]),
+    );
+    let refs = lines(&out);
+    assert_eq!(refs.len(), 3 * 2);
+    assert!(refs.contains(&format!("{ns}/openim-api:v9.9.9").as_str()));
+    assert!(refs.contains(&"ghcr.io/openimsdk/openim-rpc-user:v9.9.9"));
+    let json = json_ok(repo.bin().args(["build", "--tag", "v9.9.9", "--dry-run"]));
+    assert_eq!(json["dry_run"], true);
+    assert_eq!(
+        image(&json, "openim-api")["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
+    assert!(services::inspect_raw(&format!("{ns}/openim-api:v9.9.9"), None).is_err());
+}
+
+#[test]
+fn stage_tags_come_from_git() {
+    let s = need_services!();
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("stage"));
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
+    repo.atag(&["v3.8.0"]);
+    repo.commit("fix");
+    let json = json_ok(build_cmd(s, &repo).args(["--stage", "rc", "--service", "openim-api"]));
+    assert_eq!(json["tags"], serde_json::json!(["v3.8.1-rc.0", "rc0"]));
+    assert_eq!(images(&json).len(), 1);
+    let digest = image(&json, "openim-api")["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        services::digest_of(&format!("{ns}/openim-api:rc0"), None).unwrap(),
+        digest
+    );
+    let cfg = services::inspect_config(&format!("{ns}/openim-api:v3.8.1-rc.0"), "amd64").unwrap();
+    assert_eq!(
+        cfg["config"]["Labels"]["org.opencontainers.image.version"],
+        "3.8.1"
+    );
+}
+
+#[test]
+fn auth_registry_needs_credentials_and_never_shows_them() {
+    let s = need_services!();
+    let ns = format!("{}/{}", s.auth_registry, services::unique_namespace("auth"));
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
+    let err = fails_with(
+        build_cmd(s, &repo).args(["--tag", "v1", "--service", "openim-api"]),
+        1,
+    );
+    assert!(err.contains(&s.auth_registry), "{err}");
+    assert!(
+        err.contains("docker login") || err.contains("_USERNAME"),
+        "{err}"
+    );
+
+    let key = format!(
+        "OPENIM_RELEASE_REGISTRY_{}",
+        s.auth_registry.to_uppercase().replace(['.', ':'], "_")
+    );
+    let out = build_cmd(s, &repo)
+        .args(["--tag", "v1", "--service", "openim-api", "--output", "json"])
+        .env(format!("{key}_USERNAME"), &s.auth_user)
+        .env(format!("{key}_PASSWORD"), &s.auth_password)
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    // Masked for the Actions log, and never printed otherwise.
+    assert!(stdout.contains(&format!("::add-mask::{}", s.auth_password)));
+    assert_eq!(stdout.matches(&s.auth_password).count(), 1, "{stdout}");
+    assert!(!stderr.contains(&s.auth_password));
+    let creds = Some((s.auth_user.as_str(), s.auth_password.as_str()));
+    assert!(services::inspect_raw(&format!("{ns}/openim-api:v1"), creds).is_ok());
+
+    // Wrong password: a 401 naming the registry, and the password stays hidden.
+    let err = fails_with(
+        build_cmd(s, &repo)
+            .args(["--tag", "v2", "--service", "openim-api"])
+            .env(format!("{key}_USERNAME"), &s.auth_user)
+            .env(format!("{key}_PASSWORD"), "wrong-password-xyz"),
+        1,
+    );
+    assert!(
+        err.contains("401") && err.contains(&s.auth_registry),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-password-xyz"), "{err}");
+}
+
+#[test]
+fn a_failing_service_does_not_stop_the_others_and_gets_no_tag() {
+    let s = need_services!();
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("fail"));
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
+    std::fs::remove_dir_all(repo.path().join("cmd/openim-push")).unwrap();
+    let out = build_cmd(s, &repo)
+        .args(["--tag", "v1", "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(image(&json, "openim-push")["status"], "failed");
+    assert_eq!(image(&json, "openim-api")["status"], "built");
+    assert_eq!(image(&json, "openim-rpc-user")["status"], "built");
+    assert!(
+        stderr.contains("1 of 3 services failed: openim-push"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("last lines of the openim-push build"),
+        "{stderr}"
+    );
+    assert!(services::inspect_raw(&format!("{ns}/openim-push:v1"), None).is_err());
+    assert!(services::inspect_raw(&format!("{ns}/openim-api:v1"), None).is_ok());
+}
+
+#[test]
+fn bad_input_is_refused_before_building() {
+    let s = need_services!();
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("bad"));
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
+    let err = fails_with(
+        build_cmd(s, &repo).args(["--tag", "v1", "--service", "openim-nope"]),
+        2,
+    );
+    assert!(
+        err.contains("unknown service `openim-nope`") && err.contains("openim-api"),
+        "{err}"
+    );
+    let err = fails_with(build_cmd(s, &repo).args(["--service", "openim-api"]), 2);
+    assert!(err.contains("--stage") && err.contains("--tag"), "{err}");
+    let err = fails_with(build_cmd(s, &repo).args(["--tag", "bad/tag"]), 2);
+    assert!(err.contains("bad/tag"), "{err}");
+    std::fs::remove_file(repo.path().join("build/images/openim-server/Dockerfile")).unwrap();
+    let err = fails_with(build_cmd(s, &repo).args(["--tag", "v1"]), 2);
+    assert!(
+        err.contains("Dockerfile") && err.contains("openim-api"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreachable_engine_names_docker_host() {
+    let repo = fixture(&["127.0.0.1:9/x".to_string()], &["linux/amd64"]);
+    let err = fails_with(
+        repo.bin()
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .args(["build", "--tag", "v1"]),
+        1,
+    );
+    assert!(
+        err.contains("DOCKER_HOST") && err.contains("/nonexistent/docker.sock"),
+        "{err}"
+    );
+}
+
+#[test]
+fn matrix_legs_pushed_by_digest_merge_into_one_index() {
+    let s = need_services!();
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("legs"));
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64", "linux/arm64"]);
+    let matrix = json_ok(
+        repo.bin()
+            .args(["build", "matrix", "--service", "openim-api"]),
+    );
+    let include = matrix["include"].as_array().unwrap();
+    assert_eq!(include.len(), 2);
+    let work = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for entry in include {
+        let platform = entry["platform"].as_str().unwrap();
+        let out = stdout_ok(build_cmd(s, &repo).args([
+            "--service",
+            entry["service"].as_str().unwrap(),
+            "--platform",
+            platform,
+            "--push-by-digest",
+            "--output",
+            "json",
+        ]));
+        let path = work
+            .path()
+            .join(format!("{}.json", entry["slug"].as_str().unwrap()));
+        std::fs::write(&path, &out).unwrap();
+        files.push(path);
+    }
+    // Nothing is tagged before the merge.
+    assert!(services::inspect_raw(&format!("{ns}/openim-api:v2.0.0"), None).is_err());
+    let mut merge = repo.bin();
+    merge.args(["build", "merge", "--tag", "v2.0.0"]);
+    for f in &files {
+        merge.arg(f);
+    }
+    let json = json_ok(&mut merge);
+    assert_eq!(image(&json, "openim-api")["status"], "built");
+    let index = services::inspect_raw(&format!("{ns}/openim-api:v2.0.0"), None).unwrap();
+    let archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+}
+
+#[test]
+fn transient_registry_faults_are_retried() {
+    use crate::proxy::{Fault, Proxy};
+    let s = need_services!();
+    // Every third request fails: 503, 502 or a dropped connection.
+    let proxy = Proxy::start(
+        &s.registry,
+        Box::new(|n, _, _| match n % 9 {
+            2 => Fault::Status(503),
+            5 => Fault::Reset,
+            8 => Fault::Status(502),
+            _ => Fault::Pass,
+        }),
+    );
+    let ns = format!(
+        "127.0.0.1:{}/{}",
+        proxy.addr.port(),
+        services::unique_namespace("flaky")
+    );
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64", "linux/arm64"]);
+    let json = json_ok(build_cmd(s, &repo).args(["--tag", "v1", "--service", "openim-api"]));
+    assert_eq!(image(&json, "openim-api")["status"], "built");
+    let faults = proxy.faults.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(faults > 2, "only {faults} faults injected");
+    assert!(proxy.requests.load(std::sync::atomic::Ordering::SeqCst) > faults);
+    // Seen directly in the registry, behind the proxy.
+    let direct = ns.replacen(&format!("127.0.0.1:{}", proxy.addr.port()), &s.registry, 1);
+    let index = services::inspect_raw(&format!("{direct}/openim-api:v1"), None).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_registry_that_rejects_uploads_leaves_no_tag() {
+    use crate::proxy::{Fault, Proxy};
+    let s = need_services!();
+    let proxy = Proxy::start(
+        &s.registry,
+        Box::new(|_, method, path| {
+            if method == "PUT" && path.contains("/blobs/uploads/") {
+                Fault::Status(500)
+            } else {
+                Fault::Pass
+            }
+        }),
+    );
+    // Different repositories: blobs are linked per repository, so the
+    // registry behind the proxy has none of them.
+    let name = services::unique_namespace("reject");
+    let via_proxy = format!("127.0.0.1:{}/{name}-p", proxy.addr.port());
+    let direct = format!("{}/{name}", s.registry);
+    let repo = fixture(&[direct.clone(), via_proxy.clone()], &["linux/amd64"]);
+    let err = fails_with(
+        build_cmd(s, &repo).args(["--tag", "v1", "--service", "openim-api"]),
+        1,
+    );
+    assert!(
+        err.contains("openim-api") && err.contains(&format!("127.0.0.1:{}", proxy.addr.port())),
+        "{err}"
+    );
+    assert!(err.contains("HTTP 500"), "{err}");
+    // Neither registry got the tag: the other one was fine, but tags are
+    // written only when every registry has everything.
+    assert!(services::inspect_raw(&format!("{direct}/openim-api:v1"), None).is_err());
+}
+
+#[test]
+fn builds_on_a_locally_imported_base_image() {
+    let s = need_services!();
+    services::ensure_base_images(s);
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("base"));
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
+    repo.write(
+        "build/images/openim-server/Dockerfile",
+        "FROM openim-test-base-amd64:latest\nARG BINARY_NAME\nARG CMD_PATH\nCOPY ${CMD_PATH}/ /openim/bin/${BINARY_NAME}/\n",
+    );
+    let json = json_ok(build_cmd(s, &repo).args(["--tag", "v1", "--service", "openim-api"]));
+    assert_eq!(image(&json, "openim-api")["status"], "built");
+    // Two layers: the imported base and the COPY.
+    let manifest = services::inspect_raw(&format!("{ns}/openim-api:v1"), None).unwrap();
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().len(),
+        2,
+        "{manifest}"
+    );
+}
