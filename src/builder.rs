@@ -37,7 +37,10 @@ pub struct Shared {
     pub root: PathBuf,
     pub info: BuildInfo,
     pub extra_labels: BTreeMap<String, String>,
+    /// Look for an image with the same inputs before building.
     pub skip_unchanged: bool,
+    /// Write the `inputs-…` tag that later runs look for.
+    pub record_inputs: bool,
     pub no_cache: bool,
     pub mode: PushMode,
     pub progress: Progress,
@@ -276,7 +279,7 @@ async fn build_image(
     }
     outcome.digest = Some(top.digest.clone());
     let mut all_tags = tags.to_vec();
-    if shared.skip_unchanged {
+    if shared.record_inputs {
         all_tags.push(cache_tag);
     }
     write_tags(shared, name, &top, &all_tags).await?;

@@ -11,8 +11,9 @@
 //!   whitespace after it is trimmed too; the rest is cleaned like Go's
 //!   `filepath.Clean` (`./a` → `a`, `a//b/` → `a/b`, `a/../b` → `b`) and one
 //!   leading `/` is dropped.
-//! * Checking: every pattern must be valid for Go's `filepath.Match`
-//!   (e.g. an unclosed `[` or a trailing `\` is an error).
+//! * Checking: every pattern must be valid for Go's `filepath.Match`, which
+//!   (since golang/go#28614) checks the whole pattern: e.g. an unclosed `[`,
+//!   `[]a]`, `[a-]` or a trailing `\` is an error.
 //! * Matching: moby turns a pattern into one of four matchers. A pattern of
 //!   plain characters must equal the path; `lit/**` (plain text, then `**` at
 //!   the end) is a string-prefix test; `**…` (starting with `**`, then plain
@@ -108,8 +109,9 @@ impl DockerIgnore {
     /// When `rel_dir` is excluded, only the `!` patterns after the last
     /// pattern that excludes it are considered (earlier ones are overridden
     /// for everything below it as well). Whether a `!` pattern can match some
-    /// path below `rel_dir` is decided exactly, so `false` guarantees that
-    /// every path below an excluded `rel_dir` is excluded too.
+    /// path below `rel_dir` is decided exactly (only Go's `\b`/`\B` escapes
+    /// are approximated, towards `true`), so `false` guarantees that every
+    /// path below an excluded `rel_dir` is excluded too.
     pub fn may_reinclude_under(&self, rel_dir: &str) -> bool {
         if !self.patterns.iter().any(|p| p.exclusion) {
             return false;
@@ -292,7 +294,9 @@ impl Matcher {
             Kind::Prefix => {
                 Matcher::Prefix(pattern.strip_suffix("**").unwrap_or(pattern).to_string())
             }
-            Kind::Suffix => Matcher::Suffix(pattern.as_bytes()[2..].to_vec()),
+            Kind::Suffix => {
+                Matcher::Suffix(pattern.as_bytes().get(2..).unwrap_or_default().to_vec())
+            }
             Kind::Regexp => {
                 let bad = |reason: String| {
                     format!(
@@ -1901,6 +1905,23 @@ mod tests {
         check("a\\b*", &["a", "a.x", "aé"], &["ab"]);
         // Octal escapes.
         check("\\101?", &["AB"], &["A"]);
+        // moby leaves `|`, `{` and `}` unescaped: in a regex pattern they
+        // are Go's alternation and repetition. `^[^/]*\.md|[^/]*\.txt$`:
+        check(
+            "*.md|*.txt",
+            &["a.md", "a.mdx", "x/y.txt"],
+            &["a/b.md", "txt"],
+        );
+        check("x{2}*", &["xx", "xxa"], &["x", "x{2}", "xa"]);
+        check("x{,2}*", &["x{,2}", "x{,2}a"], &["xx"]);
+        // Without a wildcard the pattern is plain text.
+        check("a|b", &["a|b"], &["a", "b"]);
+        check("x{2}", &["x{2}"], &["xx"]);
+        // A leading `|` gives an empty alternative: everything matches.
+        check("|x]", &["a", "b/c"], &[]);
+        assert!(DockerIgnore::parse("x{1001}*").is_err());
+        assert!(DockerIgnore::parse("x{2}{3}*").is_err());
+        assert!(DockerIgnore::parse("|{2}*").is_err());
     }
 
     #[test]
@@ -1935,6 +1956,13 @@ mod tests {
             "a/**/b",
             "**/x/**",
             "a?\\z*",
+            "*.md|*.txt",
+            "x{2}*",
+            "a{1,3}?",
+            "|x*",
+            "x{0}*",
+            "b{2,}?",
+            "x*|a?",
         ];
         let paths = [
             "",
@@ -1980,6 +2008,14 @@ mod tests {
             "a\n",
             "a ",
             "ab b",
+            "a.md",
+            "b/c.txt",
+            "xx",
+            "xxx",
+            "aaa",
+            "aaaa",
+            "bb",
+            "bbbb",
         ];
         for pattern in patterns {
             let Matcher::Regex { re, nfa } = Matcher::compile(pattern).unwrap() else {
