@@ -367,20 +367,19 @@ async fn build_platform(
     Ok(Some(exported))
 }
 
-/// Upload one platform image (blobs, then its manifest by digest) to every registry.
+/// Upload one platform image (blobs, then its manifest by digest) to every
+/// registry; registries and blobs in parallel.
 async fn push_platform(shared: &Shared, service: &str, img: &ExportedImage) -> Result<()> {
-    for r in &shared.registries {
+    let pushes = shared.registries.iter().map(|r| async move {
         let repo = r.prefix().repository(service);
         let ctx = || format!("pushing {service} to {}", r.prefix());
-        let mut sent = 0;
-        for blob in std::iter::once(&img.config).chain(img.layers.iter()) {
-            if r.push_blob(&repo, &blob.digest, &blob.path)
-                .await
-                .with_context(ctx)?
-            {
-                sent += 1;
-            }
-        }
+        let blobs = std::iter::once(&img.config).chain(img.layers.iter());
+        let uploads = futures_util::future::try_join_all(
+            blobs.map(|blob| r.push_blob(&repo, &blob.digest, &blob.path)),
+        )
+        .await
+        .with_context(ctx)?;
+        let sent = uploads.iter().filter(|sent| **sent).count();
         r.put_manifest(&repo, &img.manifest.digest, &img.manifest)
             .await
             .with_context(ctx)?;
@@ -395,7 +394,9 @@ async fn push_platform(shared: &Shared, service: &str, img: &ExportedImage) -> R
                 short(&img.manifest.digest)
             ),
         );
-    }
+        anyhow::Ok(())
+    });
+    futures_util::future::try_join_all(pushes).await?;
     Ok(())
 }
 
@@ -428,14 +429,16 @@ async fn find_existing(shared: &Shared, service: &str, cache_tag: &str) -> Resul
 /// Point every tag at `top` in every registry. Called only once everything
 /// `top` refers to is present in all of them.
 async fn write_tags(shared: &Shared, service: &str, top: &Encoded, tags: &[String]) -> Result<()> {
-    for r in &shared.registries {
+    let writes = shared.registries.iter().map(|r| async move {
         let repo = r.prefix().repository(service);
         for tag in tags {
             r.put_manifest(&repo, tag, top)
                 .await
                 .with_context(|| format!("tagging {}/{service}:{tag}", r.prefix()))?;
         }
-    }
+        anyhow::Ok(())
+    });
+    futures_util::future::try_join_all(writes).await?;
     Ok(())
 }
 
