@@ -20,7 +20,7 @@ pub fn fixture(registries: &[String], platforms: &[&str]) -> TestRepo {
     };
     write(
         "build/images/openim-server/Dockerfile",
-        "FROM scratch\nARG BINARY_NAME\nARG CMD_PATH\nCOPY ${CMD_PATH}/ /openim/bin/${BINARY_NAME}/\nCOPY config/ /openim/config/\n",
+        "FROM scratch\nARG BINARY_NAME\nARG CMD_PATH\nCOPY config/ /openim/config/\nCOPY ${CMD_PATH}/ /openim/bin/${BINARY_NAME}/\n",
     );
     write(".dockerignore", "*.log\ntmp/\n");
     write("config/openim.yaml", "api:\n  port: 10002\n");
@@ -163,7 +163,15 @@ fn rerun_with_nothing_changed_only_adds_tags_and_a_change_rebuilds_one_service()
     );
     // A source change rebuilds exactly that service.
     repo.write("cmd/openim-api/main.txt", "openim-api binary v2\n");
-    let fourth = json_ok(build_cmd(s, &repo).args(["--tag", "nightly-4"]));
+    let out = build_cmd(s, &repo)
+        .args(["--tag", "nightly-4", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let fourth: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The shared config/ layer is already in the registry: not uploaded again.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("openim-api: ") && stderr.contains("2 of 3 blobs uploaded"), "{stderr}");
     assert_eq!(image(&fourth, "openim-api")["status"], "built");
     assert_ne!(
         image(&fourth, "openim-api")["digest"],
@@ -478,4 +486,27 @@ fn builds_on_a_locally_imported_base_image() {
         2,
         "{manifest}"
     );
+}
+
+#[test]
+fn credentials_from_docker_config_json() {
+    use base64::Engine;
+    let s = need_services!();
+    let ns = format!("{}/{}", s.auth_registry, services::unique_namespace("cfg"));
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
+    let docker_config = tempfile::tempdir().unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", s.auth_user, s.auth_password));
+    std::fs::write(
+        docker_config.path().join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, s.auth_registry),
+    )
+    .unwrap();
+    let json = json_ok(
+        build_cmd(s, &repo)
+            .args(["--tag", "v1", "--service", "openim-api"])
+            .env("DOCKER_CONFIG", docker_config.path()),
+    );
+    assert_eq!(image(&json, "openim-api")["status"], "built");
+    let creds = Some((s.auth_user.as_str(), s.auth_password.as_str()));
+    assert!(services::inspect_raw(&format!("{ns}/openim-api:v1"), creds).is_ok());
 }
