@@ -171,7 +171,10 @@ fn rerun_with_nothing_changed_only_adds_tags_and_a_change_rebuilds_one_service()
     let fourth: Value = serde_json::from_slice(&out.stdout).unwrap();
     // The shared config/ layer is already in the registry: not uploaded again.
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("openim-api: ") && stderr.contains("2 of 3 blobs uploaded"), "{stderr}");
+    assert!(
+        stderr.contains("openim-api: ") && stderr.contains("2 of 3 blobs uploaded"),
+        "{stderr}"
+    );
     assert_eq!(image(&fourth, "openim-api")["status"], "built");
     assert_ne!(
         image(&fourth, "openim-api")["digest"],
@@ -495,10 +498,14 @@ fn credentials_from_docker_config_json() {
     let ns = format!("{}/{}", s.auth_registry, services::unique_namespace("cfg"));
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     let docker_config = tempfile::tempdir().unwrap();
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", s.auth_user, s.auth_password));
+    let auth = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", s.auth_user, s.auth_password));
     std::fs::write(
         docker_config.path().join("config.json"),
-        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, s.auth_registry),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+            s.auth_registry
+        ),
     )
     .unwrap();
     let json = json_ok(
