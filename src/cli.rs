@@ -88,6 +88,122 @@ pub enum Command {
             characters as _). The engine: DOCKER_HOST or the default socket."
     )]
     Build(BuildCmd),
+
+    /// Update Helm charts, values, manifests and .env files in a deploy checkout.
+    #[command(subcommand)]
+    Chart(ChartCmd),
+
+    /// Commit the deploy edits to the deploy repository and open or update the pull request.
+    #[command(
+        long_about = "Clone the deploy repository (deploy.url), apply the deploy edits for a \
+            stage, commit them on a stable branch (openim-release/<stage>) and open or update \
+            the pull request; or, with deploy.mode: push, commit on the base branch.\n\n\
+            Token: GITHUB_TOKEN or GH_TOKEN (used as user x-access-token for git over HTTPS, \
+            and for the API). API base: GITHUB_API_URL.",
+        after_help = "Examples:\n  \
+            openim-release gitops --stage rc --dry-run\n  \
+            openim-release gitops --stage release\n  \
+            openim-release gitops --stage rc --version 3.8.1 --image-tag v3.8.1-rc.2 --digests build.json"
+    )]
+    Gitops(GitopsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChartCmd {
+    /// One chart: bump its version, set appVersion and the image tag (umbrella subcharts too).
+    #[command(
+        after_help = "Example:\n  openim-release chart bump charts/openim-server --app-version 3.8.1 --image-tag v3.8.1-rc.2"
+    )]
+    Bump(ChartBumpArgs),
+    /// Apply the `deploy:` edits of openim-release.yaml to a local deploy checkout.
+    Apply(ChartApplyArgs),
+}
+
+/// Options shared by everything that edits deploy files.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Editing")]
+pub struct EditArgs {
+    /// Do not check that every referenced image exists in its registry first.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Print the unified diff; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Exit with code 3 when there is nothing to change.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ChartBumpArgs {
+    /// The chart directory (with Chart.yaml).
+    pub chart_dir: PathBuf,
+    /// appVersion to set (X.Y.Z).
+    #[arg(long, value_name = "VERSION")]
+    pub app_version: String,
+    /// Image tag to set.
+    #[arg(long, value_name = "TAG")]
+    pub image_tag: String,
+    /// Values file [default: <CHART_DIR>/values.yaml].
+    #[arg(long, value_name = "FILE")]
+    pub values: Option<PathBuf>,
+    /// Key path of the image tag in the values file.
+    #[arg(long, default_value = "image.tag", value_name = "PATH")]
+    pub key: String,
+    /// How the chart version moves.
+    #[arg(long, value_enum, default_value_t = crate::chart::ChartBump::Patch)]
+    pub chart_bump: crate::chart::ChartBump,
+    /// Pin this digest (sha256:…) too.
+    #[arg(long, value_name = "DIGEST")]
+    pub digest: Option<String>,
+    /// How a digest is recorded: `key` (image.digest) or `tag` (tag@sha256:…).
+    #[arg(long, value_enum, default_value_t = crate::chart::DigestPin::Key)]
+    pub pin: crate::chart::DigestPin,
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+/// The release being deployed.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Release")]
+pub struct ReleaseArgs {
+    /// Take version and tags as `tag --stage STAGE` computes them in this repository.
+    #[arg(long, value_enum, env = "OPENIM_RELEASE_STAGE")]
+    pub stage: Option<Stage>,
+    /// The version (X.Y.Z) for appVersion.
+    #[arg(long = "version", value_name = "X.Y.Z")]
+    pub version: Option<String>,
+    /// The image tag to deploy [default: the stage's primary tag].
+    #[arg(long, value_name = "TAG")]
+    pub image_tag: Option<String>,
+    /// `build --output json` output: pins the digests it lists.
+    #[arg(long, value_name = "FILE")]
+    pub digests: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ChartApplyArgs {
+    /// The deploy checkout to edit.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub release: ReleaseArgs,
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GitopsArgs {
+    #[command(flatten)]
+    pub release: ReleaseArgs,
+    /// `pr` or `push` instead of deploy.mode.
+    #[arg(long, value_enum)]
+    pub mode: Option<crate::config::DeployMode>,
+    #[command(flatten)]
+    pub edit: EditArgs,
 }
 
 #[derive(Debug, Args)]

@@ -164,9 +164,13 @@ pub struct DeployConfig {
     pub base: Option<String>,
     pub mode: Option<DeployMode>,
     pub charts: Vec<ChartTarget>,
+    /// Kubernetes manifests (or compose files) whose `image:` lines name a service.
+    pub manifests: Vec<PathBuf>,
+    /// Compose `.env` files with `KEY=repo:tag` lines.
+    pub env_files: Vec<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeployMode {
     Pr,
@@ -182,16 +186,32 @@ pub struct ChartTarget {
     /// service name -> key path of its image tag in the values file.
     #[serde(default)]
     pub images: BTreeMap<String, String>,
+    /// How the chart version moves when something in it changed [default: patch].
+    #[serde(default)]
+    pub bump: Option<crate::chart::ChartBump>,
+    /// Record digests from `build`: `key` (image.digest) or `tag` (tag@sha256:…) [default: none].
+    #[serde(default)]
+    pub digest: Option<crate::chart::DigestPin>,
+    /// Key path of the image tag inside each subchart's values [default: image.tag].
+    #[serde(default)]
+    pub subchart_key: Option<String>,
 }
 
 /// `gitops:` — how deploy changes are proposed.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GitopsConfig {
-    pub branch_prefix: Option<String>,
+    /// The pull request branch, a template with {stage} [default: openim-release/{stage}].
+    pub branch: Option<String>,
     pub labels: Vec<String>,
     pub reviewers: Vec<String>,
+    /// Commit message template: {stage}, {version}, {tag}, {services} [default below].
     pub commit_message: Option<String>,
+    /// Pull request title template [default: the commit message's first line].
+    pub title: Option<String>,
+    pub author_name: Option<String>,
+    pub author_email: Option<String>,
+    /// Add a Signed-off-by line.
     pub signoff: bool,
 }
 

@@ -344,6 +344,12 @@ impl Repo {
     /// Push `refs/tags/<name>` to `remote` without force.
     pub fn push_tag(&self, remote: &str, name: &str) -> Result<(), PushError> {
         let refname = format!("refs/tags/{name}");
+        self.push_spec(remote, &format!("{refname}:{refname}"), &refname)
+    }
+
+    /// Push one refspec; `refname` names the remote ref in messages.
+    fn push_spec(&self, remote: &str, spec: &str, refname: &str) -> Result<(), PushError> {
+        let refname = refname.to_string();
         let mut r = self
             .find_remote(remote)
             .map_err(|e| PushError::Failed(format!("{e:#}")))?;
@@ -358,8 +364,7 @@ impl Repo {
         });
         let mut opts = PushOptions::new();
         opts.remote_callbacks(callbacks);
-        let spec = format!("{refname}:{refname}");
-        let pushed = r.push(&[spec.as_str()], Some(&mut opts));
+        let pushed = r.push(&[spec], Some(&mut opts));
         drop(opts);
         match pushed {
             Ok(()) => match rejection.into_inner() {
@@ -381,6 +386,154 @@ impl Repo {
     }
 }
 
+/// A commit author.
+#[derive(Debug, Clone)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+}
+
+impl Repo {
+    /// Shallow-clone `branch` of `url` into `dest` (depth 1). The token goes
+    /// to the transport only: the URL stored in .git/config stays as given.
+    pub fn clone_shallow(url: &str, branch: &str, dest: &Path) -> Result<Repo> {
+        let auth = Auth::with_config(git2::Config::open_default().ok());
+        let mut fetch = git2::FetchOptions::new();
+        fetch.remote_callbacks(auth.callbacks());
+        fetch.depth(1);
+        let result = git2::build::RepoBuilder::new()
+            .branch(branch)
+            .fetch_options(fetch)
+            .clone(url, dest);
+        let repo = result.map_err(|e| {
+            let msg = auth.scrub(e.message());
+            let hint = if e.class() == ErrorClass::Http
+                || msg.contains("401")
+                || msg.contains("authentication")
+            {
+                "; check the token in GITHUB_TOKEN (or GH_TOKEN)"
+            } else if msg.contains("not found") && msg.contains("reference") {
+                "; check deploy.base"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("cloning {} (branch {branch}): {msg}{hint}", scrub(url, &[]))
+        })?;
+        let root = dest.to_path_buf();
+        Ok(Repo { repo, root })
+    }
+
+    /// Fetch `branch` from `remote` (depth 1) and return its tip, or `None`
+    /// when the remote has no such branch.
+    pub fn fetch_branch(&self, remote: &str, branch: &str) -> Result<Option<String>> {
+        let listed = {
+            let mut r = self.find_remote(remote)?;
+            let auth = Auth::for_repo(&self.repo);
+            let conn = r
+                .connect_auth(Direction::Fetch, Some(auth.callbacks()), None)
+                .map_err(|e| anyhow::anyhow!(auth.scrub(e.message())))
+                .with_context(|| format!("listing branches of {}", self.remote_display(remote)))?;
+            let want = format!("refs/heads/{branch}");
+            conn.list()?
+                .iter()
+                .find(|h| h.name() == want)
+                .map(|h| h.oid().to_string())
+        };
+        let Some(tip) = listed else { return Ok(None) };
+        let mut r = self.find_remote(remote)?;
+        let auth = Auth::for_repo(&self.repo);
+        let mut fetch = git2::FetchOptions::new();
+        fetch.remote_callbacks(auth.callbacks());
+        fetch.depth(1);
+        let spec = format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}");
+        r.fetch(&[spec.as_str()], Some(&mut fetch), None)
+            .map_err(|e| anyhow::anyhow!(auth.scrub(e.message())))
+            .with_context(|| format!("fetching {branch} from {}", self.remote_display(remote)))?;
+        Ok(Some(tip))
+    }
+
+    /// The tree id of a commit.
+    pub fn tree_of(&self, sha: &str) -> Result<String> {
+        let oid = git2::Oid::from_str(sha).context("parsing commit sha")?;
+        Ok(self.repo.find_commit(oid)?.tree_id().to_string())
+    }
+
+    /// The parent ids of a commit, as its object records them (a shallow
+    /// fetch hides them from the commit graph, not from the object).
+    pub fn parents_of(&self, sha: &str) -> Result<Vec<String>> {
+        let oid = git2::Oid::from_str(sha).context("parsing commit sha")?;
+        let commit = self.repo.find_commit(oid)?;
+        let header = String::from_utf8_lossy(commit.raw_header_bytes()).into_owned();
+        Ok(header
+            .lines()
+            .filter_map(|l| l.strip_prefix("parent "))
+            .map(|p| p.trim().to_string())
+            .collect())
+    }
+
+    /// Move the checked-out branch and work tree to `sha` (discarding edits).
+    pub fn reset_hard(&self, sha: &str) -> Result<()> {
+        let oid = git2::Oid::from_str(sha).context("parsing commit sha")?;
+        let obj = self.repo.find_object(oid, None)?;
+        self.repo
+            .reset(&obj, git2::ResetType::Hard, None)
+            .with_context(|| format!("resetting to {sha}"))
+    }
+
+    /// Commit the listed work-tree paths on top of HEAD (or of `parent`),
+    /// without moving any ref. Returns the new commit, or `None` when the
+    /// tree would equal the parent's (no empty commits).
+    pub fn commit_paths(
+        &self,
+        paths: &[String],
+        message: &str,
+        author: &Author,
+    ) -> Result<Option<String>> {
+        let mut index = self.repo.index().context("reading the index")?;
+        for p in paths {
+            index
+                .add_path(Path::new(p))
+                .with_context(|| format!("staging {p}"))?;
+        }
+        index.write().context("writing the index")?;
+        let tree_id = index.write_tree().context("writing the tree")?;
+        let head = self.repo.head()?.peel_to_commit()?;
+        if head.tree_id() == tree_id {
+            return Ok(None);
+        }
+        let tree = self.repo.find_tree(tree_id)?;
+        let sig = git2::Signature::now(&author.name, &author.email)
+            .context("making the commit author")?;
+        let oid = self
+            .repo
+            .commit(Some("HEAD"), &sig, &sig, message, &tree, &[&head])
+            .context("creating the commit")?;
+        Ok(Some(oid.to_string()))
+    }
+
+    /// Push `sha` to `refs/heads/<branch>` of `remote`; `force` replaces
+    /// whatever is there.
+    pub fn push_commit(
+        &self,
+        remote: &str,
+        sha: &str,
+        branch: &str,
+        force: bool,
+    ) -> Result<(), PushError> {
+        let tmp = format!("refs/openim-release/push/{branch}");
+        let oid = git2::Oid::from_str(sha).map_err(|e| PushError::Failed(e.to_string()))?;
+        self.repo
+            .reference(&tmp, oid, true, "openim-release push")
+            .map_err(|e| PushError::Failed(e.to_string()))?;
+        let spec = format!("{}{tmp}:refs/heads/{branch}", if force { "+" } else { "" });
+        let result = self.push_spec(remote, &spec, &format!("refs/heads/{branch}"));
+        if let Ok(mut r) = self.repo.find_reference(&tmp) {
+            let _ = r.delete();
+        }
+        result
+    }
+}
+
 /// Credentials for HTTPS and SSH remotes, tried in order, each once:
 /// `GITHUB_TOKEN`/`GH_TOKEN` as user `x-access-token`; the basic-auth
 /// `http.<url>.extraheader` that actions/checkout leaves in .git/config;
@@ -394,7 +547,10 @@ struct Auth {
 
 impl Auth {
     fn for_repo(repo: &Repository) -> Auth {
-        let config = repo.config().ok();
+        Auth::with_config(repo.config().ok())
+    }
+
+    fn with_config(config: Option<git2::Config>) -> Auth {
         let header_basic = config
             .as_ref()
             .map(extraheader_credentials)

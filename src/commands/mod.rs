@@ -2,6 +2,8 @@
 //! and applies the result.
 
 pub mod build;
+pub mod chart;
+pub mod gitops;
 pub mod tag;
 
 use crate::cli::{Cli, Command};
@@ -11,5 +13,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Tag(args) => tag::run(&cli.global, args),
         Command::Build(cmd) => build::run(&cli.global, cmd),
+        Command::Chart(cmd) => chart::run(&cli.global, cmd),
+        Command::Gitops(args) => gitops::run(&cli.global, args),
     }
 }

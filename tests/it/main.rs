@@ -2,7 +2,11 @@
 //! Each test builds real git repositories in temp dirs and drives the binary.
 
 mod build;
+mod chart;
 mod common;
+mod deploy_fixture;
+mod fake_github;
+mod gitops;
 mod proxy;
 mod services;
 mod tag_actions;

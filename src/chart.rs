@@ -1,0 +1,437 @@
+//! Deploy-surface edits: Helm Chart.yaml (version, appVersion), values
+//! files (image tags and digests at key paths), Kubernetes manifests
+//! (`image: repo:tag`) and compose `.env` files. Pure functions from file
+//! text to file text; formatting is preserved by `yamledit` (YAML) and by
+//! touching only the matched characters (manifests, .env).
+
+use crate::yamledit::{self, YamlEditError};
+use regex::Regex;
+use semver::Version;
+use serde::Serialize;
+
+/// How a chart's `version` moves when something in the chart changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ChartBump {
+    Major,
+    Minor,
+    Patch,
+    None,
+}
+
+/// How an image digest (from `build --output json`) is recorded.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum, Default,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum DigestPin {
+    /// Tags only.
+    #[default]
+    None,
+    /// A sibling `digest` key next to the tag key (`image.digest`).
+    Key,
+    /// `tag@sha256:…` in the tag key itself.
+    Tag,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error("{file}: {error}")]
+    Yaml { file: String, error: YamlEditError },
+    #[error(
+        "{file}: `version: {version}` is not a semantic version; fix it or pass --chart-bump none"
+    )]
+    BadChartVersion { file: String, version: String },
+    #[error("{file}: has no `version`; a Chart.yaml needs one")]
+    NoChartVersion { file: String },
+}
+
+/// One scalar that changed, for the diff summary and the PR body.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ScalarChange {
+    pub file: String,
+    pub key: String,
+    pub old: Option<String>,
+    pub new: String,
+}
+
+fn yaml_err(file: &str) -> impl Fn(YamlEditError) -> ChartError + '_ {
+    move |error| ChartError::Yaml {
+        file: file.to_string(),
+        error,
+    }
+}
+
+fn path(p: &str, file: &str) -> Result<Vec<String>, ChartError> {
+    yamledit::parse_path(p).map_err(yaml_err(file))
+}
+
+/// Set `key` in `text` (a YAML file named `file`); records the change.
+pub fn set_value(
+    text: &str,
+    file: &str,
+    key: &str,
+    value: &str,
+    changes: &mut Vec<ScalarChange>,
+) -> Result<String, ChartError> {
+    let p = path(key, file)?;
+    let old = yamledit::get(text, &p).map_err(yaml_err(file))?;
+    let (new_text, changed) = yamledit::set(text, &p, value).map_err(yaml_err(file))?;
+    if changed {
+        changes.push(ScalarChange {
+            file: file.to_string(),
+            key: key.to_string(),
+            old,
+            new: value.to_string(),
+        });
+    }
+    Ok(new_text)
+}
+
+/// Set the image tag at `key` (and the digest, as `pin` says).
+pub fn set_image(
+    text: &str,
+    file: &str,
+    key: &str,
+    tag: &str,
+    digest: Option<&str>,
+    pin: DigestPin,
+    changes: &mut Vec<ScalarChange>,
+) -> Result<String, ChartError> {
+    match (pin, digest) {
+        (DigestPin::Tag, Some(d)) => set_value(text, file, key, &format!("{tag}@{d}"), changes),
+        (DigestPin::Key, Some(d)) => {
+            let text = set_value(text, file, key, tag, changes)?;
+            let digest_key = match key.rsplit_once('.') {
+                Some((parent, _)) => format!("{parent}.digest"),
+                None => "digest".to_string(),
+            };
+            set_value(&text, file, &digest_key, d, changes)
+        }
+        _ => set_value(text, file, key, tag, changes),
+    }
+}
+
+/// The image repository configured next to a tag key: `image.repository`
+/// (with `image.registry` in front when present) for `image.tag`.
+pub fn repository_beside(text: &str, file: &str, key: &str) -> Result<Option<String>, ChartError> {
+    let parent = key.rsplit_once('.').map(|(p, _)| p.to_string());
+    let join = |leaf: &str| match &parent {
+        Some(p) => format!("{p}.{leaf}"),
+        None => leaf.to_string(),
+    };
+    let get = |k: String| -> Result<Option<String>, ChartError> {
+        yamledit::get(text, &path(&k, file)?).map_err(yaml_err(file))
+    };
+    let repo = get(join("repository")).unwrap_or_default();
+    let registry = get(join("registry")).unwrap_or(None);
+    Ok(match (registry, repo) {
+        (Some(reg), Some(repo)) if !reg.is_empty() => {
+            Some(format!("{}/{repo}", reg.trim_end_matches('/')))
+        }
+        (_, repo) => repo.filter(|r| !r.is_empty()),
+    })
+}
+
+/// Chart.yaml: set `appVersion` (keeping its quoting) and, when `bump` is
+/// not `None` and `bump_version` is true, bump `version`.
+pub fn update_chart_yaml(
+    text: &str,
+    file: &str,
+    app_version: Option<&str>,
+    bump: ChartBump,
+    bump_version: bool,
+    changes: &mut Vec<ScalarChange>,
+) -> Result<String, ChartError> {
+    let mut text = text.to_string();
+    if let Some(v) = app_version {
+        text = set_value(&text, file, "appVersion", v, changes)?;
+    }
+    if bump_version && bump != ChartBump::None {
+        let current = yamledit::get(&text, &path("version", file)?)
+            .map_err(yaml_err(file))?
+            .ok_or_else(|| ChartError::NoChartVersion {
+                file: file.to_string(),
+            })?;
+        let next =
+            bump_chart_version(&current, bump).ok_or_else(|| ChartError::BadChartVersion {
+                file: file.to_string(),
+                version: current.clone(),
+            })?;
+        text = set_value(&text, file, "version", &next, changes)?;
+    }
+    Ok(text)
+}
+
+/// `0.1.13` → `0.1.14` (patch). Pre-release and build parts are dropped on a
+/// bump; a `v` prefix is kept.
+pub fn bump_chart_version(current: &str, bump: ChartBump) -> Option<String> {
+    let (prefix, rest) = match current.strip_prefix('v') {
+        Some(r) => ("v", r),
+        None => ("", current),
+    };
+    let v = Version::parse(rest).ok()?;
+    let next = match bump {
+        ChartBump::Major => Version::new(v.major + 1, 0, 0),
+        ChartBump::Minor => Version::new(v.major, v.minor + 1, 0),
+        ChartBump::Patch if v.pre.is_empty() => Version::new(v.major, v.minor, v.patch + 1),
+        // 1.2.0-rc.1 → 1.2.0: the release of that pre-release.
+        ChartBump::Patch => Version::new(v.major, v.minor, v.patch),
+        ChartBump::None => return Some(current.to_string()),
+    };
+    Some(format!("{prefix}{next}"))
+}
+
+/// Which image repositories count as a service: `(repository, service)`
+/// where repository is e.g. `openim/openim-api` or `ghcr.io/openimsdk/openim-api`.
+#[derive(Debug, Clone)]
+pub struct ImageMatcher {
+    entries: Vec<(String, String)>,
+}
+
+impl ImageMatcher {
+    /// From registries (`ghcr.io/openimsdk`, `docker.io/openim`) × services.
+    /// Docker Hub names match with and without `docker.io/`.
+    pub fn new(registries: &[String], services: &[String]) -> ImageMatcher {
+        let mut entries = Vec::new();
+        for s in services {
+            for r in registries {
+                let r = r.trim_end_matches('/');
+                entries.push((format!("{r}/{s}"), s.clone()));
+                if let Some(short) = r.strip_prefix("docker.io/") {
+                    entries.push((format!("{short}/{s}"), s.clone()));
+                } else if !r.contains('.') && !r.contains(':') && r != "localhost" {
+                    // `openim` means docker.io/openim
+                    entries.push((format!("docker.io/{r}/{s}"), s.clone()));
+                }
+            }
+        }
+        ImageMatcher { entries }
+    }
+
+    pub fn service_of(&self, repository: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(r, _)| r == repository)
+            .map(|(_, s)| s.as_str())
+    }
+}
+
+/// A rewritten image reference in a manifest or .env file.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RefChange {
+    pub file: String,
+    pub line: usize,
+    pub service: String,
+    pub old: String,
+    pub new: String,
+}
+
+fn image_ref_re() -> &'static Regex {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        // repository[:tag][@digest]
+        Regex::new(r"(?P<repo>[a-z0-9][a-z0-9._/:-]*?[a-z0-9])(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?(?P<digest>@sha256:[0-9a-f]{64})?$")
+            .expect("static regex")
+    })
+}
+
+/// Rewrite `repo:tag` in the value part of a line, returning the new value.
+fn rewrite_ref(
+    value: &str,
+    matcher: &ImageMatcher,
+    tag: &str,
+    digest_of: &dyn Fn(&str) -> Option<String>,
+) -> Option<(String, String, String)> {
+    let caps = image_ref_re().captures(value)?;
+    let repo = caps.name("repo")?.as_str();
+    let service = matcher.service_of(repo)?.to_string();
+    let new = match digest_of(&service) {
+        Some(d) => format!("{repo}:{tag}@{d}"),
+        None => format!("{repo}:{tag}"),
+    };
+    Some((service, value.to_string(), new))
+}
+
+/// Kubernetes manifests (and compose files): `image: repo:tag` lines whose
+/// repository is a known service get the new tag; everything else stays.
+pub fn rewrite_manifest(
+    text: &str,
+    file: &str,
+    matcher: &ImageMatcher,
+    tag: &str,
+    digest_of: &dyn Fn(&str) -> Option<String>,
+    changes: &mut Vec<RefChange>,
+) -> String {
+    static LINE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let line_re = LINE.get_or_init(|| {
+        Regex::new(r#"^(?P<lead>\s*(?:-\s+)?image:\s*)(?P<q>["']?)(?P<val>[^"'\s#]+)(?P<q2>["']?)"#)
+            .expect("static regex")
+    });
+    rewrite_lines(text, |n, line| {
+        let caps = line_re.captures(line)?;
+        let val = caps.name("val")?;
+        let (service, old, new) = rewrite_ref(val.as_str(), matcher, tag, digest_of)?;
+        if old == new {
+            return None;
+        }
+        changes.push(RefChange {
+            file: file.to_string(),
+            line: n,
+            service,
+            old,
+            new: new.clone(),
+        });
+        Some(format!(
+            "{}{new}{}",
+            &line[..val.start()],
+            &line[val.end()..]
+        ))
+    })
+}
+
+/// Compose `.env` files: `KEY=repo:tag` lines.
+pub fn rewrite_env(
+    text: &str,
+    file: &str,
+    matcher: &ImageMatcher,
+    tag: &str,
+    digest_of: &dyn Fn(&str) -> Option<String>,
+    changes: &mut Vec<RefChange>,
+) -> String {
+    static LINE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let line_re = LINE.get_or_init(|| {
+        Regex::new(r#"^(?P<lead>\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*)(?P<q>["']?)(?P<val>[^"'\s#]+)"#).expect("static regex")
+    });
+    rewrite_lines(text, |n, line| {
+        let caps = line_re.captures(line)?;
+        let val = caps.name("val")?;
+        let (service, old, new) = rewrite_ref(val.as_str(), matcher, tag, digest_of)?;
+        if old == new {
+            return None;
+        }
+        changes.push(RefChange {
+            file: file.to_string(),
+            line: n,
+            service,
+            old,
+            new: new.clone(),
+        });
+        Some(format!(
+            "{}{new}{}",
+            &line[..val.start()],
+            &line[val.end()..]
+        ))
+    })
+}
+
+/// Apply `f` to each line (without its ending); endings are kept as they
+/// were (LF, CRLF, none at the end).
+fn rewrite_lines(text: &str, mut f: impl FnMut(usize, &str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, raw) in text.split_inclusive('\n').enumerate() {
+        let (body, ending) = if let Some(b) = raw.strip_suffix("\r\n") {
+            (b, "\r\n")
+        } else if let Some(b) = raw.strip_suffix('\n') {
+            (b, "\n")
+        } else {
+            (raw, "")
+        };
+        match f(i + 1, body) {
+            Some(new) => {
+                out.push_str(&new);
+                out.push_str(ending);
+            }
+            None => out.push_str(raw),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher() -> ImageMatcher {
+        ImageMatcher::new(
+            &["docker.io/openim".into(), "ghcr.io/openimsdk".into()],
+            &["openim-api".into(), "openim-push".into()],
+        )
+    }
+
+    #[test]
+    fn chart_versions_bump() {
+        assert_eq!(
+            bump_chart_version("0.1.13", ChartBump::Patch).unwrap(),
+            "0.1.14"
+        );
+        assert_eq!(
+            bump_chart_version("0.1.13", ChartBump::Minor).unwrap(),
+            "0.2.0"
+        );
+        assert_eq!(
+            bump_chart_version("v1.2.3", ChartBump::Major).unwrap(),
+            "v2.0.0"
+        );
+        assert_eq!(
+            bump_chart_version("1.2.0-rc.1", ChartBump::Patch).unwrap(),
+            "1.2.0"
+        );
+        assert!(bump_chart_version("latest", ChartBump::Patch).is_none());
+    }
+
+    #[test]
+    fn manifests_only_touch_known_services() {
+        let text = "apiVersion: apps/v1\r\nkind: Deployment\r\nspec:\r\n  containers:\r\n    - name: api\r\n      image: openim/openim-api:v3.8.3 # pinned\r\n    - name: redis\r\n      image: redis:7\r\n    - image: \"ghcr.io/openimsdk/openim-push:v3.8.3\"\r\n      name: push";
+        let mut changes = Vec::new();
+        let out = rewrite_manifest(
+            text,
+            "k8s.yaml",
+            &matcher(),
+            "v3.8.4",
+            &|_| None,
+            &mut changes,
+        );
+        assert_eq!(
+            out,
+            text.replace("openim-api:v3.8.3", "openim-api:v3.8.4")
+                .replace("openim-push:v3.8.3", "openim-push:v3.8.4")
+        );
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[0].line, 6);
+        assert_eq!(changes[0].service, "openim-api");
+        // Rerun: nothing to change.
+        let mut again = Vec::new();
+        assert_eq!(
+            rewrite_manifest(
+                &out,
+                "k8s.yaml",
+                &matcher(),
+                "v3.8.4",
+                &|_| None,
+                &mut again
+            ),
+            out
+        );
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn env_files_and_digests() {
+        let text = "# images\nOPENIM_SERVER_IMAGE=openim/openim-server:v3.8.3\nOPENIM_API_IMAGE=openim/openim-api:v3.8.3\nMONGO_IMAGE=mongo:7\n";
+        let d = "sha256:".to_string() + &"a".repeat(64);
+        let mut changes = Vec::new();
+        let out = rewrite_env(
+            text,
+            ".env",
+            &matcher(),
+            "v3.8.4",
+            &|s| (s == "openim-api").then(|| d.clone()),
+            &mut changes,
+        );
+        assert!(out.contains(&format!("OPENIM_API_IMAGE=openim/openim-api:v3.8.4@{d}\n")));
+        assert!(out.contains("OPENIM_SERVER_IMAGE=openim/openim-server:v3.8.3\n"));
+        assert!(out.contains("MONGO_IMAGE=mongo:7\n"));
+        assert_eq!(changes.len(), 1);
+    }
+}

@@ -1,0 +1,566 @@
+//! Planning and applying deploy edits in a checkout of the deploy repository:
+//! which files change and how (via the pure `chart` functions), checking
+//! that every referenced image exists, the unified diff, and writing.
+//! Nothing is written until every edit is computed and verified.
+
+use crate::chart::{self, ChartBump, DigestPin, ImageMatcher, RefChange, ScalarChange};
+use crate::imageref::RegistryPrefix;
+use crate::registry::Registry;
+use anyhow::{anyhow, Context, Result};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// What is being deployed.
+#[derive(Debug, Clone, Default)]
+pub struct Release {
+    /// The image tag every service gets.
+    pub tag: String,
+    /// Chart appVersion (X.Y.Z), when known.
+    pub app_version: Option<String>,
+    /// service -> manifest digest (from `build --output json`).
+    pub digests: BTreeMap<String, String>,
+}
+
+/// Which subcharts of an umbrella chart get the new tag and appVersion.
+#[derive(Debug, Clone)]
+pub enum Subcharts {
+    /// Subcharts named after these services.
+    Named(Vec<String>),
+    /// Subcharts released with the parent: same appVersion as the parent
+    /// before the edit, and an image tag key (the one-off `chart bump`).
+    SameAppVersion,
+}
+
+/// One chart to edit.
+#[derive(Debug, Clone)]
+pub struct ChartSpec {
+    /// Chart directory, relative to the checkout root.
+    pub dir: PathBuf,
+    /// Values file, relative to the checkout root.
+    pub values: PathBuf,
+    /// (service, key path) pairs in the values file.
+    pub images: Vec<(String, String)>,
+    pub bump: ChartBump,
+    pub pin: DigestPin,
+    pub subcharts: Subcharts,
+    pub subchart_key: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileEdit {
+    pub path: String,
+    #[serde(skip)]
+    pub before: String,
+    #[serde(skip)]
+    pub after: String,
+}
+
+/// Every edit, computed before anything is written.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeployPlan {
+    pub files: Vec<FileEdit>,
+    pub scalars: Vec<ScalarChange>,
+    pub references: Vec<RefChange>,
+    /// Image references (`repo:tag`) the edits point at, for verification.
+    pub verify: BTreeSet<String>,
+    /// Per service: old tag → new tag (for the PR body).
+    pub images: Vec<ImageChange>,
+    /// Edited image keys whose repository is unknown (cannot be verified).
+    pub unverifiable: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ImageChange {
+    pub service: String,
+    pub file: String,
+    pub old: Option<String>,
+    pub new: String,
+    pub digest: Option<String>,
+}
+
+impl DeployPlan {
+    pub fn changed(&self) -> bool {
+        !self.files.is_empty()
+    }
+}
+
+fn rel(p: &Path) -> String {
+    p.to_string_lossy().replace('\\', "/")
+}
+
+fn read(root: &Path, p: &Path) -> Result<String> {
+    let full = root.join(p);
+    std::fs::read_to_string(&full).with_context(|| format!("reading {}", rel(p)))
+}
+
+/// Keep the newest text of each file across several edits.
+struct Texts {
+    root: PathBuf,
+    files: BTreeMap<String, (String, String)>,
+}
+
+impl Texts {
+    fn get(&mut self, p: &Path) -> Result<String> {
+        let key = rel(p);
+        if let Some((_, after)) = self.files.get(&key) {
+            return Ok(after.clone());
+        }
+        let text = read(&self.root, p)?;
+        self.files.insert(key, (text.clone(), text.clone()));
+        Ok(text)
+    }
+
+    fn put(&mut self, p: &Path, text: String) {
+        let key = rel(p);
+        if let Some(entry) = self.files.get_mut(&key) {
+            entry.1 = text;
+        }
+    }
+
+    fn changed_under(&self, dir: &Path) -> bool {
+        let prefix = format!("{}/", rel(dir).trim_end_matches('/'));
+        self.files
+            .iter()
+            .any(|(k, (b, a))| b != a && (k.starts_with(&prefix) || prefix == "./"))
+    }
+
+    fn into_edits(self) -> Vec<FileEdit> {
+        self.files
+            .into_iter()
+            .filter(|(_, (b, a))| b != a)
+            .map(|(path, (before, after))| FileEdit {
+                path,
+                before,
+                after,
+            })
+            .collect()
+    }
+}
+
+/// Plan every edit for `charts`, `manifests` and `env_files`.
+pub fn plan(
+    root: &Path,
+    charts: &[ChartSpec],
+    manifests: &[PathBuf],
+    env_files: &[PathBuf],
+    matcher: &ImageMatcher,
+    registries: &[String],
+    release: &Release,
+) -> Result<DeployPlan> {
+    let mut texts = Texts {
+        root: root.to_path_buf(),
+        files: BTreeMap::new(),
+    };
+    let mut out = DeployPlan::default();
+    for spec in charts {
+        plan_chart(&mut texts, spec, registries, release, &mut out)?;
+    }
+    let digest_of = |s: &str| release.digests.get(s).cloned();
+    for m in manifests {
+        let text = texts.get(m)?;
+        let mut refs = Vec::new();
+        let new =
+            chart::rewrite_manifest(&text, &rel(m), matcher, &release.tag, &digest_of, &mut refs);
+        texts.put(m, new);
+        collect_refs(&mut out, refs);
+    }
+    for e in env_files {
+        let text = texts.get(e)?;
+        let mut refs = Vec::new();
+        let new = chart::rewrite_env(&text, &rel(e), matcher, &release.tag, &digest_of, &mut refs);
+        texts.put(e, new);
+        collect_refs(&mut out, refs);
+    }
+    out.files = texts.into_edits();
+    Ok(out)
+}
+
+fn collect_refs(out: &mut DeployPlan, refs: Vec<RefChange>) {
+    for r in refs {
+        let without_digest = r.new.split('@').next().unwrap_or(&r.new).to_string();
+        out.verify.insert(without_digest);
+        let (old_tag, new_tag) = (tag_of(&r.old), tag_of(&r.new));
+        out.images.push(ImageChange {
+            service: r.service.clone(),
+            file: format!("{}:{}", r.file, r.line),
+            old: old_tag,
+            new: new_tag.unwrap_or_default(),
+            digest: r.new.split_once('@').map(|(_, d)| d.to_string()),
+        });
+        out.references.push(r);
+    }
+}
+
+fn tag_of(reference: &str) -> Option<String> {
+    let no_digest = reference.split('@').next()?;
+    let (_, tag) = no_digest.rsplit_once(':')?;
+    (!tag.contains('/')).then(|| tag.to_string())
+}
+
+fn has_subcharts(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join("charts"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().join("Chart.yaml").is_file())
+        })
+        .unwrap_or(false)
+}
+
+fn plan_chart(
+    texts: &mut Texts,
+    spec: &ChartSpec,
+    registries: &[String],
+    release: &Release,
+    out: &mut DeployPlan,
+) -> Result<()> {
+    let chart_yaml = spec.dir.join("Chart.yaml");
+    if !texts.root.join(&chart_yaml).is_file() {
+        return Err(anyhow!(
+            "{} not found: is {} a Helm chart?",
+            rel(&chart_yaml),
+            rel(&spec.dir)
+        ));
+    }
+    let values_name = rel(&spec.values);
+    // Values of the chart itself.
+    for (service, key) in &spec.images {
+        let text = texts.get(&spec.values)?;
+        let digest = release.digests.get(service).map(String::as_str);
+        let mut changes = Vec::new();
+        let new = match chart::set_image(
+            &text,
+            &values_name,
+            key,
+            &release.tag,
+            digest,
+            spec.pin,
+            &mut changes,
+        ) {
+            Ok(t) => t,
+            // `chart bump` of an umbrella whose own values have no image:
+            // its subcharts carry the images.
+            Err(chart::ChartError::Yaml {
+                error: crate::yamledit::YamlEditError::NotFound { .. },
+                ..
+            }) if matches!(spec.subcharts, Subcharts::SameAppVersion)
+                && has_subcharts(&texts.root.join(&spec.dir)) =>
+            {
+                continue
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let old = chart::repository_beside(&text, &values_name, key)?;
+        record_image(
+            out,
+            service,
+            &values_name,
+            key,
+            &text,
+            &release.tag,
+            digest,
+            spec.pin,
+            old.as_deref(),
+            registries,
+        )?;
+        out.scalars.extend(changes);
+        texts.put(&spec.values, new);
+    }
+    // Subcharts of an umbrella chart.
+    let parent_text = texts.get(&chart_yaml)?;
+    let parent_app = crate::yamledit::get(&parent_text, &["appVersion".to_string()])
+        .ok()
+        .flatten();
+    let charts_dir = texts.root.join(&spec.dir).join("charts");
+    if let Ok(entries) = std::fs::read_dir(&charts_dir) {
+        let mut dirs: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("Chart.yaml").is_file())
+            .collect();
+        dirs.sort();
+        for dir in dirs {
+            let sub_rel = spec
+                .dir
+                .join("charts")
+                .join(dir.file_name().unwrap_or_default());
+            let sub_chart = sub_rel.join("Chart.yaml");
+            let sub_values = sub_rel.join("values.yaml");
+            let sub_text = texts.get(&sub_chart)?;
+            let name = crate::yamledit::get(&sub_text, &["name".to_string()])
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| {
+                    dir.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                });
+            let selected = match &spec.subcharts {
+                Subcharts::Named(services) => services.contains(&name),
+                Subcharts::SameAppVersion => {
+                    let app = crate::yamledit::get(&sub_text, &["appVersion".to_string()])
+                        .ok()
+                        .flatten();
+                    app.is_some() && app == parent_app
+                }
+            };
+            if !selected || !texts.root.join(&sub_values).is_file() {
+                continue;
+            }
+            let vtext = texts.get(&sub_values)?;
+            let vname = rel(&sub_values);
+            let digest = release.digests.get(&name).map(String::as_str);
+            let mut changes = Vec::new();
+            let new = match chart::set_image(
+                &vtext,
+                &vname,
+                &spec.subchart_key,
+                &release.tag,
+                digest,
+                spec.pin,
+                &mut changes,
+            ) {
+                Ok(t) => t,
+                // Released with the parent but without an image of its own: skip.
+                Err(chart::ChartError::Yaml {
+                    error: crate::yamledit::YamlEditError::NotFound { .. },
+                    ..
+                }) if matches!(spec.subcharts, Subcharts::SameAppVersion) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let repo = chart::repository_beside(&vtext, &vname, &spec.subchart_key)?;
+            record_image(
+                out,
+                &name,
+                &vname,
+                &spec.subchart_key,
+                &vtext,
+                &release.tag,
+                digest,
+                spec.pin,
+                repo.as_deref(),
+                registries,
+            )?;
+            out.scalars.extend(changes);
+            texts.put(&sub_values, new);
+            let mut changes = Vec::new();
+            let sub_new = chart::update_chart_yaml(
+                &sub_text,
+                &rel(&sub_chart),
+                release.app_version.as_deref(),
+                ChartBump::None,
+                false,
+                &mut changes,
+            )?;
+            out.scalars.extend(changes);
+            texts.put(&sub_chart, sub_new);
+        }
+    }
+    // The chart itself: appVersion, and the version bumped once when
+    // anything in the chart changed (never on a re-run with nothing to do).
+    let mut changes = Vec::new();
+    let with_app = chart::update_chart_yaml(
+        &parent_text,
+        &rel(&chart_yaml),
+        release.app_version.as_deref(),
+        ChartBump::None,
+        false,
+        &mut changes,
+    )?;
+    texts.put(&chart_yaml, with_app.clone());
+    out.scalars.extend(changes);
+    if texts.changed_under(&spec.dir) || texts.files.get(&values_name).is_some_and(|(b, a)| b != a)
+    {
+        let mut changes = Vec::new();
+        let bumped = chart::update_chart_yaml(
+            &with_app,
+            &rel(&chart_yaml),
+            None,
+            spec.bump,
+            true,
+            &mut changes,
+        )?;
+        texts.put(&chart_yaml, bumped);
+        out.scalars.extend(changes);
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_image(
+    out: &mut DeployPlan,
+    service: &str,
+    file: &str,
+    key: &str,
+    before: &str,
+    tag: &str,
+    digest: Option<&str>,
+    pin: DigestPin,
+    repository: Option<&str>,
+    registries: &[String],
+) -> Result<()> {
+    let old = crate::yamledit::get(
+        before,
+        &crate::yamledit::parse_path(key).map_err(|e| anyhow!("{e}"))?,
+    )
+    .ok()
+    .flatten();
+    out.images.push(ImageChange {
+        service: service.to_string(),
+        file: format!("{file}: {key}"),
+        old,
+        new: tag.to_string(),
+        digest: (pin != DigestPin::None)
+            .then(|| digest.map(str::to_string))
+            .flatten(),
+    });
+    match repository {
+        Some(repo) => {
+            out.verify.insert(format!("{repo}:{tag}"));
+        }
+        None if registries.is_empty() => out.unverifiable.push(format!("{file}: {key}")),
+        None => {
+            for r in registries {
+                out.verify
+                    .insert(format!("{}/{service}:{tag}", r.trim_end_matches('/')));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `ghcr.io/openimsdk/openim-api:v1` → (registry prefix, name, tag).
+pub fn split_reference(reference: &str) -> Result<(RegistryPrefix, String, String)> {
+    let (repo, tag) = reference
+        .rsplit_once(':')
+        .filter(|(_, t)| !t.contains('/'))
+        .ok_or_else(|| anyhow!("`{reference}` has no tag"))?;
+    let (prefix, name) = match repo.rsplit_once('/') {
+        Some((p, n)) => (
+            RegistryPrefix::parse(p).map_err(|e| anyhow!(e))?,
+            n.to_string(),
+        ),
+        None => (
+            RegistryPrefix::parse("docker.io/library").map_err(|e| anyhow!(e))?,
+            repo.to_string(),
+        ),
+    };
+    Ok((prefix, name, tag.to_string()))
+}
+
+/// Check that every reference exists, with every platform of an index.
+/// Returns the missing ones (with why); empty means all good.
+pub async fn verify(references: &BTreeSet<String>, insecure: &[String]) -> Result<Vec<String>> {
+    let mut clients: BTreeMap<String, Registry> = BTreeMap::new();
+    let mut missing = Vec::new();
+    for reference in references {
+        let (prefix, name, tag) = split_reference(reference)?;
+        let key = prefix.host.clone();
+        if !clients.contains_key(&key) {
+            let creds = crate::credentials::lookup(&prefix)?;
+            if let Some(c) = &creds {
+                crate::actions::mask(&c.password);
+            }
+            let insecure = insecure.iter().any(|h| h == &prefix.host);
+            clients.insert(key.clone(), Registry::new(prefix.clone(), creds, insecure));
+        }
+        let client = &clients[&key];
+        let repo = prefix.repository(&name);
+        match client.get_manifest(&repo, &tag).await {
+            Ok(Some(found)) => {
+                if let Ok(index) = serde_json::from_slice::<crate::oci::Index>(&found.bytes) {
+                    for m in &index.manifests {
+                        match client.get_manifest(&repo, &m.digest).await {
+                            Ok(Some(_)) => {}
+                            Ok(None) => missing.push(format!(
+                                "{reference} ({} missing)",
+                                m.platform
+                                    .as_ref()
+                                    .map(ToString::to_string)
+                                    .unwrap_or_else(|| m.digest.clone())
+                            )),
+                            Err(e) => missing.push(format!("{reference}: {e}")),
+                        }
+                    }
+                }
+            }
+            Ok(None) => missing.push(format!("{reference} (no such tag)")),
+            Err(e) => missing.push(format!("{reference}: {e}")),
+        }
+    }
+    Ok(missing)
+}
+
+/// Write every edited file (temp file + rename: a file is never half written).
+pub fn write(root: &Path, plan: &DeployPlan) -> Result<()> {
+    for f in &plan.files {
+        let full = root.join(&f.path);
+        let tmp = full.with_extension(format!(
+            "{}.openim-release.tmp",
+            full.extension()
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+        std::fs::write(&tmp, &f.after).with_context(|| format!("writing {}", f.path))?;
+        if let Ok(meta) = std::fs::metadata(&full) {
+            let _ = std::fs::set_permissions(&tmp, meta.permissions());
+        }
+        std::fs::rename(&tmp, &full).with_context(|| format!("writing {}", f.path))?;
+    }
+    Ok(())
+}
+
+/// The unified diff of every edit (a/ and b/ prefixes, as git prints it).
+pub fn unified_diff(plan: &DeployPlan) -> String {
+    let mut out = String::new();
+    for f in &plan.files {
+        let diff = similar::TextDiff::from_lines(&f.before, &f.after);
+        out.push_str(&format!("diff --git a/{0} b/{0}\n", f.path));
+        out.push_str(
+            &diff
+                .unified_diff()
+                .context_radius(3)
+                .header(&format!("a/{}", f.path), &format!("b/{}", f.path))
+                .to_string(),
+        );
+    }
+    out
+}
+
+/// The pull request body: every service with old → new tag and digest.
+pub fn pr_body(plan: &DeployPlan, stage: &str, version: Option<&str>, tag: &str) -> String {
+    let mut md = format!(
+        "Deploys **{}** (stage `{stage}`{}).\n\n| service | where | old | new | digest |\n|---|---|---|---|---|\n",
+        tag,
+        version.map(|v| format!(", version {v}")).unwrap_or_default()
+    );
+    for i in &plan.images {
+        md.push_str(&format!(
+            "| {} | `{}` | {} | `{}` | {} |\n",
+            i.service,
+            i.file,
+            i.old
+                .as_deref()
+                .map(|o| format!("`{o}`"))
+                .unwrap_or_else(|| "—".into()),
+            i.new,
+            i.digest
+                .as_deref()
+                .map(|d| format!("`{d}`"))
+                .unwrap_or_else(|| "—".into())
+        ));
+    }
+    md.push_str("\nFiles: ");
+    md.push_str(
+        &plan
+            .files
+            .iter()
+            .map(|f| format!("`{}`", f.path))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    md.push_str("\n\n<sub>Opened by openim-release; re-running updates this pull request.</sub>\n");
+    md
+}

@@ -1,0 +1,219 @@
+//! `chart bump` and `chart apply` on an OpenIM-shaped deploy layout: exact
+//! diffs, formatting kept, idempotence, verification.
+
+use crate::common::*;
+use crate::deploy_fixture::{read, write_layout};
+
+fn layout() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_layout(dir.path(), "ghcr.io/openimsdk");
+    dir
+}
+
+#[test]
+fn bump_updates_the_umbrella_and_its_subcharts_preserving_format() {
+    let dir = layout();
+    let root = dir.path();
+    let before_redis = read(root, "charts/openim-server/charts/redis/values.yaml");
+    let json = json_ok(bin(root).args([
+        "chart",
+        "bump",
+        "charts/openim-server",
+        "--app-version",
+        "3.8.1",
+        "--image-tag",
+        "v3.8.1-rc.2",
+        "--no-verify",
+    ]));
+    assert_eq!(json["changed"], true);
+    // Parent: version bumped once, appVersion quoted as before, still no final newline.
+    assert_eq!(
+        read(root, "charts/openim-server/Chart.yaml"),
+        "apiVersion: v2\nname: openim-server\ndescription: OpenIM server umbrella chart\n\n# This is the chart version.\nversion: 0.1.18\n\n# It is recommended to use it with quotes.\nappVersion: \"3.8.1\"\n\ndependencies:\n  - name: openim-api\n    version: 0.1.17\n  - name: redis\n    version: 18.0.0"
+    );
+    for s in crate::deploy_fixture::SERVICES {
+        let values = read(
+            root,
+            &format!("charts/openim-server/charts/{s}/values.yaml"),
+        );
+        assert!(values.contains("  # Overrides the image tag whose default is the chart appVersion.\n  tag: \"v3.8.1-rc.2\"\n"), "{values}");
+        assert_eq!(
+            read(root, &format!("charts/openim-server/charts/{s}/Chart.yaml")),
+            format!("apiVersion: v2\nname: {s}\nversion: 0.1.17\nappVersion: \"3.8.1\"\n")
+        );
+    }
+    // The infra subchart keeps its own release.
+    assert_eq!(
+        read(root, "charts/openim-server/charts/redis/values.yaml"),
+        before_redis
+    );
+
+    // A re-run changes nothing, and never creeps the chart version.
+    let again = json_ok(bin(root).args([
+        "chart",
+        "bump",
+        "charts/openim-server",
+        "--app-version",
+        "3.8.1",
+        "--image-tag",
+        "v3.8.1-rc.2",
+        "--no-verify",
+    ]));
+    assert_eq!(again["changed"], false);
+    assert!(read(root, "charts/openim-server/Chart.yaml").contains("version: 0.1.18\n"));
+    let out = bin(root)
+        .args([
+            "chart",
+            "bump",
+            "charts/openim-server",
+            "--app-version",
+            "3.8.1",
+            "--image-tag",
+            "v3.8.1-rc.2",
+            "--no-verify",
+            "--exit-code",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn bump_dry_run_prints_the_diff_and_writes_nothing() {
+    let dir = layout();
+    let root = dir.path();
+    let before = read(root, "charts/openim-server/Chart.yaml");
+    let out = stdout_ok(bin(root).args([
+        "chart",
+        "bump",
+        "charts/openim-server",
+        "--app-version",
+        "3.8.1",
+        "--image-tag",
+        "v3.8.1",
+        "--no-verify",
+        "--dry-run",
+    ]));
+    assert!(
+        out.contains(
+            "diff --git a/charts/openim-server/Chart.yaml b/charts/openim-server/Chart.yaml"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("-version: 0.1.17\n+version: 0.1.18\n"),
+        "{out}"
+    );
+    assert!(out.contains("-  tag: \"\"\n+  tag: \"v3.8.1\"\n"), "{out}");
+    assert_eq!(read(root, "charts/openim-server/Chart.yaml"), before);
+}
+
+#[test]
+fn bump_refuses_bad_input_and_changes_nothing() {
+    let dir = layout();
+    let root = dir.path();
+    let err = fails_with(
+        bin(root).args([
+            "chart",
+            "bump",
+            "charts/nope",
+            "--app-version",
+            "3.8.1",
+            "--image-tag",
+            "v1",
+        ]),
+        2,
+    );
+    assert!(err.contains("Chart.yaml"), "{err}");
+    let err = fails_with(
+        bin(root).args([
+            "chart",
+            "bump",
+            "charts/openim-server",
+            "--app-version",
+            "3.8",
+            "--image-tag",
+            "v1",
+            "--no-verify",
+        ]),
+        2,
+    );
+    assert!(err.contains("--app-version"), "{err}");
+    let err = fails_with(
+        bin(root).args([
+            "chart",
+            "bump",
+            "charts/openim-server",
+            "--app-version",
+            "3.8.1",
+            "--image-tag",
+            "bad/tag",
+            "--no-verify",
+        ]),
+        2,
+    );
+    assert!(err.contains("--image-tag"), "{err}");
+    assert!(read(root, "charts/openim-server/Chart.yaml").contains("version: 0.1.17"));
+}
+
+/// A source repository whose config names the deploy surfaces.
+pub fn source_repo(registry: &str, deploy_url: &str, repository: &str, extra: &str) -> TestRepo {
+    let repo = TestRepo::new();
+    let services: Vec<String> = crate::deploy_fixture::SERVICES
+        .iter()
+        .map(|s| format!("    - {{ name: {s}, dockerfile: Dockerfile }}\n"))
+        .collect();
+    repo.write(
+        "openim-release.yaml",
+        &format!(
+            "images:\n  registries: [{registry}]\n  services:\n{}deploy:\n  url: {deploy_url}\n  repository: {repository}\n  base: main\n  mode: pr\n  charts:\n    - path: charts/openim-server\n      values: k8s-open-im-server-config.yaml\n      images: {{ openim-api: openim-api.image.tag, openim-push: openim-push.image.tag }}\n  manifests: [k8s/openim-api.yaml]\n  env_files: [docker-compose/.env]\n{extra}",
+            services.concat()
+        ),
+    );
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "config"]);
+    repo
+}
+
+#[test]
+fn apply_edits_every_surface_from_the_config() {
+    let dir = layout();
+    let root = dir.path();
+    let src = source_repo(
+        "ghcr.io/openimsdk",
+        "http://127.0.0.1:9/none.git",
+        "openimsdk/helm-charts",
+        "",
+    );
+    src.atag(&["v3.8.0"]);
+    src.commit("fix");
+    let json = json_ok(bin(src.path()).args([
+        "chart",
+        "apply",
+        "--dir",
+        root.to_str().unwrap(),
+        "--stage",
+        "rc",
+        "--no-verify",
+    ]));
+    assert_eq!(json["changed"], true);
+    assert_eq!(
+        read(root, "k8s/openim-api.yaml").lines().nth(9).unwrap(),
+        "          image: ghcr.io/openimsdk/openim-api:v3.8.1-rc.0 # do not edit by hand"
+    );
+    assert!(read(root, "k8s/openim-api.yaml").contains("image: busybox:1.36\n"));
+    assert_eq!(
+        read(root, "docker-compose/.env"),
+        "# images\nOPENIM_API_IMAGE=ghcr.io/openimsdk/openim-api:v3.8.1-rc.0\nMONGO_IMAGE=mongo:7.0\n"
+    );
+    assert!(read(root, "charts/openim-server/Chart.yaml").contains("appVersion: \"3.8.1\""));
+    assert!(
+        read(root, "charts/openim-server/charts/openim-push/values.yaml")
+            .contains("tag: \"v3.8.1-rc.0\"")
+    );
+    // The global override file: CRLF kept, single quotes kept, flow mapping edited in place.
+    assert_eq!(
+        read(root, "k8s-open-im-server-config.yaml"),
+        "# OpenIM global config\r\nopenim-api:\r\n  image:\r\n    repository: ghcr.io/openimsdk/openim-api\r\n    tag: 'v3.8.1-rc.0'\r\nopenim-push:\r\n  image: { repository: ghcr.io/openimsdk/openim-push, tag: v3.8.1-rc.0 }\r\nmongo:\r\n  image: mongo:7\r\n"
+    );
+}

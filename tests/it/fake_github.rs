@@ -1,0 +1,81 @@
+//! Runs tests/fake_github.py (a stateful fake of GitHub's REST API built on
+//! the shapes in shared/fixtures/github) for one test.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+pub struct FakeGitHub {
+    pub url: String,
+    child: Child,
+}
+
+impl FakeGitHub {
+    pub fn start(token: &str) -> FakeGitHub {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fake_github.py");
+        let mut child = Command::new("python3")
+            .args([script, "--port", "0", "--token", token])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the fake GitHub");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("fake GitHub did not start: {line:?}"))
+            .to_string();
+        FakeGitHub { url, child }
+    }
+
+    fn control(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-sS",
+            "--noproxy",
+            "*",
+            "-X",
+            method,
+            &format!("{}{path}", self.url),
+        ]);
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "-d", &b.to_string()]);
+        }
+        let out = cmd.output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    pub fn state(&self) -> Value {
+        self.control("GET", "/_fake/state", None)
+    }
+
+    pub fn faults(&self, rules: Value) {
+        self.control(
+            "POST",
+            "/_fake/faults",
+            Some(&serde_json::json!({ "rules": rules })),
+        );
+    }
+
+    /// Open pull requests of owner/repo.
+    pub fn pulls(&self, repository: &str) -> Vec<Value> {
+        let state = self.state();
+        let repos = &state["repos"];
+        let pulls = repos[repository]["pulls"].clone();
+        match pulls {
+            Value::Array(a) => a,
+            Value::Object(m) => m.into_iter().map(|(_, v)| v).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
