@@ -151,6 +151,7 @@ fn compose_services(
     platforms: &[Platform],
 ) -> Result<Vec<ServiceSpec>, String> {
     use serde_yaml_ng::Value;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| format!("compose file: {e}"))?;
     let Some(services) = doc.get("services").and_then(Value::as_mapping) else {
         return Err("compose file has no `services:` mapping".into());

@@ -280,6 +280,8 @@ pub fn load(explicit: Option<&Path>, root: &Path) -> Result<Loaded, ConfigError>
 
 /// Parse and validate configuration text. Errors carry the 1-based line.
 pub fn parse(text: &str) -> Result<Config, (Option<usize>, String)> {
+    // libyaml drops content after a blank line when a BOM leads the file.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // An empty file (or one of only comments) is the default configuration.
     let config: Config = if text.lines().all(|l| {
         let t = l.trim();
@@ -430,6 +432,12 @@ fn validate_images(images: &ImagesConfig) -> Result<(), Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leading_bom_loses_nothing() {
+        let c = parse("\u{feff}tags:\n  prefix: v\n\n  dev:\n    tags: [\"x-{sha7}\"]\n").unwrap();
+        assert_eq!(c.tags.dev.tags, ["x-{sha7}"]);
+    }
 
     #[test]
     fn defaults_when_empty() {

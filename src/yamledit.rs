@@ -405,11 +405,17 @@ impl<'t> Builder<'t> {
             Event::Scalar(value, style, anchor, tag) => {
                 node.anchor = anchor;
                 node.tag = tag.map(|t| format!("{}{}", t.handle, t.suffix));
-                if matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted) {
-                    let body = skip_properties(self.text, start, in_flow);
-                    if let Some((quoted_end, _)) = scan_quoted(self.text, body, style) {
-                        node.content_end = quoted_end;
+                match style {
+                    ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => {
+                        let body = skip_properties(self.text, start, in_flow);
+                        if let Some((quoted_end, _)) = scan_quoted(self.text, body, style) {
+                            node.content_end = quoted_end;
+                        }
                     }
+                    ScalarStyle::Literal | ScalarStyle::Folded => {
+                        node.content_end = block_scalar_end(self.text, start, end);
+                    }
+                    ScalarStyle::Plain => {}
                 }
                 node.kind = Kind::Scalar {
                     value: value.into_owned(),
@@ -941,16 +947,17 @@ impl<'a> Doc<'a> {
         let Kind::Scalar { value: old, style } = &node.kind else {
             return Err(YamlEditError::NotAScalar {
                 path: format_path(path),
-                line: node.line,
+                line: key.line,
                 found: node.describe().to_string(),
             });
         };
         let text = self.text;
+        let line = key.line;
         let (start, end, prefix) = match style {
             ScalarStyle::Literal | ScalarStyle::Folded => {
                 return Err(self.unsupported(
                     path,
-                    node.line,
+                    line,
                     "the value is a block scalar (`|` or `>`); edit it by hand",
                 ))
             }
@@ -958,7 +965,7 @@ impl<'a> Doc<'a> {
                 if node.end > node.start {
                     return Err(self.unsupported(
                         path,
-                        node.line,
+                        line,
                         "the value is empty but carries a tag or an anchor; edit it by hand",
                     ));
                 }
@@ -969,7 +976,7 @@ impl<'a> Doc<'a> {
                     .ok_or_else(|| {
                         self.unsupported(
                             path,
-                            node.line,
+                            line,
                             "cannot locate the `:` after the key of this empty value; edit it by hand",
                         )
                     })?;
@@ -977,11 +984,7 @@ impl<'a> Doc<'a> {
             }
             _ => {
                 let multi_line = || {
-                    self.unsupported(
-                        path,
-                        node.line,
-                        "the value spans several lines; edit it by hand",
-                    )
+                    self.unsupported(path, line, "the value spans several lines; edit it by hand")
                 };
                 if *style == ScalarStyle::Plain && node.end_line != node.line {
                     return Err(multi_line());
@@ -993,7 +996,7 @@ impl<'a> Doc<'a> {
                         if text[body..end] != **old {
                             return Err(self.unsupported(
                                 path,
-                                node.line,
+                                line,
                                 "cannot locate the value's text exactly; edit it by hand",
                             ));
                         }
@@ -1005,7 +1008,7 @@ impl<'a> Doc<'a> {
                         None => {
                             return Err(self.unsupported(
                                 path,
-                                node.line,
+                                line,
                                 "cannot locate the value's quotes; edit it by hand",
                             ))
                         }
@@ -1082,6 +1085,15 @@ impl<'a> Doc<'a> {
                 None => (text.len(), true),
             }
         };
+        if leading_eol && ends_in_block_scalar(parent) {
+            return Err(self.unsupported(
+                path,
+                parent.line,
+                format!(
+                    "{parent_name} ends with a block scalar (`|` or `>`) on the file's last line, which has no final newline; adding a line after it would change that value: add `{key}` by hand"
+                ),
+            ));
+        }
         let eol = if !leading_eol {
             if at >= 2 && bytes[at - 2] == b'\r' {
                 "\r\n"
@@ -1123,6 +1135,27 @@ impl<'a> Doc<'a> {
             candidates,
         })
     }
+}
+
+/// Whether the last line of a block collection's content belongs to a block
+/// scalar (whose value would take in a line break added after it).
+fn ends_in_block_scalar(node: &Node) -> bool {
+    let last = match &node.kind {
+        Kind::Mapping {
+            flow: false,
+            entries,
+        } => entries
+            .iter()
+            .flat_map(|(k, v)| [k, v])
+            .max_by_key(|n| n.content_end),
+        Kind::Sequence { flow: false, items } => items.iter().max_by_key(|n| n.content_end),
+        Kind::Scalar {
+            style: ScalarStyle::Literal | ScalarStyle::Folded,
+            ..
+        } => return true,
+        _ => None,
+    };
+    last.is_some_and(ends_in_block_scalar)
 }
 
 fn not_found(path: &[String], i: usize, line: usize) -> YamlEditError {
@@ -1368,11 +1401,10 @@ fn skip_properties(text: &str, start: usize, in_flow: bool) -> usize {
             },
             Some(b'&' | b'!') => {
                 at += 1;
-                while at < bytes.len()
-                    && !is_blank(bytes[at])
-                    && !is_break(bytes[at])
-                    && !(in_flow && is_flow_indicator(bytes[at]))
-                {
+                while let Some(&b) = bytes.get(at) {
+                    if is_blank(b) || is_break(b) || (in_flow && is_flow_indicator(b)) {
+                        break;
+                    }
                     at += 1;
                 }
             }
@@ -1453,6 +1485,32 @@ fn scan_quoted(text: &str, start: usize, style: ScalarStyle) -> Option<(usize, b
         at += 1;
     }
     None
+}
+
+/// End of a block scalar's content whose span is `start..end`: after the line
+/// break of its last non-blank line at least as indented as its first one.
+/// (The parser's span may run on over the comment lines that follow.)
+fn block_scalar_end(text: &str, start: usize, end: usize) -> usize {
+    let mut indent = None;
+    let mut content_end = start;
+    let mut line_start = text[..start].rfind('\n').map_or(0, |k| k + 1);
+    while line_start < end {
+        let line_end = text[line_start..]
+            .find('\n')
+            .map_or(text.len(), |k| line_start + k + 1);
+        let line = &text[line_start..line_end];
+        let body = line.trim_start_matches(' ');
+        if !body.trim().is_empty() {
+            let width = line.len() - body.len();
+            let required = *indent.get_or_insert(width);
+            if width < required {
+                break;
+            }
+            content_end = line_end;
+        }
+        line_start = line_end;
+    }
+    content_end.max(start)
 }
 
 /// The byte range of a single-line scalar's text (quotes included).
@@ -1555,7 +1613,7 @@ fn plain_ok(s: &str, in_flow: bool) -> bool {
         && !s.contains(" #")
         && !s.starts_with("---")
         && !s.starts_with("...")
-        && !(in_flow && s.contains([',', '[', ']', '{', '}', ':']))
+        && !(in_flow && s.contains([',', '[', ']', '{', '}']))
 }
 
 fn single_ok(s: &str) -> bool {
@@ -1785,8 +1843,8 @@ service:
         );
         assert_eq!(out.matches('\n').count(), out.matches("\r\n").count());
         // Without a final newline, the inserted line is preceded by CRLF.
-        let out = set_ok("a: 1\r\nb:\r\n  c: x", "b.d", "y");
-        assert_eq!(out, "a: 1\r\nb:\r\n  c: x\r\n  d: y");
+        let out = set_ok("a: 1\r\nb:\r\n  c: x", "b.d", "v");
+        assert_eq!(out, "a: 1\r\nb:\r\n  c: x\r\n  d: v");
     }
 
     #[test]
@@ -1865,7 +1923,15 @@ service:
         );
         assert_eq!(
             set_ok(text, "image.repository", "reg:5000/x"),
-            "image: {repository: \"reg:5000/x\", tag: v1}  # flow\n"
+            "image: {repository: reg:5000/x, tag: v1}  # flow\n"
+        );
+        assert_eq!(
+            set_ok(text, "image.tag", "v3.8.1@sha256:2d47"),
+            "image: {repository: openim/openim-server, tag: v3.8.1@sha256:2d47}  # flow\n"
+        );
+        assert_eq!(
+            set_ok(text, "image.tag", "v1:"),
+            "image: {repository: openim/openim-server, tag: \"v1:\"}  # flow\n"
         );
         assert_eq!(
             set_ok(text, "image.tag", "a,b"),
@@ -1918,12 +1984,7 @@ openim-msggateway:
         );
         let out = set_ok(&out, "openim-api.image.tag", "v3.8.1");
         let out = set_ok(&out, "openim-msggateway.image.tag", "v3.8.1");
-        assert_eq!(
-            out,
-            OPENIM_GLOBAL
-                .replace("v3.8.0", "v3.8.1")
-                .replace("# keep in sync", "# keep in sync")
-        );
+        assert_eq!(out, OPENIM_GLOBAL.replace("v3.8.0", "v3.8.1"));
         assert_eq!(
             get(OPENIM_GLOBAL, &p(r"openim-rpc-user.config.mongo\.address"))
                 .unwrap()
@@ -1984,6 +2045,20 @@ service:
         // Keys needing quotes are quoted; the top level works too.
         assert_eq!(set_ok("a: 1\n", "b: c", "d"), "a: 1\n\"b: c\": d\n");
         assert_eq!(set_ok("a: 1\n", "true", "yes"), "a: 1\n\"true\": \"yes\"\n");
+    }
+
+    #[test]
+    fn insertion_after_a_final_block_scalar_without_newline_is_refused() {
+        // The inserted line would need a line break after `text`, which would
+        // become part of the block scalar's value.
+        let text = "svc:\n  script: |\n    text";
+        let err = set_err(text, "svc.tag", "v1");
+        assert!(matches!(err, YamlEditError::Unsupported { .. }), "{err}");
+        // With a final newline it is fine.
+        assert_eq!(
+            set_ok("svc:\n  script: |\n    text\n", "svc.tag", "v1"),
+            "svc:\n  script: |\n    text\n  tag: v1\n"
+        );
     }
 
     #[test]
@@ -2143,12 +2218,12 @@ rpc:
             YamlEditError::Alias { .. }
         ));
         // A sequence of merges, first one wins for reading.
-        let text = "a: &a {x: 1}\nb: &b {x: 2, y: 3}\nc:\n  <<: [*a, *b]\n  z: 0\n";
-        assert_eq!(get(text, &p("c.x")).unwrap().as_deref(), Some("1"));
-        assert_eq!(get(text, &p("c.y")).unwrap().as_deref(), Some("3"));
+        let text = "a: &a {k: 1}\nb: &b {k: 2, m: 3}\nc:\n  <<: [*a, *b]\n  z: 0\n";
+        assert_eq!(get(text, &p("c.k")).unwrap().as_deref(), Some("1"));
+        assert_eq!(get(text, &p("c.m")).unwrap().as_deref(), Some("3"));
         assert_eq!(
-            set_ok(text, "c.y", "4"),
-            "a: &a {x: 1}\nb: &b {x: 2, y: 3}\nc:\n  <<: [*a, *b]\n  z: 0\n  y: \"4\"\n"
+            set_ok(text, "c.m", "4"),
+            "a: &a {k: 1}\nb: &b {k: 2, m: 3}\nc:\n  <<: [*a, *b]\n  z: 0\n  m: \"4\"\n"
         );
     }
 
@@ -2274,6 +2349,51 @@ rpc:
     }
 
     #[test]
+    fn odd_layouts() {
+        // Verbatim tag.
+        assert_eq!(
+            set_ok("a: !<tag:yaml.org,2002:str> 3.9\n", "a", "3.10"),
+            "a: !<tag:yaml.org,2002:str> 3.10\n"
+        );
+        // Insertion after a flow mapping spanning several lines.
+        assert_eq!(
+            set_ok(
+                "image:\n  a: {x: 1,\n      y: 2}  # c\nz: 1\n",
+                "image.b",
+                "v"
+            ),
+            "image:\n  a: {x: 1,\n      y: 2}  # c\n  b: v\nz: 1\n"
+        );
+        // Insertion after a multi-line double-quoted scalar.
+        assert_eq!(
+            set_ok("image:\n  a: \"x\n    y\"\nz: 1\n", "image.b", "v"),
+            "image:\n  a: \"x\n    y\"\n  b: v\nz: 1\n"
+        );
+        // Explicit (`?`) keys: the value is edited; an empty one is refused.
+        assert_eq!(set_ok("? a\n: b\n", "a", "c"), "? a\n: c\n");
+        assert!(matches!(
+            set_err("? a\nb: 1\n", "a", "c"),
+            YamlEditError::Unsupported { .. }
+        ));
+        // Trailing comment without final newline.
+        assert_eq!(
+            set_ok("a:\n  b: 1 # c", "a.d", "x"),
+            "a:\n  b: 1 # c\n  d: x"
+        );
+        assert_eq!(set_ok("a: 1\n# end", "b", "x"), "a: 1\nb: x\n# end");
+        // Directives and explicit document markers.
+        assert_eq!(
+            set_ok("%YAML 1.2\n---\na: 1\n...\n", "b", "x"),
+            "%YAML 1.2\n---\na: 1\nb: x\n...\n"
+        );
+        // Deeper, unusual indentation is copied from the siblings.
+        assert_eq!(
+            set_ok("a:\n     b: 1\n     c: 2\n", "a.d", "x"),
+            "a:\n     b: 1\n     c: 2\n     d: x\n"
+        );
+    }
+
+    #[test]
     fn wrong_shapes_and_parse_errors() {
         let text = "image:\n  tag: v1\nlist:\n  - a\n";
         assert!(matches!(
@@ -2305,17 +2425,22 @@ rpc:
 
     #[test]
     fn bom_tabs_and_unicode_are_kept() {
-        let text = "\u{feff}name: été\nimage:\n  tag:\tv1\t# tabbed\n";
+        let text = "\u{feff}name: été\nimage:\n  tag: \tv1\t# tabbed\n";
         let out = set_ok(text, "image.tag", "v2");
-        assert_eq!(out, "\u{feff}name: été\nimage:\n  tag:\tv2\t# tabbed\n");
+        assert_eq!(out, "\u{feff}name: été\nimage:\n  tag: \tv2\t# tabbed\n");
         assert_eq!(
             set_ok(text, "name", "ünï"),
-            "\u{feff}name: ünï\nimage:\n  tag:\tv1\t# tabbed\n"
+            "\u{feff}name: ünï\nimage:\n  tag: \tv1\t# tabbed\n"
         );
         assert_eq!(
             set_ok(text, "image.digest", "x"),
-            "\u{feff}name: été\nimage:\n  tag:\tv1\t# tabbed\n  digest: x\n"
+            "\u{feff}name: été\nimage:\n  tag: \tv1\t# tabbed\n  digest: x\n"
         );
+        // What the parser rejects (a tab right after `:`) is a parse error.
+        assert!(matches!(
+            set_err("tag:\tv1\n", "tag", "v2"),
+            YamlEditError::Parse { .. }
+        ));
     }
 
     #[test]
@@ -2336,6 +2461,9 @@ rpc:
 
     fn first_doc(text: &str) -> serde_yaml_ng::Value {
         use serde::Deserialize;
+        // libyaml (behind serde_yaml_ng) loses everything after the first
+        // blank line of a file that starts with a BOM: read without it.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let de = serde_yaml_ng::Deserializer::from_str(text)
             .next()
             .expect("one document");
@@ -2396,7 +2524,7 @@ rpc:
                 &["images.api.tag", "images.api.repository", "images.rpc.tag", "x", "y.k"],
             ),
             (
-                "base: &base\n  repository: r\n  tag: v1\nsvc:\n  <<: *base\n  name: s\n  nested:\n    deep:\n      value: |\n        text\n",
+                "base: &base\n  repository: r\n  tag: v1\nsvc:\n  <<: *base\n  nested:\n    deep:\n      value: |\n        text\n  name: s\n",
                 &["svc.name", "svc.tag", "svc.repository", "svc.nested.deep.other"],
             ),
             (

@@ -6,7 +6,7 @@ use crate::need_services;
 use crate::services::{self, Services};
 use serde_json::Value;
 
-const SERVICES: &[&str] = &["openim-api", "openim-rpc-user", "openim-push"];
+pub const SERVICES: &[&str] = &["openim-api", "openim-rpc-user", "openim-push"];
 
 /// An OpenIM-shaped project: one Dockerfile, services selected by build
 /// args, FROM scratch so every platform builds without pulling anything.

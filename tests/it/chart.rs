@@ -217,3 +217,102 @@ fn apply_edits_every_surface_from_the_config() {
         "# OpenIM global config\r\nopenim-api:\r\n  image:\r\n    repository: ghcr.io/openimsdk/openim-api\r\n    tag: 'v3.8.1-rc.0'\r\nopenim-push:\r\n  image: { repository: ghcr.io/openimsdk/openim-push, tag: v3.8.1-rc.0 }\r\nmongo:\r\n  image: mongo:7\r\n"
     );
 }
+
+#[test]
+fn verification_refuses_missing_images_and_pins_digests_of_pushed_ones() {
+    let s = crate::need_services!();
+    let ns = format!(
+        "{}/{}",
+        s.registry,
+        crate::services::unique_namespace("verify")
+    );
+    // Only openim-api is pushed at first.
+    let project = crate::build::fixture(std::slice::from_ref(&ns), &["linux/amd64", "linux/arm64"]);
+    let mut build = project.bin();
+    build.env("DOCKER_HOST", &s.docker_host).args([
+        "build",
+        "--tag",
+        "v3.8.1",
+        "--service",
+        "openim-api",
+    ]);
+    stdout_ok(&mut build);
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_layout(root, &ns);
+    let before = read(root, "charts/openim-server/Chart.yaml");
+    let err = fails_with(
+        bin(root).args([
+            "chart",
+            "bump",
+            "charts/openim-server",
+            "--app-version",
+            "3.8.1",
+            "--image-tag",
+            "v3.8.1",
+        ]),
+        1,
+    );
+    assert!(
+        err.contains(&format!("{ns}/openim-push:v3.8.1 (no such tag)")),
+        "{err}"
+    );
+    assert!(
+        err.contains("openim-rpc-user") && !err.contains(&format!("{ns}/openim-api:v3.8.1 ")),
+        "{err}"
+    );
+    assert_eq!(
+        read(root, "charts/openim-server/Chart.yaml"),
+        before,
+        "nothing written"
+    );
+
+    // All pushed: verified, written, digests pinned from the build output.
+    let mut build = project.bin();
+    build
+        .env("DOCKER_HOST", &s.docker_host)
+        .args(["build", "--tag", "v3.8.1", "--output", "json"]);
+    let out = stdout_ok(&mut build);
+    let digests = root.join("build.json");
+    std::fs::write(&digests, &out).unwrap();
+    let built: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let push_digest = built["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["service"] == "openim-push")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let src = source_repo(
+        &ns,
+        "http://127.0.0.1:9/none.git",
+        "openimsdk/helm-charts",
+        "",
+    );
+    // Pin as tag@digest in the chart target.
+    let cfg = read(src.path(), "openim-release.yaml")
+        .replace("      images: {", "      digest: tag\n      images: {");
+    src.write("openim-release.yaml", &cfg);
+    let json = json_ok(bin(src.path()).args([
+        "chart",
+        "apply",
+        "--dir",
+        root.to_str().unwrap(),
+        "--version",
+        "3.8.1",
+        "--image-tag",
+        "v3.8.1",
+        "--digests",
+        digests.to_str().unwrap(),
+    ]));
+    assert_eq!(json["changed"], true);
+    let global = read(root, "k8s-open-im-server-config.yaml");
+    assert!(
+        global.contains(&format!("tag: v3.8.1@{push_digest} }}")),
+        "{global}"
+    );
+}
