@@ -55,6 +55,19 @@ pub struct ScalarChange {
     pub new: String,
 }
 
+impl ChartError {
+    /// The key path does not exist in the file.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            ChartError::Yaml {
+                error: YamlEditError::NotFound { .. },
+                ..
+            }
+        )
+    }
+}
+
 fn yaml_err(file: &str) -> impl Fn(YamlEditError) -> ChartError + '_ {
     move |error| ChartError::Yaml {
         file: file.to_string(),
@@ -253,65 +266,50 @@ fn rewrite_ref(
     Some((service, value.to_string(), new))
 }
 
+/// What to rewrite and what with: one target per call.
+pub struct RefTarget<'a> {
+    pub file: &'a str,
+    pub matcher: &'a ImageMatcher,
+    pub tag: &'a str,
+    pub digest_of: &'a dyn Fn(&str) -> Option<String>,
+}
+
 /// Kubernetes manifests (and compose files): `image: repo:tag` lines whose
 /// repository is a known service get the new tag; everything else stays.
-pub fn rewrite_manifest(
-    text: &str,
-    file: &str,
-    matcher: &ImageMatcher,
-    tag: &str,
-    digest_of: &dyn Fn(&str) -> Option<String>,
-    changes: &mut Vec<RefChange>,
-) -> String {
+pub fn rewrite_manifest(text: &str, target: &RefTarget, changes: &mut Vec<RefChange>) -> String {
     static LINE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let line_re = LINE.get_or_init(|| {
-        Regex::new(r#"^(?P<lead>\s*(?:-\s+)?image:\s*)(?P<q>["']?)(?P<val>[^"'\s#]+)(?P<q2>["']?)"#)
-            .expect("static regex")
+        Regex::new(r#"^\s*(?:-\s+)?image:\s*["']?(?P<val>[^"'\s#]+)"#).expect("static regex")
     });
-    rewrite_lines(text, |n, line| {
-        let caps = line_re.captures(line)?;
-        let val = caps.name("val")?;
-        let (service, old, new) = rewrite_ref(val.as_str(), matcher, tag, digest_of)?;
-        if old == new {
-            return None;
-        }
-        changes.push(RefChange {
-            file: file.to_string(),
-            line: n,
-            service,
-            old,
-            new: new.clone(),
-        });
-        Some(format!(
-            "{}{new}{}",
-            &line[..val.start()],
-            &line[val.end()..]
-        ))
-    })
+    rewrite_refs(text, line_re, target, changes)
 }
 
 /// Compose `.env` files: `KEY=repo:tag` lines.
-pub fn rewrite_env(
-    text: &str,
-    file: &str,
-    matcher: &ImageMatcher,
-    tag: &str,
-    digest_of: &dyn Fn(&str) -> Option<String>,
-    changes: &mut Vec<RefChange>,
-) -> String {
+pub fn rewrite_env(text: &str, target: &RefTarget, changes: &mut Vec<RefChange>) -> String {
     static LINE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let line_re = LINE.get_or_init(|| {
-        Regex::new(r#"^(?P<lead>\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*)(?P<q>["']?)(?P<val>[^"'\s#]+)"#).expect("static regex")
+        Regex::new(r#"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*["']?(?P<val>[^"'\s#]+)"#)
+            .expect("static regex")
     });
+    rewrite_refs(text, line_re, target, changes)
+}
+
+/// Replace the `val` group of every matching line that names a service.
+fn rewrite_refs(
+    text: &str,
+    line_re: &Regex,
+    target: &RefTarget,
+    changes: &mut Vec<RefChange>,
+) -> String {
     rewrite_lines(text, |n, line| {
-        let caps = line_re.captures(line)?;
-        let val = caps.name("val")?;
-        let (service, old, new) = rewrite_ref(val.as_str(), matcher, tag, digest_of)?;
+        let val = line_re.captures(line)?.name("val")?;
+        let (service, old, new) =
+            rewrite_ref(val.as_str(), target.matcher, target.tag, target.digest_of)?;
         if old == new {
             return None;
         }
         changes.push(RefChange {
-            file: file.to_string(),
+            file: target.file.to_string(),
             line: n,
             service,
             old,
@@ -384,14 +382,14 @@ mod tests {
     fn manifests_only_touch_known_services() {
         let text = "apiVersion: apps/v1\r\nkind: Deployment\r\nspec:\r\n  containers:\r\n    - name: api\r\n      image: openim/openim-api:v3.8.3 # pinned\r\n    - name: redis\r\n      image: redis:7\r\n    - image: \"ghcr.io/openimsdk/openim-push:v3.8.3\"\r\n      name: push";
         let mut changes = Vec::new();
-        let out = rewrite_manifest(
-            text,
-            "k8s.yaml",
-            &matcher(),
-            "v3.8.4",
-            &|_| None,
-            &mut changes,
-        );
+        let m = matcher();
+        let target = RefTarget {
+            file: "k8s.yaml",
+            matcher: &m,
+            tag: "v3.8.4",
+            digest_of: &|_| None,
+        };
+        let out = rewrite_manifest(text, &target, &mut changes);
         assert_eq!(
             out,
             text.replace("openim-api:v3.8.3", "openim-api:v3.8.4")
@@ -402,17 +400,7 @@ mod tests {
         assert_eq!(changes[0].service, "openim-api");
         // Rerun: nothing to change.
         let mut again = Vec::new();
-        assert_eq!(
-            rewrite_manifest(
-                &out,
-                "k8s.yaml",
-                &matcher(),
-                "v3.8.4",
-                &|_| None,
-                &mut again
-            ),
-            out
-        );
+        assert_eq!(rewrite_manifest(&out, &target, &mut again), out);
         assert!(again.is_empty());
     }
 
@@ -421,14 +409,15 @@ mod tests {
         let text = "# images\nOPENIM_SERVER_IMAGE=openim/openim-server:v3.8.3\nOPENIM_API_IMAGE=openim/openim-api:v3.8.3\nMONGO_IMAGE=mongo:7\n";
         let d = "sha256:".to_string() + &"a".repeat(64);
         let mut changes = Vec::new();
-        let out = rewrite_env(
-            text,
-            ".env",
-            &matcher(),
-            "v3.8.4",
-            &|s| (s == "openim-api").then(|| d.clone()),
-            &mut changes,
-        );
+        let m = matcher();
+        let digest_of = |s: &str| (s == "openim-api").then(|| d.clone());
+        let target = RefTarget {
+            file: ".env",
+            matcher: &m,
+            tag: "v3.8.4",
+            digest_of: &digest_of,
+        };
+        let out = rewrite_env(text, &target, &mut changes);
         assert!(out.contains(&format!("OPENIM_API_IMAGE=openim/openim-api:v3.8.4@{d}\n")));
         assert!(out.contains("OPENIM_SERVER_IMAGE=openim/openim-server:v3.8.3\n"));
         assert!(out.contains("MONGO_IMAGE=mongo:7\n"));

@@ -138,38 +138,58 @@ impl Texts {
     }
 }
 
-/// Plan every edit for `charts`, `manifests` and `env_files`.
-pub fn plan(
-    root: &Path,
-    charts: &[ChartSpec],
-    manifests: &[PathBuf],
-    env_files: &[PathBuf],
-    matcher: &ImageMatcher,
-    registries: &[String],
-    release: &Release,
-) -> Result<DeployPlan> {
+/// Every deploy surface to edit (from `deploy:` of the config, or one chart).
+#[derive(Debug, Clone)]
+pub struct DeployInputs {
+    pub charts: Vec<ChartSpec>,
+    pub manifests: Vec<PathBuf>,
+    pub env_files: Vec<PathBuf>,
+    pub matcher: ImageMatcher,
+    /// Where images live when a values file names no repository.
+    pub registries: Vec<String>,
+    /// Registries reached over plain HTTP (verification).
+    pub insecure: Vec<String>,
+}
+
+/// Plan every edit of `inputs` in the checkout at `root`.
+pub fn plan(root: &Path, inputs: &DeployInputs, release: &Release) -> Result<DeployPlan> {
     let mut texts = Texts {
         root: root.to_path_buf(),
         files: BTreeMap::new(),
     };
     let mut out = DeployPlan::default();
-    for spec in charts {
-        plan_chart(&mut texts, spec, registries, release, &mut out)?;
+    for spec in &inputs.charts {
+        plan_chart(&mut texts, spec, &inputs.registries, release, &mut out)?;
     }
     let digest_of = |s: &str| release.digests.get(s).cloned();
-    for m in manifests {
-        let text = texts.get(m)?;
+    let surfaces = inputs
+        .manifests
+        .iter()
+        .map(|p| {
+            (
+                p,
+                chart::rewrite_manifest
+                    as fn(&str, &chart::RefTarget, &mut Vec<RefChange>) -> String,
+            )
+        })
+        .chain(
+            inputs
+                .env_files
+                .iter()
+                .map(|p| (p, chart::rewrite_env as _)),
+        );
+    for (path, rewrite) in surfaces {
+        let text = texts.get(path)?;
+        let file = rel(path);
+        let target = chart::RefTarget {
+            file: &file,
+            matcher: &inputs.matcher,
+            tag: &release.tag,
+            digest_of: &digest_of,
+        };
         let mut refs = Vec::new();
-        let new =
-            chart::rewrite_manifest(&text, &rel(m), matcher, &release.tag, &digest_of, &mut refs);
-        texts.put(m, new);
-        collect_refs(&mut out, refs);
-    }
-    for e in env_files {
-        let text = texts.get(e)?;
-        let mut refs = Vec::new();
-        let new = chart::rewrite_env(&text, &rel(e), matcher, &release.tag, &digest_of, &mut refs);
-        texts.put(e, new);
+        let new = rewrite(&text, &target, &mut refs);
+        texts.put(path, new);
         collect_refs(&mut out, refs);
     }
     out.files = texts.into_edits();
@@ -241,11 +261,10 @@ fn plan_chart(
             Ok(t) => t,
             // `chart bump` of an umbrella whose own values have no image:
             // its subcharts carry the images.
-            Err(chart::ChartError::Yaml {
-                error: crate::yamledit::YamlEditError::NotFound { .. },
-                ..
-            }) if matches!(spec.subcharts, Subcharts::SameAppVersion)
-                && has_subcharts(&texts.root.join(&spec.dir)) =>
+            Err(e)
+                if e.is_not_found()
+                    && matches!(spec.subcharts, Subcharts::SameAppVersion)
+                    && has_subcharts(&texts.root.join(&spec.dir)) =>
             {
                 continue
             }
@@ -324,10 +343,11 @@ fn plan_chart(
             ) {
                 Ok(t) => t,
                 // Released with the parent but without an image of its own: skip.
-                Err(chart::ChartError::Yaml {
-                    error: crate::yamledit::YamlEditError::NotFound { .. },
-                    ..
-                }) if matches!(spec.subcharts, Subcharts::SameAppVersion) => continue,
+                Err(e)
+                    if e.is_not_found() && matches!(spec.subcharts, Subcharts::SameAppVersion) =>
+                {
+                    continue
+                }
                 Err(e) => return Err(e.into()),
             };
             let repo = chart::repository_beside(&vtext, &vname, &spec.subchart_key)?;

@@ -7,7 +7,7 @@ use crate::cli::{
 };
 use crate::commands::tag::plan_stage;
 use crate::config::{self, Config};
-use crate::deploy::{self, ChartSpec, DeployPlan, Release, Subcharts};
+use crate::deploy::{self, ChartSpec, DeployInputs, DeployPlan, Release, Subcharts};
 use crate::exit::{self, BadInput};
 use crate::git::Repo;
 use crate::stage::Stage;
@@ -96,26 +96,16 @@ fn bump(global: &GlobalArgs, args: &ChartBumpArgs) -> Result<i32> {
         app_version: Some(args.app_version.trim_start_matches('v').to_string()),
         digests,
     };
-    let plan = deploy::plan(
-        &root,
-        &[spec],
-        &[],
-        &[],
-        &ImageMatcher::new(&[], &[]),
-        &[],
-        &release,
-    )?;
+    let inputs = DeployInputs {
+        charts: vec![spec],
+        manifests: Vec::new(),
+        env_files: Vec::new(),
+        matcher: ImageMatcher::new(&[], &[]),
+        registries: Vec::new(),
+        insecure: Vec::new(),
+    };
+    let plan = deploy::plan(&root, &inputs, &release)?;
     finish(&root, &plan, &args.edit, &[])
-}
-
-/// Where the images live, from the config.
-pub struct DeployInputs {
-    pub charts: Vec<ChartSpec>,
-    pub manifests: Vec<PathBuf>,
-    pub env_files: Vec<PathBuf>,
-    pub matcher: ImageMatcher,
-    pub registries: Vec<String>,
-    pub insecure: Vec<String>,
 }
 
 pub fn deploy_inputs(config: &Config) -> Result<DeployInputs> {
@@ -241,15 +231,7 @@ fn apply(global: &GlobalArgs, args: &ChartApplyArgs) -> Result<i32> {
     } else {
         dir.join(&args.dir)
     };
-    let plan = deploy::plan(
-        &deploy_dir,
-        &inputs.charts,
-        &inputs.manifests,
-        &inputs.env_files,
-        &inputs.matcher,
-        &inputs.registries,
-        &resolved.release,
-    )?;
+    let plan = deploy::plan(&deploy_dir, &inputs, &resolved.release)?;
     finish(&deploy_dir, &plan, &args.edit, &inputs.insecure)
 }
 

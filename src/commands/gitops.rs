@@ -146,17 +146,7 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
         base: base.clone(),
         ..GitopsOutput::default()
     };
-    let make_plan = || {
-        deploy::plan(
-            &checkout,
-            &inputs.charts,
-            &inputs.manifests,
-            &inputs.env_files,
-            &inputs.matcher,
-            &inputs.registries,
-            &resolved.release,
-        )
-    };
+    let make_plan = || deploy::plan(&checkout, &inputs, &resolved.release);
     let plan = make_plan()?;
     out.changed = plan.changed();
     out.files = plan.files.iter().map(|f| f.path.clone()).collect();
