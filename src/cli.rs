@@ -290,7 +290,7 @@ pub struct BuildArgs {
 pub struct MatrixArgs {
     #[command(flatten)]
     pub select: ImageSelect,
-    /// Output format (the matrix is JSON either way; text adds nothing else).
+    /// `json`: the matrix for `strategy.matrix`; `text`: one "service platform" line each.
     #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
     pub output: OutputFormat,
 }

@@ -423,9 +423,19 @@ fn matrix(global: &GlobalArgs, args: &MatrixArgs) -> Result<i32> {
     .map_err(|e| BadInput(e.to_string()))?;
     let m = buildplan::matrix(&plan);
     let text = serde_json::to_string(&m).context("serializing the matrix")?;
-    println!("{text}");
+    match args.output {
+        OutputFormat::Json => println!("{text}"),
+        OutputFormat::Text => {
+            for entry in m["include"].as_array().into_iter().flatten() {
+                println!(
+                    "{} {}",
+                    entry["service"].as_str().unwrap_or_default(),
+                    entry["platform"].as_str().unwrap_or_default()
+                );
+            }
+        }
+    }
     actions::write_outputs(&[("matrix", text)])?;
-    let _ = args.output;
     Ok(exit::OK)
 }
 
