@@ -106,6 +106,61 @@ pub enum Command {
             openim-release gitops --stage rc --version 3.8.1 --image-tag v3.8.1-rc.2 --digests build.json"
     )]
     Gitops(GitopsArgs),
+
+    /// The whole pipeline: tags, images, git tag, deploy pull request.
+    #[command(
+        long_about = "The whole pipeline in one command: compute the tags; rc: create and push \
+            the rc git tag first (reserves the number); build and push every image; release and \
+            nightly: push the git tag once every image exists; then open or update the deploy \
+            pull request (or push), which verifies the images again. Nightly stops early when \
+            nothing changed since the previous nightly.",
+        after_help = "Examples:\n  \
+            openim-release release --stage rc --dry-run     # = openim-release plan --stage rc\n  \
+            openim-release release --stage rc\n  \
+            openim-release release --stage nightly\n  \
+            openim-release release --stage release --version 3.8.1"
+    )]
+    Release(ReleaseCmdArgs),
+
+    /// The plan of `release`: tags, image references, deploy diff, PR. Changes nothing.
+    Plan(ReleaseCmdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseCmdArgs {
+    /// The stage to release.
+    #[arg(long, value_enum, env = "OPENIM_RELEASE_STAGE")]
+    pub stage: Stage,
+    /// The version (X.Y.Z) for rc and release.
+    #[arg(long = "version", value_name = "X.Y.Z")]
+    pub version: Option<String>,
+    /// Only these services (repeatable).
+    #[arg(long = "service", value_name = "NAME")]
+    pub service: Vec<String>,
+    /// Services built at the same time.
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Print the plan only (same as `openim-release plan`).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not build (deploy tags that were built before).
+    #[arg(long)]
+    pub skip_build: bool,
+    /// Do not touch the deploy repository.
+    #[arg(long)]
+    pub skip_gitops: bool,
+    /// Create and push no git tag.
+    #[arg(long)]
+    pub no_git_tag: bool,
+    /// Do not check the images in their registries before deploying.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Nightly: run even when nothing changed since the previous nightly.
+    #[arg(long)]
+    pub force: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,6 +257,12 @@ pub struct GitopsArgs {
     /// `pr` or `push` instead of deploy.mode.
     #[arg(long, value_enum)]
     pub mode: Option<crate::config::DeployMode>,
+    /// The deploy branch to change instead of deploy.base.
+    #[arg(long, value_name = "BRANCH")]
+    pub base: Option<String>,
+    /// Name of the stage in branch names and messages when no --stage is given.
+    #[arg(long, hide = true, value_name = "NAME")]
+    pub stage_name: Option<String>,
     #[command(flatten)]
     pub edit: EditArgs,
 }

@@ -20,6 +20,20 @@ pub struct Config {
     pub images: Option<ImagesConfig>,
     pub deploy: Option<DeployConfig>,
     pub gitops: Option<GitopsConfig>,
+    /// Per-stage overrides for `release`: `dev`, `rc`, `release`, `nightly`.
+    pub stages: BTreeMap<String, StageConfig>,
+}
+
+/// How `release` deploys one stage (stage → environment).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StageConfig {
+    /// The deploy branch this stage changes (its environment) [default: deploy.base].
+    pub base: Option<String>,
+    /// `pr` or `push` [default: deploy.mode].
+    pub mode: Option<DeployMode>,
+    /// Whether this stage touches the deploy repository at all [default: true].
+    pub deploy: Option<bool>,
 }
 
 /// Tag rules. Defaults reproduce the documented behaviour of `tag`.
@@ -372,6 +386,15 @@ fn validate(config: &Config) -> Result<(), Invalid> {
     }
     if let Some(images) = &config.images {
         validate_images(images)?;
+    }
+    for name in config.stages.keys() {
+        if !["dev", "rc", "release", "nightly"].contains(&name.as_str()) {
+            return Err((
+                format!("stages.{name}"),
+                format!("{name}:"),
+                "unknown stage; stages are dev, rc, release, nightly".into(),
+            ));
+        }
     }
     let git_tag = Template::parse(&t.nightly.git_tag).map_err(|e| {
         (

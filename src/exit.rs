@@ -18,6 +18,9 @@ pub struct BadInput(pub String);
 
 /// The exit code for an error: [`USAGE`] when any cause is an input problem.
 pub fn code_for(err: &anyhow::Error) -> i32 {
+    if let Some(code) = crate::commands::release::step_code(err) {
+        return code;
+    }
     let input = err.chain().any(|c| {
         c.is::<BadInput>() || c.is::<ConfigError>() || c.is::<PlanError>() || c.is::<GitError>()
     });

@@ -85,7 +85,11 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
         .url
         .clone()
         .ok_or_else(|| BadInput("deploy.url is not set: the deploy repository to clone".into()))?;
-    let base = deploy_cfg.base.clone().unwrap_or_else(|| "main".into());
+    let base = args
+        .base
+        .clone()
+        .or_else(|| deploy_cfg.base.clone())
+        .unwrap_or_else(|| "main".into());
     let mode = args.mode.or(deploy_cfg.mode).unwrap_or(DeployMode::Pr);
     let inputs = deploy_inputs(&loaded.config)?;
     let resolved = resolve_release(repo.as_ref(), &loaded.config, &args.release, global.quiet)?;
@@ -106,7 +110,9 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
     }
     let stage = resolved
         .stage
-        .map_or_else(|| "manual".to_string(), |s| s.to_string());
+        .map(|s| s.to_string())
+        .or_else(|| args.stage_name.clone())
+        .unwrap_or_else(|| "manual".to_string());
     let version = resolved.version.clone().unwrap_or_default();
     let tag = resolved.release.tag.clone();
     let branch = template(

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod chart;
 pub mod gitops;
+pub mod release;
 pub mod tag;
 
 use crate::cli::{Cli, Command};
@@ -15,5 +16,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Build(cmd) => build::run(&cli.global, cmd),
         Command::Chart(cmd) => chart::run(&cli.global, cmd),
         Command::Gitops(args) => gitops::run(&cli.global, args),
+        Command::Release(args) => release::run(&cli.global, args, args.dry_run),
+        Command::Plan(args) => release::run(&cli.global, args, true),
     }
 }

@@ -8,6 +8,7 @@ mod deploy_fixture;
 mod fake_github;
 mod gitops;
 mod proxy;
+mod release;
 mod services;
 mod tag_actions;
 mod tag_errors;

@@ -1,0 +1,327 @@
+//! `openim-release release` (and `plan`): the whole pipeline in one command,
+//! by running this same binary's commands in order and passing each one's
+//! JSON result to the next:
+//!
+//! 1. tags (`tag`); rc: the git tag is created and pushed first, which
+//!    reserves the rc number race-free;
+//! 2. images (`build`), pushed and tagged only when complete;
+//! 3. release/nightly: the git tag, once every image exists;
+//! 4. deploy (`gitops`), which verifies the images again before editing.
+//!
+//! A failure never leaves the deploy repository pointing at images that do
+//! not exist: gitops runs last and only after every image is pushed. A
+//! re-run finishes what is missing: unchanged images are only re-tagged, the
+//! pull request is updated, not duplicated.
+
+use crate::actions;
+use crate::cli::{GlobalArgs, OutputFormat, ReleaseCmdArgs};
+use crate::config;
+use crate::exit::{self, BadInput};
+use crate::git::Repo;
+use crate::stage::Stage;
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use std::process::{Command, Stdio};
+
+pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<i32> {
+    let dir = match &global.directory {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    let repo = Repo::discover(&dir)?;
+    let loaded = config::load(global.config.as_deref(), repo.root())?;
+    let cfg = loaded.config;
+    let stage_cfg = cfg
+        .stages
+        .get(args.stage.as_str())
+        .cloned()
+        .unwrap_or_default();
+    let deploy_enabled =
+        cfg.deploy.is_some() && stage_cfg.deploy.unwrap_or(true) && !args.skip_gitops;
+    let build_enabled = cfg.images.is_some() && !args.skip_build;
+    if !build_enabled && !deploy_enabled && !dry_run {
+        return Err(BadInput(
+            "nothing to release: openim-release.yaml has neither `images:` nor `deploy:`".into(),
+        )
+        .into());
+    }
+    let runner = Runner {
+        dir: repo.root().to_path_buf(),
+        global,
+        quiet: global.quiet,
+    };
+    let stage = args.stage.as_str();
+    let mut report = json!({"schema_version": 1, "stage": stage, "dry_run": dry_run});
+
+    // 1. Tags.
+    let mut tag_args = vec!["tag", "--stage", stage];
+    if let Some(v) = &args.version {
+        tag_args.extend(["--version", v]);
+    }
+    let reserve = args.stage == Stage::Rc && !dry_run && !args.no_git_tag;
+    if reserve {
+        tag_args.push("--push");
+        runner.step("reserving the rc number (git tag)");
+    }
+    let tag = runner.json(&tag_args)?;
+    let tags: Vec<String> = tag["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    let primary = tags
+        .first()
+        .cloned()
+        .context("the tag step returned no tags")?;
+    let version = tag["version"].as_str().map(str::to_string);
+    report["tag"] = tag.clone();
+    if args.stage == Stage::Nightly && tag["changed"] == json!(false) && !args.force {
+        runner.step(
+            "nothing changed since the previous nightly; skipping (use --force to run anyway)",
+        );
+        report["changed"] = json!(false);
+        return emit(&report, args.output, &tags);
+    }
+    report["changed"] = json!(true);
+    let show = dry_run && args.output == OutputFormat::Text;
+    if show {
+        println!("# {stage}: tags");
+        for t in &tags {
+            println!("{t}");
+        }
+        if let Some(g) = tag["git_tag"].as_str() {
+            println!("git tag: {g}");
+        }
+    }
+
+    // 2. Images.
+    let digests_file = tempfile::NamedTempFile::new().context("creating a temp file")?;
+    if build_enabled {
+        runner.step(&format!(
+            "building and pushing images as {}",
+            tags.join(", ")
+        ));
+        let mut build_args: Vec<String> = vec!["build".into()];
+        for t in &tags {
+            build_args.extend(["--tag".into(), t.clone()]);
+        }
+        for s in &args.service {
+            build_args.extend(["--service".into(), s.clone()]);
+        }
+        if let Some(j) = args.jobs {
+            build_args.extend(["--jobs".into(), j.to_string()]);
+        }
+        if dry_run {
+            build_args.push("--dry-run".into());
+        }
+        let build = runner.json(&build_args.iter().map(String::as_str).collect::<Vec<_>>())?;
+        std::fs::write(digests_file.path(), build.to_string())
+            .context("saving the build result")?;
+        if show {
+            println!("\n# images");
+            for image in build["images"].as_array().into_iter().flatten() {
+                for r in image["references"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}  ({})",
+                        r.as_str().unwrap_or_default(),
+                        image["platforms"]
+                            .as_array()
+                            .map(|p| p
+                                .iter()
+                                .filter_map(|x| x.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        report["build"] = build;
+    }
+
+    // 3. The git tag of release and nightly, once every image exists.
+    let tag_after =
+        matches!(args.stage, Stage::Release | Stage::Nightly) && !dry_run && !args.no_git_tag;
+    if tag_after {
+        runner.step(&format!(
+            "pushing git tag {}",
+            tag["git_tag"].as_str().unwrap_or("?")
+        ));
+        let mut push_args = vec!["tag", "--stage", stage, "--push"];
+        if let Some(v) = &version {
+            if args.stage == Stage::Release {
+                push_args.extend(["--version", v]);
+            }
+        }
+        report["git_tag_pushed"] = runner.json(&push_args)?;
+    }
+
+    // 4. Deploy.
+    if deploy_enabled {
+        runner.step("updating the deploy repository");
+        let mut g: Vec<String> = vec!["gitops".into(), "--image-tag".into(), primary.clone()];
+        if let Some(v) = &version {
+            g.extend(["--version".into(), v.clone()]);
+        }
+        if build_enabled && !dry_run {
+            g.extend([
+                "--digests".into(),
+                digests_file.path().display().to_string(),
+            ]);
+        }
+        if let Some(m) = stage_cfg.mode {
+            g.extend([
+                "--mode".into(),
+                if m == config::DeployMode::Pr {
+                    "pr"
+                } else {
+                    "push"
+                }
+                .into(),
+            ]);
+        }
+        if let Some(b) = &stage_cfg.base {
+            g.extend(["--base".into(), b.clone()]);
+        }
+        g.extend(["--stage-name".into(), stage.into()]);
+        if dry_run {
+            g.push("--dry-run".into());
+        }
+        // A plan runs before the images exist; the release verifies them.
+        if args.no_verify || dry_run {
+            g.push("--no-verify".into());
+        }
+        report["gitops"] = runner.json(&g.iter().map(String::as_str).collect::<Vec<_>>())?;
+        if show {
+            println!("\n# deploy");
+            // The diff and the PR, as gitops prints them.
+            let mut text_args: Vec<&str> = g.iter().map(String::as_str).collect();
+            text_args.retain(|a| *a != "--output");
+            runner.passthrough(&text_args)?;
+        }
+    }
+    emit(&report, args.output, &tags)
+}
+
+struct Runner<'a> {
+    dir: std::path::PathBuf,
+    global: &'a GlobalArgs,
+    quiet: bool,
+}
+
+impl Runner<'_> {
+    fn step(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("==> {msg}");
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Result<Command> {
+        let exe = std::env::current_exe().context("locating this program")?;
+        let mut cmd = Command::new(exe);
+        cmd.current_dir(&self.dir);
+        if let Some(c) = &self.global.config {
+            cmd.arg("--config").arg(c);
+        }
+        if self.quiet {
+            cmd.arg("-q");
+        }
+        cmd.args(args);
+        // The steps' outputs are combined by this command, not written twice.
+        cmd.env_remove("GITHUB_OUTPUT")
+            .env_remove("GITHUB_STEP_SUMMARY");
+        Ok(cmd)
+    }
+
+    /// Run a step with `--output json`; its progress goes to our stderr.
+    fn json(&self, args: &[&str]) -> Result<Value> {
+        let mut cmd = self.command(args)?;
+        cmd.args(["--output", "json"])
+            .stderr(Stdio::inherit())
+            .stdout(Stdio::piped());
+        let out = cmd
+            .output()
+            .with_context(|| format!("running `{}`", args.join(" ")))?;
+        let code = out.status.code().unwrap_or(1);
+        let value: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if !out.status.success() {
+            let err = StepFailed {
+                step: args.first().copied().unwrap_or("step").to_string(),
+                code,
+            };
+            return Err(err.into());
+        }
+        Ok(value)
+    }
+
+    /// Run a step with its output going straight to ours.
+    fn passthrough(&self, args: &[&str]) -> Result<()> {
+        let status = self
+            .command(args)?
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::null())
+            .status()
+            .with_context(|| format!("running `{}`", args.join(" ")))?;
+        if !status.success() {
+            return Err(StepFailed {
+                step: args.first().copied().unwrap_or("step").to_string(),
+                code: status.code().unwrap_or(1),
+            }
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// A pipeline step failed; its own message is already on stderr.
+#[derive(Debug, thiserror::Error)]
+#[error("the {step} step failed (exit {code}); fix it and re-run: finished steps are not repeated")]
+pub struct StepFailed {
+    pub step: String,
+    pub code: i32,
+}
+
+fn emit(report: &Value, format: OutputFormat, tags: &[String]) -> Result<i32> {
+    let json = report.to_string();
+    match format {
+        OutputFormat::Json => println!("{json}"),
+        OutputFormat::Text => {
+            if report["dry_run"] == json!(true) {
+                eprintln!("plan only: nothing was built, tagged or pushed");
+            } else if let Some(url) = report["gitops"]["pr_url"].as_str() {
+                println!("{url}");
+            }
+        }
+    }
+    let digests: Vec<String> = report["build"]["images"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| {
+            Some(format!(
+                "{}={}",
+                i["service"].as_str()?,
+                i["digest"].as_str()?
+            ))
+        })
+        .collect();
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    actions::write_outputs(&[
+        ("tags", tags.join("\n")),
+        ("version", text(&report["tag"]["version"])),
+        ("git_tag", text(&report["tag"]["git_tag"])),
+        ("digests", digests.join("\n")),
+        ("pr-url", text(&report["gitops"]["pr_url"])),
+        ("changed", report["changed"].to_string()),
+        ("json", json),
+    ])?;
+    Ok(exit::OK)
+}
+
+/// Exit code of a failed step, for main.
+pub fn step_code(err: &anyhow::Error) -> Option<i32> {
+    err.chain()
+        .find_map(|c| c.downcast_ref::<StepFailed>())
+        .map(|s| s.code)
+}
