@@ -561,10 +561,11 @@ pub fn pr_body(plan: &DeployPlan, stage: &str, version: Option<&str>, tag: &str)
             "| {} | `{}` | {} | `{}` | {} |\n",
             i.service,
             i.file,
-            i.old
-                .as_deref()
-                .map(|o| format!("`{o}`"))
-                .unwrap_or_else(|| "—".into()),
+            match i.old.as_deref() {
+                None => "—".to_string(),
+                Some("") => "`\"\"`".to_string(),
+                Some(o) => format!("`{o}`"),
+            },
             i.new,
             i.digest
                 .as_deref()

@@ -400,7 +400,11 @@ impl Repo {
         let auth = Auth::with_config(git2::Config::open_default().ok());
         let mut fetch = git2::FetchOptions::new();
         fetch.remote_callbacks(auth.callbacks());
-        fetch.depth(1);
+        // libgit2's local transport cannot fetch shallow; paths clone whole.
+        let local = url.starts_with("file://") || !url.contains("://") && !url.contains('@');
+        if !local {
+            fetch.depth(1);
+        }
         let result = git2::build::RepoBuilder::new()
             .branch(branch)
             .fetch_options(fetch)

@@ -159,7 +159,11 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
 
     // 4. Deploy.
     if deploy_enabled {
-        runner.step("updating the deploy repository");
+        runner.step(if dry_run {
+            "planning the deploy change"
+        } else {
+            "updating the deploy repository"
+        });
         let mut g: Vec<String> = vec!["gitops".into(), "--image-tag".into(), primary.clone()];
         if let Some(v) = &version {
             g.extend(["--version".into(), v.clone()]);
