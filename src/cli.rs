@@ -124,6 +124,16 @@ pub enum Command {
 
     /// The plan of `release`: tags, image references, deploy diff, PR. Changes nothing.
     Plan(ReleaseCmdArgs),
+
+    /// Print the JSON Schema of openim-release.yaml (for editors and CI checks).
+    Schema,
+
+    /// Print shell completions: `openim-release completions bash > /etc/bash_completion.d/openim-release`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// File names looked for at the repository root, in order.
 pub const FILE_NAMES: &[&str] = &["openim-release.yaml", "openim-release.yml"];
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub tags: TagsConfig,
@@ -25,7 +25,7 @@ pub struct Config {
 }
 
 /// How `release` deploys one stage (stage → environment).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StageConfig {
     /// The deploy branch this stage changes (its environment) [default: deploy.base].
@@ -37,7 +37,7 @@ pub struct StageConfig {
 }
 
 /// Tag rules. Defaults reproduce the documented behaviour of `tag`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TagsConfig {
     /// Prefix of version git tags (`v` in `v3.8.1`).
@@ -51,14 +51,14 @@ pub struct TagsConfig {
     pub nightly: NightlyTags,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StageTags {
     /// Image tag templates, primary first.
     pub tags: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReleaseTags {
     pub tags: Vec<String>,
@@ -67,7 +67,7 @@ pub struct ReleaseTags {
     pub alias_policy: AliasPolicy,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AliasPolicy {
     /// Aliases only when the version is the highest stable one in the repository.
@@ -78,7 +78,7 @@ pub enum AliasPolicy {
     PerLine,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NightlyTags {
     pub tags: Vec<String>,
@@ -131,7 +131,7 @@ impl Default for NightlyTags {
 }
 
 /// `images:` — what `build` builds and where it pushes.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImagesConfig {
     /// Each image is pushed as `<registry>/<service>:<tag>`.
@@ -151,7 +151,7 @@ pub struct ImagesConfig {
     pub insecure_registries: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     pub name: String,
@@ -169,7 +169,7 @@ pub struct ServiceConfig {
 }
 
 /// `deploy:` — the deploy repository that `chart`/`gitops` edit.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeployConfig {
     pub url: Option<String>,
@@ -184,14 +184,24 @@ pub struct DeployConfig {
     pub env_files: Vec<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Deserialize,
+    clap::ValueEnum,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DeployMode {
     Pr,
     Push,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChartTarget {
     pub path: PathBuf,
@@ -212,7 +222,7 @@ pub struct ChartTarget {
 }
 
 /// `gitops:` — how deploy changes are proposed.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GitopsConfig {
     /// The pull request branch, a template with {stage} [default: openim-release/{stage}].
@@ -325,6 +335,14 @@ fn line_of(text: &str, needle: &str) -> Option<usize> {
         return None;
     }
     text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
+}
+
+/// The JSON Schema of the configuration file (docs/openim-release.schema.json).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Config);
+    let mut text = serde_json::to_string_pretty(&schema).expect("schemas serialize");
+    text.push('\n');
+    text
 }
 
 /// Placeholders each stage offers to its templates.
@@ -455,6 +473,15 @@ fn validate_images(images: &ImagesConfig) -> Result<(), Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn committed_json_schema_is_current() {
+        let committed = include_str!("../docs/openim-release.schema.json");
+        assert!(
+            committed == json_schema(),
+            "docs/openim-release.schema.json is stale: run `cargo run -- schema > docs/openim-release.schema.json`"
+        );
+    }
 
     #[test]
     fn a_leading_bom_loses_nothing() {

@@ -18,5 +18,15 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Gitops(args) => gitops::run(&cli.global, args),
         Command::Release(args) => release::run(&cli.global, args, args.dry_run),
         Command::Plan(args) => release::run(&cli.global, args, true),
+        Command::Schema => {
+            print!("{}", crate::config::json_schema());
+            Ok(crate::exit::OK)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "openim-release", &mut std::io::stdout());
+            Ok(crate::exit::OK)
+        }
     }
 }
