@@ -435,6 +435,11 @@ pub struct TagGitArgs {
     #[arg(long)]
     pub push: bool,
 
+    /// Nightly: delete dated nightly git tags beyond `tags.nightly.keep`
+    /// (newest kept), locally and, with --push, on the remote.
+    #[arg(long)]
+    pub prune: bool,
+
     /// The remote to push to and to list tags from.
     #[arg(long, default_value = "origin", value_name = "NAME")]
     pub remote: String,

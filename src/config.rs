@@ -87,6 +87,8 @@ pub struct NightlyTags {
     /// A git tag marking the previous nightly; when it exists it wins over the
     /// newest tag matching `git_tag`.
     pub marker: String,
+    /// How many dated nightly git tags `tag --stage nightly --prune` keeps [default: 14].
+    pub keep: u32,
 }
 
 impl Default for TagsConfig {
@@ -126,6 +128,7 @@ impl Default for NightlyTags {
             tags: vec!["nightly-{date}-{sha7}".into(), "nightly".into()],
             git_tag: "nightly-{date}-{sha7}".into(),
             marker: "nightly".into(),
+            keep: 14,
         }
     }
 }

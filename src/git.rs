@@ -347,6 +347,12 @@ impl Repo {
         self.push_spec(remote, &format!("{refname}:{refname}"), &refname)
     }
 
+    /// Delete a tag on the remote.
+    pub fn delete_remote_tag(&self, remote: &str, name: &str) -> Result<(), PushError> {
+        let refname = format!("refs/tags/{name}");
+        self.push_spec(remote, &format!(":{refname}"), &refname)
+    }
+
     /// Push one refspec; `refname` names the remote ref in messages.
     fn push_spec(&self, remote: &str, spec: &str, refname: &str) -> Result<(), PushError> {
         let refname = refname.to_string();

@@ -149,6 +149,9 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
             tag["git_tag"].as_str().unwrap_or("?")
         ));
         let mut push_args = vec!["tag", "--stage", stage, "--push"];
+        if args.stage == Stage::Nightly {
+            push_args.push("--prune");
+        }
         if let Some(v) = &version {
             if args.stage == Stage::Release {
                 push_args.extend(["--version", v]);

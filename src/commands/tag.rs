@@ -37,6 +37,9 @@ pub struct TagOutput {
     pub git_tag_state: Option<GitTagState>,
     pub created: bool,
     pub pushed: bool,
+    /// Nightly git tags deleted by --prune.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<String>,
 }
 
 /// What applying the plan did.
@@ -87,6 +90,11 @@ pub fn run(global: &GlobalArgs, args: &TagArgs) -> Result<i32> {
 
     let (plan, applied) = ctx.plan_and_apply(&request)?;
     ctx.note_all(&plan.notes);
+    let pruned = if args.git.prune && plan.stage == Stage::Nightly {
+        ctx.prune_nightlies()?
+    } else {
+        Vec::new()
+    };
     let output = TagOutput {
         schema_version: 1,
         stage: plan.stage,
@@ -101,6 +109,7 @@ pub fn run(global: &GlobalArgs, args: &TagArgs) -> Result<i32> {
         git_tag_state: plan.git_tag_state,
         created: applied.created,
         pushed: applied.pushed,
+        pruned,
     };
     let json = serde_json::to_string(&output).context("serializing the tag output")?;
     match args.output {
@@ -271,6 +280,44 @@ impl Ctx<'_> {
                 }
             }
         }
+    }
+
+    /// Delete the dated nightly git tags beyond `tags.nightly.keep`.
+    fn prune_nightlies(&self) -> Result<Vec<String>> {
+        let cfg = &self.config.tags.nightly;
+        let re = Template::parse(&cfg.git_tag)
+            .context("parsing tags.nightly.git_tag")?
+            .matcher();
+        let facts = self.facts(Stage::Nightly)?;
+        let mut dated: Vec<(String, String)> = facts
+            .tags
+            .iter()
+            .filter_map(|t| {
+                let date = re.captures(t)?.name("date")?.as_str().to_string();
+                Some((date, t.clone()))
+            })
+            .collect();
+        dated.sort_by(|a, b| b.cmp(a));
+        let doomed: Vec<String> = dated
+            .into_iter()
+            .skip(cfg.keep as usize)
+            .map(|(_, t)| t)
+            .filter(|t| !facts.head_tags.contains(t))
+            .collect();
+        for t in &doomed {
+            if self.repo.tag_commit(t)?.is_some() {
+                self.repo.delete_tag(t)?;
+            }
+            if self.git.push {
+                self.repo
+                    .delete_remote_tag(&self.git.remote, t)
+                    .map_err(|e| {
+                        anyhow::anyhow!("deleting old nightly tag {t} on {}: {e}", self.git.remote)
+                    })?;
+            }
+            self.note(&format!("pruned old nightly tag {t}"));
+        }
+        Ok(doomed)
     }
 
     fn remote_reachable(&self, remote: &str) -> bool {

@@ -165,3 +165,36 @@ fn push_errors_never_show_the_token() {
     assert!(err.contains("127.0.0.1"), "{err}");
     assert_eq!(repo.tags(), ["v1.0.0"]);
 }
+
+#[test]
+fn nightly_prune_keeps_the_newest_dated_tags_on_the_remote() {
+    let (origin, seed) = origin_with(&["v1.0.0"]);
+    seed.write("openim-release.yaml", "tags:\n  nightly:\n    keep: 2\n");
+    for day in 20..=23 {
+        seed.commit(&format!("day {day}"));
+        seed.git(&["push", "-q", "origin", "main"]);
+        let date = format!("2026-11-{day}");
+        stdout_ok(seed.bin().args([
+            "tag", "--stage", "nightly", "--date", &date, "--push", "--prune",
+        ]));
+    }
+    let nightlies: Vec<String> = tag_list(origin.path())
+        .into_iter()
+        .filter(|t| t.starts_with("nightly-"))
+        .collect();
+    assert_eq!(nightlies.len(), 2, "{nightlies:?}");
+    assert!(
+        nightlies[0].starts_with("nightly-20261122-")
+            && nightlies[1].starts_with("nightly-20261123-")
+    );
+    assert!(
+        tag_list(origin.path()).contains(&"v1.0.0".to_string()),
+        "other tags untouched"
+    );
+    let local: Vec<String> = seed
+        .tags()
+        .into_iter()
+        .filter(|t| t.starts_with("nightly-"))
+        .collect();
+    assert_eq!(local, nightlies);
+}
