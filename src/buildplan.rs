@@ -232,6 +232,48 @@ fn compose_args(v: Option<&serde_yaml_ng::Value>) -> Result<BTreeMap<String, Str
         }
         _ => return Err("build args must be a mapping or a list".into()),
     }
+    for v in out.values_mut() {
+        *v = interpolate(v, &|k| std::env::var(k).ok())?;
+    }
+    Ok(out)
+}
+
+/// Compose variable interpolation: `${VAR}`, `${VAR:-default}`,
+/// `${VAR-default}`, `$VAR`, `$$` (a literal `$`).
+pub fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('{') {
+            let end = r
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in `{text}`"))?;
+            let inner = &r[..end];
+            let value = if let Some((name, default)) = inner.split_once(":-") {
+                env(name)
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| default.to_string())
+            } else if let Some((name, default)) = inner.split_once('-') {
+                env(name).unwrap_or_else(|| default.to_string())
+            } else {
+                env(inner).unwrap_or_default()
+            };
+            out.push_str(&value);
+            rest = &r[end + 1..];
+        } else {
+            let len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            out.push_str(&env(&after[..len]).unwrap_or_default());
+            rest = &after[len..];
+        }
+    }
+    out.push_str(rest);
     Ok(out)
 }
 
@@ -419,6 +461,16 @@ mod tests {
             Err(BuildPlanError::InvalidTag(_))
         ));
         assert!(plan(&all, &[], &["linux".into()], &cfg.registries, &["x".into()]).is_err());
+    }
+
+    #[test]
+    fn compose_interpolation() {
+        let env = |k: &str| (k == "SET").then(|| "yes".to_string());
+        assert_eq!(interpolate("${RELEASE:-false}", &env).unwrap(), "false");
+        assert_eq!(interpolate("${SET:-false}", &env).unwrap(), "yes");
+        assert_eq!(interpolate("a-$SET-b", &env).unwrap(), "a-yes-b");
+        assert_eq!(interpolate("$$HOME", &env).unwrap(), "$HOME");
+        assert!(interpolate("${OPEN", &env).is_err());
     }
 
     #[test]

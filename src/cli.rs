@@ -125,6 +125,9 @@ pub enum Command {
     /// The plan of `release`: tags, image references, deploy diff, PR. Changes nothing.
     Plan(ReleaseCmdArgs),
 
+    /// Write openim-release.yaml from what the repository has (compose build file, Dockerfiles, charts).
+    Init(InitArgs),
+
     /// Print the JSON Schema of openim-release.yaml (for editors and CI checks).
     Schema,
 
@@ -443,4 +446,14 @@ pub struct TagGitArgs {
     /// The remote to push to and to list tags from.
     #[arg(long, default_value = "origin", value_name = "NAME")]
     pub remote: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Overwrite an existing openim-release.yaml.
+    #[arg(long)]
+    pub force: bool,
+    /// Only print the proposal; write nothing.
+    #[arg(long)]
+    pub print: bool,
 }

@@ -7,6 +7,7 @@ mod common;
 mod deploy_fixture;
 mod fake_github;
 mod gitops;
+mod init;
 mod proxy;
 mod release;
 mod services;
