@@ -198,3 +198,45 @@ fn nightly_prune_keeps_the_newest_dated_tags_on_the_remote() {
         .collect();
     assert_eq!(local, nightlies);
 }
+
+#[test]
+fn push_over_smart_http_with_a_token() {
+    let Some(s) = crate::services::services() else {
+        return;
+    };
+    let name = crate::services::unique_namespace("tagpush");
+    let bare = s.git_root.join(format!("{name}.git"));
+    git(
+        Path::new("/"),
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    );
+    git(&bare, &["config", "http.receivepack", "true"]);
+    let repo = TestRepo::new();
+    repo.atag(&["v2.0.0"]);
+    let url = format!("{}/{name}.git", s.git_url);
+    let authed = url.replacen(
+        "http://",
+        &format!("http://x-access-token:{}@", s.git_token),
+        1,
+    );
+    repo.git(&["push", "-q", &authed, "main", "--tags"]);
+    // origin without credentials: the token comes from GITHUB_TOKEN.
+    repo.git(&["remote", "add", "origin", &url]);
+    let json = json_ok(
+        repo.bin()
+            .args(["tag", "--stage", "rc", "--push"])
+            .env("GITHUB_TOKEN", &s.git_token),
+    );
+    assert_eq!(json["git_tag"], "v2.0.1-rc.0");
+    assert!(tag_list(&bare).contains(&"v2.0.1-rc.0".to_string()));
+    // A wrong token: refused, not shown, and the local tag is rolled back.
+    repo.commit("next");
+    let err = fails_with(
+        repo.bin()
+            .args(["tag", "--stage", "rc", "--push"])
+            .env("GITHUB_TOKEN", "not-the-token-123"),
+        1,
+    );
+    assert!(!err.contains("not-the-token-123"), "{err}");
+    assert!(!repo.tags().contains(&"v2.0.1-rc.1".to_string()));
+}
