@@ -4,38 +4,29 @@ use crate::chart::source_repo;
 use crate::common::*;
 use crate::deploy_fixture::{read, write_layout};
 use crate::fake_github::FakeGitHub;
-use crate::services::{self, Services};
+use crate::services::{self, authed, Services};
 use std::path::Path;
 
-/// A deploy repository on the git server, seeded with the OpenIM layout.
-/// Returns (clone URL without credentials, name).
-fn deploy_remote(s: &Services) -> (String, String) {
-    let name = services::unique_namespace("deploy");
-    let bare = s.git_root.join(format!("{name}.git"));
-    git(
-        Path::new("/"),
-        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
-    );
-    git(&bare, &["config", "http.receivepack", "true"]);
+/// A deploy repository on the git server, seeded with the OpenIM layout
+/// whose images live in `registry`. Returns (URL without credentials, name).
+pub fn deploy_remote(s: &Services, registry: &str) -> (String, String) {
+    let (_, url) = services::git_server_repo(s, "deploy");
     let seed = TestRepo::empty();
-    write_layout(seed.path(), "ghcr.io/openimsdk");
+    write_layout(seed.path(), registry);
     seed.git(&["add", "-A"]);
     seed.git(&["commit", "-q", "-m", "seed"]);
-    let with_token = authed(s, &format!("{}/{name}.git", s.git_url));
-    seed.git(&["push", "-q", &with_token, "main"]);
-    (format!("{}/{name}.git", s.git_url), name)
-}
-
-fn authed(s: &Services, url: &str) -> String {
-    url.replacen(
-        "http://",
-        &format!("http://x-access-token:{}@", s.git_token),
-        1,
-    )
+    seed.git(&["push", "-q", &authed(s, &url), "main"]);
+    let name = url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .trim_end_matches(".git")
+        .to_string();
+    (url, name)
 }
 
 /// Clone the deploy repository's branch into a temp dir (for assertions).
-fn clone_branch(s: &Services, url: &str, branch: &str) -> tempfile::TempDir {
+pub fn clone_branch(s: &Services, url: &str, branch: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     git(
         Path::new("/"),
@@ -73,7 +64,7 @@ struct Setup {
 
 fn setup(extra_config: &str) -> Option<Setup> {
     let s = crate::services::services()?;
-    let (url, name) = deploy_remote(s);
+    let (url, name) = deploy_remote(s, "ghcr.io/openimsdk");
     let repository = format!("openimsdk/{name}");
     let src = source_repo("ghcr.io/openimsdk", &url, &repository, extra_config);
     src.atag(&["v3.8.0"]);

@@ -1,10 +1,9 @@
 //! `release` end to end: real dockerd, registry, git server, fake GitHub.
 
 use crate::common::*;
-use crate::deploy_fixture::{read, write_layout};
+use crate::deploy_fixture::read;
 use crate::fake_github::FakeGitHub;
 use crate::services::{self, Services};
-use std::path::Path;
 
 struct World {
     s: &'static Services,
@@ -21,24 +20,7 @@ struct World {
 fn world() -> Option<World> {
     let s = services::services()?;
     let ns = format!("{}/{}", s.registry, services::unique_namespace("rel"));
-    let name = services::unique_namespace("deploy-rel");
-    let bare = s.git_root.join(format!("{name}.git"));
-    git(
-        Path::new("/"),
-        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
-    );
-    git(&bare, &["config", "http.receivepack", "true"]);
-    let seed = TestRepo::empty();
-    write_layout(seed.path(), &ns);
-    seed.git(&["add", "-A"]);
-    seed.git(&["commit", "-q", "-m", "seed"]);
-    let deploy_url = format!("{}/{name}.git", s.git_url);
-    let authed = deploy_url.replacen(
-        "http://",
-        &format!("http://x-access-token:{}@", s.git_token),
-        1,
-    );
-    seed.git(&["push", "-q", &authed, "main"]);
+    let (deploy_url, name) = crate::gitops::deploy_remote(s, &ns);
 
     let src = crate::build::fixture(std::slice::from_ref(&ns), &["linux/amd64", "linux/arm64"]);
     let mut cfg = read(src.path(), "openim-release.yaml");
@@ -76,24 +58,7 @@ impl World {
     }
 
     fn deploy_branch(&self, branch: &str) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        let authed = self.deploy_url.replacen(
-            "http://",
-            &format!("http://x-access-token:{}@", self.s.git_token),
-            1,
-        );
-        git(
-            Path::new("/"),
-            &[
-                "clone",
-                "-q",
-                "-b",
-                branch,
-                &authed,
-                dir.path().to_str().unwrap(),
-            ],
-        );
-        dir
+        crate::gitops::clone_branch(self.s, &self.deploy_url, branch)
     }
 }
 

@@ -230,3 +230,33 @@ pub fn unique_namespace(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// A new bare repository on the smart-HTTP git server (push enabled).
+/// Returns its path on disk and its URL (without credentials).
+pub fn git_server_repo(s: &Services, prefix: &str) -> (PathBuf, String) {
+    let name = unique_namespace(prefix);
+    let bare = s.git_root.join(format!("{name}.git"));
+    let run = |dir: &Path, args: &[&str]| {
+        let ok = Command::new("git")
+            .current_dir(dir)
+            .args(args)
+            .status()
+            .map(|st| st.success());
+        assert!(matches!(ok, Ok(true)), "git {args:?} failed");
+    };
+    run(
+        Path::new("/"),
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    );
+    run(&bare, &["config", "http.receivepack", "true"]);
+    (bare, format!("{}/{name}.git", s.git_url))
+}
+
+/// `url` with the test token as user info, as GitHub's HTTPS does it.
+pub fn authed(s: &Services, url: &str) -> String {
+    url.replacen(
+        "http://",
+        &format!("http://x-access-token:{}@", s.git_token),
+        1,
+    )
+}

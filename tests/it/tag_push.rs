@@ -204,22 +204,16 @@ fn push_over_smart_http_with_a_token() {
     let Some(s) = crate::services::services() else {
         return;
     };
-    let name = crate::services::unique_namespace("tagpush");
-    let bare = s.git_root.join(format!("{name}.git"));
-    git(
-        Path::new("/"),
-        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
-    );
-    git(&bare, &["config", "http.receivepack", "true"]);
+    let (bare, url) = crate::services::git_server_repo(s, "tagpush");
     let repo = TestRepo::new();
     repo.atag(&["v2.0.0"]);
-    let url = format!("{}/{name}.git", s.git_url);
-    let authed = url.replacen(
-        "http://",
-        &format!("http://x-access-token:{}@", s.git_token),
-        1,
-    );
-    repo.git(&["push", "-q", &authed, "main", "--tags"]);
+    repo.git(&[
+        "push",
+        "-q",
+        &crate::services::authed(s, &url),
+        "main",
+        "--tags",
+    ]);
     // origin without credentials: the token comes from GITHUB_TOKEN.
     repo.git(&["remote", "add", "origin", &url]);
     let json = json_ok(
