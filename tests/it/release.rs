@@ -168,3 +168,52 @@ fn a_failed_build_deploys_nothing_and_a_rerun_finishes() {
     assert!(tag_list(w.origin.path()).contains(&"v3.8.1".to_string()));
     assert_eq!(w.gh.pulls(&w.repository).len(), 1);
 }
+
+#[test]
+fn a_run_killed_halfway_is_finished_by_a_rerun() {
+    let Some(w) = world() else { return };
+    // Kill the release while it builds (after the rc number is reserved).
+    let mut cmd = std_bin(w.src.path());
+    cmd.env("DOCKER_HOST", &w.s.docker_host)
+        .env("GITHUB_TOKEN", &w.s.git_token)
+        .env("GITHUB_API_URL", &w.gh.url)
+        .args(["release", "--stage", "rc"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut reader = std::io::BufReader::new(stderr);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        use std::io::BufRead;
+        if reader.read_line(&mut line).unwrap() == 0 || line.contains("building and pushing images")
+        {
+            break;
+        }
+    }
+    // The whole process group: the build step is a child process.
+    let _ = std::process::Command::new("pkill")
+        .args(["-KILL", "-P", &child.id().to_string()])
+        .status();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        w.gh.pulls(&w.repository).is_empty(),
+        "nothing deployed by the killed run"
+    );
+
+    let json = json_ok(&mut w.release(&["release", "--stage", "rc"]));
+    // The killed run's rc number stays used; the re-run takes the next one
+    // and finishes: images for every service, one PR.
+    assert_eq!(json["tag"]["git_tag"], "v3.8.1-rc.1");
+    for svc in crate::build::SERVICES {
+        assert!(
+            services::inspect_raw(&format!("{}/{svc}:v3.8.1-rc.1", w.ns), None).is_ok(),
+            "{svc}"
+        );
+    }
+    assert_eq!(w.gh.pulls(&w.repository).len(), 1);
+    let tags = tag_list(w.origin.path());
+    assert!(tags.contains(&"v3.8.1-rc.0".to_string()) && tags.contains(&"v3.8.1-rc.1".to_string()));
+}
