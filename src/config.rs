@@ -478,6 +478,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_documented_example_config_loads() {
+        let doc = include_str!("../docs/config.md");
+        let start = doc
+            .find("```yaml\n")
+            .expect("docs/config.md has a yaml block")
+            + 8;
+        let end = start + doc[start..].find("```").expect("closed yaml block");
+        let c = parse(&doc[start..end]).unwrap_or_else(|e| panic!("docs/config.md example: {e:?}"));
+        assert_eq!(c.tags.nightly.keep, 14);
+        assert_eq!(c.stages["dev"].mode, Some(DeployMode::Push));
+        assert_eq!(
+            c.deploy.unwrap().charts[0].images["openim-api"],
+            "image.tag"
+        );
+    }
+
+    #[test]
     fn committed_json_schema_is_current() {
         let committed = include_str!("../docs/openim-release.schema.json");
         assert!(
