@@ -235,9 +235,12 @@ impl Runner<'_> {
             cmd.arg("-q");
         }
         cmd.args(args);
-        // The steps' outputs are combined by this command, not written twice.
+        // The steps' outputs are combined by this command, not written twice;
+        // the stage is given on each step's command line, never inherited
+        // (OPENIM_RELEASE_STAGE would clash with `build --tag`).
         cmd.env_remove("GITHUB_OUTPUT")
-            .env_remove("GITHUB_STEP_SUMMARY");
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("OPENIM_RELEASE_STAGE");
         Ok(cmd)
     }
 
@@ -251,7 +254,15 @@ impl Runner<'_> {
             .output()
             .with_context(|| format!("running `{}`", args.join(" ")))?;
         let code = out.status.code().unwrap_or(1);
-        let value: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        // Workflow commands (`::add-mask::` of a step's secrets) go on to the
+        // runner through our stdout; the rest is the step's JSON.
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (commands, body): (Vec<&str>, Vec<&str>) =
+            text.lines().partition(|l| l.starts_with("::"));
+        for c in commands {
+            println!("{c}");
+        }
+        let value: Value = serde_json::from_str(&body.join("\n")).unwrap_or(Value::Null);
         if !out.status.success() {
             let err = StepFailed {
                 step: args.first().copied().unwrap_or("step").to_string(),

@@ -79,6 +79,13 @@ fn plan_shows_everything_and_changes_nothing() {
     assert!(tag_list(w.origin.path()).iter().all(|t| !t.contains("rc")));
     assert!(services::inspect_raw(&format!("{}/openim-api:rc0", w.ns), None).is_err());
     assert!(w.gh.pulls(&w.repository).is_empty());
+    // The stage from the environment (as the Action passes it) reaches no
+    // step that takes --tag.
+    let via_env = stdout_ok(w.release(&["plan"]).env("OPENIM_RELEASE_STAGE", "rc"));
+    assert!(
+        via_env.contains("# rc: tags\nv3.8.1-rc.0\nrc0\n"),
+        "{via_env}"
+    );
 }
 
 #[test]
