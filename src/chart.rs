@@ -165,34 +165,39 @@ pub fn repository_beside(text: &str, file: &str, key: &str) -> Result<Option<Str
     })
 }
 
-/// Chart.yaml: set `appVersion` (keeping its quoting) and, when `bump` is
-/// not `None` and `bump_version` is true, bump `version`.
-pub fn update_chart_yaml(
+/// Chart.yaml: set `appVersion` (keeping its quoting), when one is given.
+pub fn set_app_version(
     text: &str,
     file: &str,
     app_version: Option<&str>,
-    bump: ChartBump,
-    bump_version: bool,
     changes: &mut Vec<ScalarChange>,
 ) -> Result<String, ChartError> {
-    let mut text = text.to_string();
-    if let Some(v) = app_version {
-        text = set_value(&text, file, "appVersion", v, changes)?;
+    match app_version {
+        Some(v) => set_value(text, file, "appVersion", v, changes),
+        None => Ok(text.to_string()),
     }
-    if bump_version && bump != ChartBump::None {
-        let current = yamledit::get(&text, &path("version", file)?)
-            .map_err(yaml_err(file))?
-            .ok_or_else(|| ChartError::NoChartVersion {
-                file: file.to_string(),
-            })?;
-        let next =
-            bump_chart_version(&current, bump).ok_or_else(|| ChartError::BadChartVersion {
-                file: file.to_string(),
-                version: current.clone(),
-            })?;
-        text = set_value(&text, file, "version", &next, changes)?;
+}
+
+/// Chart.yaml: move `version` as `bump` says (nothing for `None`).
+pub fn bump_version(
+    text: &str,
+    file: &str,
+    bump: ChartBump,
+    changes: &mut Vec<ScalarChange>,
+) -> Result<String, ChartError> {
+    if bump == ChartBump::None {
+        return Ok(text.to_string());
     }
-    Ok(text)
+    let current = yamledit::get(text, &path("version", file)?)
+        .map_err(yaml_err(file))?
+        .ok_or_else(|| ChartError::NoChartVersion {
+            file: file.to_string(),
+        })?;
+    let next = bump_chart_version(&current, bump).ok_or_else(|| ChartError::BadChartVersion {
+        file: file.to_string(),
+        version: current.clone(),
+    })?;
+    set_value(text, file, "version", &next, changes)
 }
 
 /// `0.1.13` → `0.1.14` (patch). Pre-release and build parts are dropped on a
