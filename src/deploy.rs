@@ -365,34 +365,29 @@ fn plan_chart(
             )?;
             out.scalars.extend(changes);
             texts.put(&sub_values, new);
-            let mut changes = Vec::new();
             let sub_new = chart::set_app_version(
                 &sub_text,
                 &rel(&sub_chart),
                 release.app_version.as_deref(),
-                &mut changes,
+                &mut out.scalars,
             )?;
-            out.scalars.extend(changes);
             texts.put(&sub_chart, sub_new);
         }
     }
     // The chart itself: appVersion, and the version bumped once when
     // anything in the chart changed (never on a re-run with nothing to do).
-    let mut changes = Vec::new();
     let with_app = chart::set_app_version(
         &parent_text,
         &rel(&chart_yaml),
         release.app_version.as_deref(),
-        &mut changes,
+        &mut out.scalars,
     )?;
     texts.put(&chart_yaml, with_app.clone());
-    out.scalars.extend(changes);
     if texts.changed_under(&spec.dir) || texts.files.get(&values_name).is_some_and(|(b, a)| b != a)
     {
-        let mut changes = Vec::new();
-        let bumped = chart::bump_version(&with_app, &rel(&chart_yaml), spec.bump, &mut changes)?;
+        let bumped =
+            chart::bump_version(&with_app, &rel(&chart_yaml), spec.bump, &mut out.scalars)?;
         texts.put(&chart_yaml, bumped);
-        out.scalars.extend(changes);
     }
     Ok(())
 }

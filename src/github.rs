@@ -283,51 +283,55 @@ impl GitHub {
 
     /// Add the labels the pull request lacks (one call, none when all are there).
     pub async fn add_labels(&self, pr: &PullRequest, labels: &[String]) -> Result<()> {
-        let have: Vec<&str> = pr
+        let have = pr
             .labels
             .as_deref()
             .unwrap_or_default()
             .iter()
-            .map(|l| l.name.as_str())
-            .collect();
-        let missing: Vec<&String> = labels
-            .iter()
-            .filter(|l| !have.contains(&l.as_str()))
-            .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let path = self.repo_path(&format!("issues/{}/labels", pr.number));
-        self.expect(
-            Method::POST,
-            &path,
-            Some(&serde_json::json!({ "labels": missing })),
+            .map(|l| l.name.as_str());
+        self.post_missing(
+            &format!("issues/{}/labels", pr.number),
+            "labels",
+            have,
+            labels,
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Request the reviewers not yet requested (one call, none when all are).
     pub async fn request_reviewers(&self, pr: &PullRequest, reviewers: &[String]) -> Result<()> {
-        let have: Vec<&str> = pr
+        let have = pr
             .requested_reviewers
             .as_deref()
             .unwrap_or_default()
             .iter()
-            .map(|u| u.login.as_str())
-            .collect();
-        let missing: Vec<&String> = reviewers
+            .map(|u| u.login.as_str());
+        let path = format!("pulls/{}/requested_reviewers", pr.number);
+        self.post_missing(&path, "reviewers", have, reviewers).await
+    }
+
+    /// POST `{key: [...]}` to `rest` with the `wanted` names not in `have`;
+    /// no call when nothing is missing.
+    async fn post_missing<'a>(
+        &self,
+        rest: &str,
+        key: &str,
+        have: impl Iterator<Item = &'a str>,
+        wanted: &[String],
+    ) -> Result<()> {
+        let have: Vec<&str> = have.collect();
+        let missing: Vec<&String> = wanted
             .iter()
-            .filter(|r| !have.contains(&r.as_str()))
+            .filter(|w| !have.contains(&w.as_str()))
             .collect();
         if missing.is_empty() {
             return Ok(());
         }
-        let path = self.repo_path(&format!("pulls/{}/requested_reviewers", pr.number));
+        let path = self.repo_path(rest);
         self.expect(
             Method::POST,
             &path,
-            Some(&serde_json::json!({ "reviewers": missing })),
+            Some(&serde_json::json!({ key: missing })),
         )
         .await?;
         Ok(())

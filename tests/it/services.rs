@@ -85,6 +85,15 @@ fn docker_bin() -> &'static str {
     }
 }
 
+/// Trimmed stdout on success, trimmed stderr otherwise.
+fn text_of(out: std::process::Output) -> Result<String, String> {
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
 /// Run the docker CLI against the test engine.
 pub fn docker(s: &Services, args: &[&str]) -> Result<String, String> {
     let out = Command::new(docker_bin())
@@ -92,11 +101,7 @@ pub fn docker(s: &Services, args: &[&str]) -> Result<String, String> {
         .args(args)
         .output()
         .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
+    text_of(out)
 }
 
 /// `skopeo inspect` of a reference; `raw` gives the manifest or index itself.
@@ -164,11 +169,7 @@ pub fn digest_of(reference: &str, creds: Option<(&str, &str)>) -> Result<String,
         .args(&args)
         .output()
         .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
+    text_of(out)
 }
 
 /// Make the local base images (one per architecture) once per engine:
