@@ -244,6 +244,21 @@ impl Ctx<'_> {
                 ));
             }
             let remote = &self.git.remote;
+            if !created && self.repo.tag_commit(&git_tag)?.is_none() {
+                // On the remote at HEAD only (another run pushed it; this
+                // checkout has not fetched it): already where it belongs.
+                self.note(&format!(
+                    "git tag {git_tag} is already on {} at HEAD",
+                    self.repo.remote_display(remote)
+                ));
+                return Ok((
+                    plan,
+                    Applied {
+                        created: false,
+                        pushed: true,
+                    },
+                ));
+            }
             match self.repo.push_tag(remote, &git_tag) {
                 Ok(()) => {
                     self.note(&format!(

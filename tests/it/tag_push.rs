@@ -199,6 +199,50 @@ fn nightly_prune_keeps_the_newest_dated_tags_on_the_remote() {
     assert_eq!(local, nightlies);
 }
 
+/// Another checkout (an earlier run, a GitHub release) put the stage's tag on
+/// the remote at HEAD; this checkout has not fetched it. --push finds it there
+/// and succeeds without pushing (a re-run of a nightly or release job).
+#[test]
+fn a_tag_only_on_the_remote_at_head_counts_as_pushed() {
+    let (origin, seed) = origin_with(&["v1.0.0"]);
+    seed.commit("work");
+    seed.git(&["push", "-q", "origin", "main"]);
+    let other = clone(origin.path(), &[]);
+    let date = ["--date", "2026-11-20"];
+    let first = json_ok(
+        bin(other.path())
+            .args(["tag", "--stage", "nightly", "--push"])
+            .args(date),
+    );
+    assert_eq!(first["pushed"], true);
+    git(other.path(), &["tag", "-a", "-m", "v1.0.1", "v1.0.1"]);
+    git(other.path(), &["push", "-q", "origin", "v1.0.1"]);
+    let before = git(origin.path(), &["for-each-ref", "refs/tags"]);
+
+    let nightly = json_ok(
+        seed.bin()
+            .args(["tag", "--stage", "nightly", "--push"])
+            .args(date),
+    );
+    assert_eq!(nightly["git_tag"], first["git_tag"]);
+    assert_eq!(nightly["created"], false);
+    assert_eq!(nightly["pushed"], true);
+    let release =
+        json_ok(
+            seed.bin()
+                .args(["tag", "--stage", "release", "--version", "1.0.1", "--push"]),
+        );
+    assert_eq!(release["git_tag"], "v1.0.1");
+    assert_eq!(release["created"], false);
+    assert_eq!(release["pushed"], true);
+    assert_eq!(
+        git(origin.path(), &["for-each-ref", "refs/tags"]),
+        before,
+        "the remote's tags are untouched"
+    );
+    assert_eq!(seed.tags(), ["v1.0.0"], "nothing created locally");
+}
+
 #[test]
 fn push_over_smart_http_with_a_token() {
     let Some(s) = crate::services::services() else {

@@ -1,5 +1,7 @@
 //! All access to git repositories (git2). Nothing else in the crate talks to git.
 
+mod local_push;
+
 use crate::secret::{github_token_from_env, scrub, Secret};
 use anyhow::{Context, Result};
 use base64::Engine;
@@ -355,6 +357,27 @@ impl Repo {
 
     /// Push one refspec; `refname` names the remote ref in messages.
     fn push_spec(&self, remote: &str, spec: &str, refname: &str) -> Result<(), PushError> {
+        let url = self
+            .find_remote(remote)
+            .map_err(|e| PushError::Failed(format!("{e:#}")))?
+            .url()
+            .ok()
+            .map(str::to_string);
+        match url.and_then(|u| local_push::local_path(&u, &self.root)) {
+            Some(path) => self.push_local(&path, spec),
+            None => self.push_transport(remote, spec, refname),
+        }
+    }
+
+    /// A push to a repository on this machine: see local_push.
+    fn push_local(&self, path: &Path, spec: &str) -> Result<(), PushError> {
+        let parsed = local_push::Spec::parse(spec)
+            .ok_or_else(|| PushError::Failed(format!("invalid refspec {spec}")))?;
+        local_push::push(&self.repo, &local_push::open(path)?, &parsed)
+    }
+
+    /// Push one refspec through libgit2's transport for the remote's URL.
+    fn push_transport(&self, remote: &str, spec: &str, refname: &str) -> Result<(), PushError> {
         let refname = refname.to_string();
         let mut r = self
             .find_remote(remote)
