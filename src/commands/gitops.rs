@@ -85,14 +85,25 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
         .url
         .clone()
         .ok_or_else(|| BadInput("deploy.url is not set: the deploy repository to clone".into()))?;
+    let inputs = deploy_inputs(&loaded.config)?;
+    let resolved = resolve_release(repo.as_ref(), &loaded.config, &args.release, global.quiet)?;
+    // The stage's environment (`stages.<stage>`), then `deploy:`.
+    let stage_cfg = resolved
+        .stage
+        .and_then(|s| loaded.config.stages.get(&s.to_string()))
+        .cloned()
+        .unwrap_or_default();
     let base = args
         .base
         .clone()
+        .or(stage_cfg.base)
         .or_else(|| deploy_cfg.base.clone())
         .unwrap_or_else(|| "main".into());
-    let mode = args.mode.or(deploy_cfg.mode).unwrap_or(DeployMode::Pr);
-    let inputs = deploy_inputs(&loaded.config)?;
-    let resolved = resolve_release(repo.as_ref(), &loaded.config, &args.release, global.quiet)?;
+    let mode = args
+        .mode
+        .or(stage_cfg.mode)
+        .or(deploy_cfg.mode)
+        .unwrap_or(DeployMode::Pr);
     let token = github_token_from_env();
     if let Some(t) = &token {
         actions::mask(t);

@@ -278,3 +278,55 @@ fn push_mode_commits_on_main_and_survives_a_moving_base() {
     assert_eq!(again["changed"], false);
     assert!(t.gh.pulls(&t.repository).is_empty());
 }
+
+#[test]
+fn the_stage_picks_its_environment_from_stages() {
+    // rc deploys by pull request into `test`, dev by a commit on `dev`;
+    // --base / --mode on the command line still win.
+    let Some(t) =
+        setup("stages:\n  rc: { base: test, mode: pr }\n  dev: { base: dev, mode: push }\n")
+    else {
+        return;
+    };
+    let seed = clone_branch(t.s, &t.url, "main");
+    for env in ["test", "dev"] {
+        git(
+            seed.path(),
+            &["push", "-q", "origin", &format!("main:{env}")],
+        );
+    }
+    let rc = json_ok(&mut t.gitops());
+    assert_eq!(
+        (rc["base"].as_str(), rc["mode"].as_str()),
+        (Some("test"), Some("pr"))
+    );
+    let pulls = t.gh.pulls(&t.repository);
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(pulls[0]["base"], "test", "{}", pulls[0]);
+
+    let dev = json_ok(
+        t.src
+            .bin()
+            .env("GITHUB_TOKEN", &t.s.git_token)
+            .env("GITHUB_API_URL", &t.gh.url)
+            .args([
+                "gitops",
+                "--stage",
+                "dev",
+                "--no-verify",
+                "--image-tag",
+                "feature-x",
+            ]),
+    );
+    assert_eq!(
+        (dev["base"].as_str(), dev["mode"].as_str()),
+        (Some("dev"), Some("push"))
+    );
+    let on_dev = clone_branch(t.s, &t.url, "dev");
+    assert!(read(on_dev.path(), "docker-compose/.env").contains("openim-api:feature-x"));
+    assert_eq!(t.gh.pulls(&t.repository).len(), 1, "push mode opens no PR");
+
+    let overridden = json_ok(t.gitops().args(["--base", "main", "--mode", "push"]));
+    assert_eq!(overridden["base"], "main");
+    assert_eq!(overridden["mode"], "push");
+}
