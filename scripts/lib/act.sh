@@ -11,7 +11,7 @@
 # bridges exactly the registry, git server and fake GitHub ports into it
 # through unix sockets, so their URLs stay 127.0.0.1:PORT and nothing else is
 # reachable.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154 # root, work, log, ns: set by the caller (above)
 
 # git without the user's configuration, with a fixed identity.
 g() {
