@@ -56,12 +56,18 @@ act_services() {
   done
   unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
   export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+  act_netns || skip_services "unshare cannot create a network namespace (root or unprivileged user namespaces needed)"
+}
+
+# Sets netns to the command prefix that runs a command in a new network
+# namespace (root, or unprivileged user namespaces); fails when neither works.
+act_netns() {
   if unshare -n true 2>/dev/null; then
     netns=(unshare -n --)
   elif unshare -rn true 2>/dev/null; then
     netns=(unshare -rn --)
   else
-    skip_services "unshare cannot create a network namespace (root or unprivileged user namespaces needed)"
+    return 1
   fi
 }
 
@@ -207,12 +213,12 @@ print(" ".join(sorted(m["platform"]["os"] + "/" + m["platform"]["architecture"]
 
 port_of() { local hp=${1#*://}; hp=${hp%%/*}; echo "${hp##*:}"; }
 
-# act_bridges DIR: host side of the bridges (unix socket -> 127.0.0.1:PORT) for
-# the registry, the git server and the fake GitHub; sets bridges.
+# act_bridges DIR NAME:PORT...: host side of the bridges (unix socket
+# DIR/NAME.sock -> 127.0.0.1:PORT); sets bridges.
 act_bridges() {
   local dir=$1 b
-  bridges=("registry:$(port_of "http://$OPENIM_RELEASE_TEST_REGISTRY")"
-    "git:$(port_of "$OPENIM_RELEASE_TEST_GIT_URL")" "github:$(port_of "$api_url")")
+  shift
+  bridges=("$@")
   for b in "${bridges[@]}"; do
     socat "UNIX-LISTEN:$dir/${b%%:*}.sock,fork" "TCP:127.0.0.1:${b#*:}" &
     pids+=($!)
@@ -221,6 +227,13 @@ act_bridges() {
     for _ in $(seq 50); do [ -S "$dir/${b%%:*}.sock" ] && break; sleep 0.1; done
     [ -S "$dir/${b%%:*}.sock" ] || { echo "socat did not listen on $dir/${b%%:*}.sock" >&2; exit 1; }
   done
+}
+
+# act_service_bridges DIR: bridges for the registry, the git server and the
+# fake GitHub ($api_url).
+act_service_bridges() {
+  act_bridges "$1" "registry:$(port_of "http://$OPENIM_RELEASE_TEST_REGISTRY")" \
+    "git:$(port_of "$OPENIM_RELEASE_TEST_GIT_URL")" "github:$(port_of "$api_url")"
 }
 
 # Run inside the namespace: lo up, 127.0.0.1:PORT -> unix socket, then "$@".
