@@ -517,3 +517,55 @@ fn credentials_from_docker_config_json() {
     let creds = Some((s.auth_user.as_str(), s.auth_password.as_str()));
     assert!(services::inspect_raw(&format!("{ns}/openim-api:v1"), creds).is_ok());
 }
+
+/// On a terminal (outside CI) progress is live: one spinner line per
+/// service, redrawn in place, ending in ✓; the plain timestamped lines are
+/// for logs only. `script` gives the build a pseudo-terminal.
+#[test]
+fn progress_is_live_on_a_terminal() {
+    let s = need_services!();
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("`script` (util-linux) is needed for the terminal test");
+    }
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("tty"));
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
+    // The environment of every test run (no CI, no GITHUB_*), on a pty.
+    let mut script = std::process::Command::new("script");
+    base_env(&mut script);
+    script
+        .current_dir(repo.path())
+        .env("DOCKER_HOST", &s.docker_host)
+        .env("TERM", "xterm")
+        .env("COLUMNS", "120")
+        .args([
+            "-qefc",
+            &format!(
+                "{} build --tag tty-1 --service openim-api --service openim-push",
+                env!("CARGO_BIN_EXE_openim-release")
+            ),
+            "/dev/null",
+        ]);
+    let out = script.output().unwrap();
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    assert!(
+        tty.contains("\x1b["),
+        "no terminal control sequences: {tty}"
+    );
+    for svc in ["openim-api", "openim-push"] {
+        assert!(
+            tty.lines().any(|l| l.contains(svc) && l.contains('✓')),
+            "no finished spinner for {svc}: {tty}"
+        );
+    }
+    assert!(
+        !tty.contains("s] openim-api:"),
+        "plain log lines on a terminal: {tty}"
+    );
+    // What the build did is real: the tag is in the registry.
+    assert!(services::inspect_raw(&format!("{ns}/openim-api:tty-1"), None).is_ok());
+}

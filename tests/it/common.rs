@@ -14,7 +14,7 @@ fn test_home() -> PathBuf {
     home
 }
 
-fn base_env(cmd: &mut std::process::Command) {
+pub fn base_env(cmd: &mut std::process::Command) {
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", test_home())
