@@ -569,3 +569,102 @@ fn progress_is_live_on_a_terminal() {
     // What the build did is real: the tag is in the registry.
     assert!(services::inspect_raw(&format!("{ns}/openim-api:tty-1"), None).is_ok());
 }
+
+/// The bearer flow of ghcr.io and Docker Hub against a real registry: a 401
+/// names the token realm, the token server is asked with the credentials for
+/// the repository's pull,push scope, and the registry accepts the JWT.
+#[test]
+fn bearer_token_registry_like_ghcr() {
+    let s = need_services!();
+    let path = services::unique_namespace("bearer");
+    let ns = format!("{}/{path}", s.token_registry);
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64", "linux/arm64"]);
+    let key = format!(
+        "OPENIM_RELEASE_REGISTRY_{}",
+        s.token_registry.to_uppercase().replace(['.', ':'], "_")
+    );
+    let token_requests = |user: &str, status: u16| -> usize {
+        let log = std::fs::read_to_string(&s.token_log).unwrap_or_default();
+        log.lines()
+            .filter(|l| {
+                l.contains(&format!("scope=repository%3A{}", path.replace('/', "%2F")))
+                    || l.contains(&format!("scope=repository:{path}"))
+            })
+            .filter(|l| l.contains(&format!("user={user} ")) && l.ends_with(&status.to_string()))
+            .count()
+    };
+
+    // Without credentials the token grants nothing: refused, registry named.
+    let err = fails_with(
+        build_cmd(s, &repo).args(["--tag", "v1", "--service", "openim-api"]),
+        1,
+    );
+    assert!(err.contains(&s.token_registry), "{err}");
+
+    let creds = [
+        (format!("{key}_USERNAME"), s.auth_user.clone()),
+        (format!("{key}_PASSWORD"), s.auth_password.clone()),
+    ];
+    let json = json_ok(
+        build_cmd(s, &repo)
+            .args([
+                "--tag",
+                "v1",
+                "--service",
+                "openim-api",
+                "--service",
+                "openim-push",
+            ])
+            .envs(creds.clone()),
+    );
+    let login = Some((s.auth_user.as_str(), s.auth_password.as_str()));
+    for svc in ["openim-api", "openim-push"] {
+        let digest = image(&json, svc)["digest"].as_str().unwrap().to_string();
+        let reference = format!("{ns}/{svc}:v1");
+        assert_eq!(services::digest_of(&reference, login).unwrap(), digest);
+        let raw = services::inspect_raw(&reference, login).unwrap();
+        let platforms: Vec<String> = raw["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["platform"]["architecture"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(platforms.len(), 2, "{raw}");
+    }
+    assert!(
+        token_requests(&s.auth_user, 200) >= 2,
+        "no token requests for {path} in {}",
+        std::fs::read_to_string(&s.token_log).unwrap_or_default()
+    );
+
+    // A re-run reuses the images (HEAD requests with tokens) and adds a tag.
+    let again = json_ok(
+        build_cmd(s, &repo)
+            .args(["--tag", "v1-again", "--service", "openim-api"])
+            .envs(creds.clone()),
+    );
+    assert_eq!(
+        image(&again, "openim-api")["status"],
+        "unchanged",
+        "{again}"
+    );
+    assert!(services::inspect_raw(&format!("{ns}/openim-api:v1-again"), login).is_ok());
+
+    // A wrong password: the token server says 401; the error names the
+    // registry and hides the password.
+    let before = token_requests(&s.auth_user, 401);
+    let err = fails_with(
+        build_cmd(s, &repo)
+            .args(["--tag", "v2", "--service", "openim-api"])
+            .env(format!("{key}_USERNAME"), &s.auth_user)
+            .env(format!("{key}_PASSWORD"), "wrong-password-xyz"),
+        1,
+    );
+    assert!(
+        err.contains("401") && err.contains(&s.token_registry),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-password-xyz"), "{err}");
+    assert!(token_requests(&s.auth_user, 401) > before);
+    assert!(services::inspect_raw(&format!("{ns}/openim-api:v2"), login).is_err());
+}

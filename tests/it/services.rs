@@ -16,6 +16,11 @@ pub struct Services {
     pub auth_registry: String,
     pub auth_user: String,
     pub auth_password: String,
+    /// A registry with bearer-token auth (auth_user/auth_password at its
+    /// token server), as ghcr.io and Docker Hub work.
+    pub token_registry: String,
+    /// The token server's request log (`GET /token?… user=… status`).
+    pub token_log: PathBuf,
     pub git_url: String,
     pub git_root: PathBuf,
     pub git_token: String,
@@ -43,6 +48,8 @@ fn load() -> Option<Services> {
         auth_registry: get("OPENIM_RELEASE_TEST_AUTH_REGISTRY")?,
         auth_user: get("OPENIM_RELEASE_TEST_AUTH_USER")?,
         auth_password: get("OPENIM_RELEASE_TEST_AUTH_PASSWORD")?,
+        token_registry: get("OPENIM_RELEASE_TEST_TOKEN_REGISTRY")?,
+        token_log: PathBuf::from(get("OPENIM_RELEASE_TEST_TOKEN_LOG")?),
         git_url: get("OPENIM_RELEASE_TEST_GIT_URL")?,
         git_root: PathBuf::from(get("OPENIM_RELEASE_TEST_GIT_ROOT")?),
         git_token: get("OPENIM_RELEASE_TEST_GIT_TOKEN")?,
