@@ -244,27 +244,22 @@ impl Ctx<'_> {
                 ));
             }
             let remote = &self.git.remote;
-            if !created && self.repo.tag_commit(&git_tag)?.is_none() {
-                // On the remote at HEAD only (another run pushed it; this
-                // checkout has not fetched it): already where it belongs.
-                self.note(&format!(
-                    "git tag {git_tag} is already on {} at HEAD",
-                    self.repo.remote_display(remote)
-                ));
-                return Ok((
-                    plan,
-                    Applied {
-                        created: false,
-                        pushed: true,
-                    },
-                ));
-            }
-            match self.repo.push_tag(remote, &git_tag) {
+            // Only on the remote, at HEAD (another run pushed it; this
+            // checkout has not fetched it): already where it belongs.
+            let only_remote = !created && self.repo.tag_commit(&git_tag)?.is_none();
+            let pushed = if only_remote {
+                Ok(())
+            } else {
+                self.repo.push_tag(remote, &git_tag)
+            };
+            match pushed {
                 Ok(()) => {
-                    self.note(&format!(
-                        "pushed git tag {git_tag} to {}",
-                        self.repo.remote_display(remote)
-                    ));
+                    let at = self.repo.remote_display(remote);
+                    self.note(&if only_remote {
+                        format!("git tag {git_tag} is already on {at} at HEAD")
+                    } else {
+                        format!("pushed git tag {git_tag} to {at}")
+                    });
                     return Ok((
                         plan,
                         Applied {

@@ -274,29 +274,40 @@ impl Repo {
         }
     }
 
-    /// The tags a remote advertises (`git ls-remote --tags`), without fetching.
-    pub fn remote_tags(&self, remote: &str) -> Result<Vec<RemoteTag>> {
+    /// Every ref a remote advertises, `(name, oid)` (`git ls-remote`), without
+    /// fetching; `what` names the listing in errors.
+    fn list_remote(&self, remote: &str, what: &str) -> Result<Vec<(String, String)>> {
         let mut r = self.find_remote(remote)?;
         let auth = Auth::for_repo(&self.repo);
+        let context = || format!("listing {what} of {}", self.remote_display(remote));
         let conn = r
             .connect_auth(Direction::Fetch, Some(auth.callbacks()), None)
             .map_err(|e| anyhow::anyhow!(auth.scrub(e.message())))
-            .with_context(|| format!("listing tags of remote {}", self.remote_display(remote)))?;
+            .with_context(context)?;
         let heads = conn
             .list()
             .map_err(|e| anyhow::anyhow!(auth.scrub(e.message())))
-            .with_context(|| format!("listing tags of remote {}", self.remote_display(remote)))?;
+            .with_context(context)?;
+        Ok(heads
+            .iter()
+            .map(|h| (h.name().to_string(), h.oid().to_string()))
+            .collect())
+    }
+
+    /// The tags a remote advertises (`git ls-remote --tags`), without fetching.
+    pub fn remote_tags(&self, remote: &str) -> Result<Vec<RemoteTag>> {
+        let heads = self.list_remote(remote, "tags of remote")?;
         let mut direct: Vec<(String, String)> = Vec::new();
         let mut peeled: std::collections::HashMap<String, String> = Default::default();
-        for h in heads {
-            let Some(rest) = h.name().strip_prefix("refs/tags/") else {
+        for (refname, oid) in heads {
+            let Some(rest) = refname.strip_prefix("refs/tags/") else {
                 continue;
             };
             match rest.strip_suffix("^{}") {
                 Some(name) => {
-                    peeled.insert(name.to_string(), h.oid().to_string());
+                    peeled.insert(name.to_string(), oid);
                 }
-                None => direct.push((rest.to_string(), h.oid().to_string())),
+                None => direct.push((rest.to_string(), oid)),
             }
         }
         Ok(direct
@@ -459,19 +470,12 @@ impl Repo {
     /// Fetch `branch` from `remote` (depth 1) and return its tip, or `None`
     /// when the remote has no such branch.
     pub fn fetch_branch(&self, remote: &str, branch: &str) -> Result<Option<String>> {
-        let listed = {
-            let mut r = self.find_remote(remote)?;
-            let auth = Auth::for_repo(&self.repo);
-            let conn = r
-                .connect_auth(Direction::Fetch, Some(auth.callbacks()), None)
-                .map_err(|e| anyhow::anyhow!(auth.scrub(e.message())))
-                .with_context(|| format!("listing branches of {}", self.remote_display(remote)))?;
-            let want = format!("refs/heads/{branch}");
-            conn.list()?
-                .iter()
-                .find(|h| h.name() == want)
-                .map(|h| h.oid().to_string())
-        };
+        let want = format!("refs/heads/{branch}");
+        let listed = self
+            .list_remote(remote, "branches")?
+            .into_iter()
+            .find(|(name, _)| *name == want)
+            .map(|(_, oid)| oid);
         let Some(tip) = listed else { return Ok(None) };
         let mut r = self.find_remote(remote)?;
         let auth = Auth::for_repo(&self.repo);

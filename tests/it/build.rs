@@ -248,10 +248,7 @@ fn auth_registry_needs_credentials_and_never_shows_them() {
         "{err}"
     );
 
-    let key = format!(
-        "OPENIM_RELEASE_REGISTRY_{}",
-        s.auth_registry.to_uppercase().replace(['.', ':'], "_")
-    );
+    let key = credentials_key(&s.auth_registry);
     let out = build_cmd(s, &repo)
         .args(["--tag", "v1", "--service", "openim-api", "--output", "json"])
         .env(format!("{key}_USERNAME"), &s.auth_user)
@@ -269,18 +266,29 @@ fn auth_registry_needs_credentials_and_never_shows_them() {
     let creds = Some((s.auth_user.as_str(), s.auth_password.as_str()));
     assert!(services::inspect_raw(&format!("{ns}/openim-api:v1"), creds).is_ok());
 
-    // Wrong password: a 401 naming the registry, and the password stays hidden.
+    wrong_password_is_a_hidden_401(s, &repo, &s.auth_registry);
+}
+
+/// `OPENIM_RELEASE_REGISTRY_<HOST>` of a registry host.
+fn credentials_key(registry: &str) -> String {
+    format!(
+        "OPENIM_RELEASE_REGISTRY_{}",
+        registry.to_uppercase().replace(['.', ':'], "_")
+    )
+}
+
+/// A wrong password: exit 1, a 401 naming the registry, the password hidden,
+/// and no v2 tag.
+fn wrong_password_is_a_hidden_401(s: &Services, repo: &TestRepo, registry: &str) {
+    let key = credentials_key(registry);
     let err = fails_with(
-        build_cmd(s, &repo)
+        build_cmd(s, repo)
             .args(["--tag", "v2", "--service", "openim-api"])
             .env(format!("{key}_USERNAME"), &s.auth_user)
             .env(format!("{key}_PASSWORD"), "wrong-password-xyz"),
         1,
     );
-    assert!(
-        err.contains("401") && err.contains(&s.auth_registry),
-        "{err}"
-    );
+    assert!(err.contains("401") && err.contains(registry), "{err}");
     assert!(!err.contains("wrong-password-xyz"), "{err}");
 }
 
@@ -579,10 +587,7 @@ fn bearer_token_registry_like_ghcr() {
     let path = services::unique_namespace("bearer");
     let ns = format!("{}/{path}", s.token_registry);
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64", "linux/arm64"]);
-    let key = format!(
-        "OPENIM_RELEASE_REGISTRY_{}",
-        s.token_registry.to_uppercase().replace(['.', ':'], "_")
-    );
+    let key = credentials_key(&s.token_registry);
     let token_requests = |user: &str, status: u16| -> usize {
         let log = std::fs::read_to_string(&s.token_log).unwrap_or_default();
         log.lines()
@@ -653,18 +658,7 @@ fn bearer_token_registry_like_ghcr() {
     // A wrong password: the token server says 401; the error names the
     // registry and hides the password.
     let before = token_requests(&s.auth_user, 401);
-    let err = fails_with(
-        build_cmd(s, &repo)
-            .args(["--tag", "v2", "--service", "openim-api"])
-            .env(format!("{key}_USERNAME"), &s.auth_user)
-            .env(format!("{key}_PASSWORD"), "wrong-password-xyz"),
-        1,
-    );
-    assert!(
-        err.contains("401") && err.contains(&s.token_registry),
-        "{err}"
-    );
-    assert!(!err.contains("wrong-password-xyz"), "{err}");
+    wrong_password_is_a_hidden_401(s, &repo, &s.token_registry);
     assert!(token_requests(&s.auth_user, 401) > before);
     assert!(services::inspect_raw(&format!("{ns}/openim-api:v2"), login).is_err());
 }
