@@ -4,6 +4,7 @@
 mod build;
 mod chart;
 mod common;
+mod config_docs;
 mod deploy_fixture;
 mod fake_github;
 mod gitops;
