@@ -310,7 +310,7 @@ pub fn parse(text: &str) -> Result<Config, (Option<usize>, String)> {
     // libyaml drops content after a blank line when a BOM leads the file.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // An empty file (or one of only comments) is the default configuration.
-    let config: Config = if text.lines().all(|l| {
+    let mut config: Config = if text.lines().all(|l| {
         let t = l.trim();
         t.is_empty() || t.starts_with('#')
     }) {
@@ -329,6 +329,18 @@ pub fn parse(text: &str) -> Result<Config, (Option<usize>, String)> {
     };
     validate(&config)
         .map_err(|(key, value, message)| (line_of(text, &value), format!("{key}: {message}")))?;
+    // The command line's stage aliases name the same stages here.
+    for (alias, stage) in [("test", "rc"), ("prod", "release")] {
+        if let Some(entry) = config.stages.remove(alias) {
+            if config.stages.contains_key(stage) {
+                return Err((
+                    line_of(text, &format!("{alias}:")),
+                    format!("stages.{alias}: `{alias}` is `{stage}`, which is configured too"),
+                ));
+            }
+            config.stages.insert(stage.to_string(), entry);
+        }
+    }
     Ok(config)
 }
 
@@ -362,13 +374,6 @@ type Invalid = (String, String, String);
 
 fn validate(config: &Config) -> Result<(), Invalid> {
     let t = &config.tags;
-    regex::Regex::new(&t.release_branch).map_err(|e| {
-        (
-            "tags.release_branch".to_string(),
-            t.release_branch.clone(),
-            format!("not a valid regular expression: {e}"),
-        )
-    })?;
     if t.prefix.chars().any(|c| c.is_whitespace() || c == '/') {
         return Err((
             "tags.prefix".into(),
@@ -409,13 +414,29 @@ fn validate(config: &Config) -> Result<(), Invalid> {
         validate_images(images)?;
     }
     for name in config.stages.keys() {
-        if !["dev", "rc", "release", "nightly"].contains(&name.as_str()) {
+        if !["dev", "rc", "release", "nightly", "test", "prod"].contains(&name.as_str()) {
             return Err((
                 format!("stages.{name}"),
                 format!("{name}:"),
-                "unknown stage; stages are dev, rc, release, nightly".into(),
+                "unknown stage; stages are dev, rc (or test), release (or prod), nightly".into(),
             ));
         }
+    }
+    let branch_line = regex::Regex::new(&t.release_branch).map_err(|e| {
+        (
+            "tags.release_branch".to_string(),
+            t.release_branch.clone(),
+            format!("not a valid regular expression: {e}"),
+        )
+    })?;
+    let names: Vec<&str> = branch_line.capture_names().flatten().collect();
+    if !names.contains(&"major") || !names.contains(&"minor") {
+        return Err((
+            "tags.release_branch".into(),
+            t.release_branch.clone(),
+            "needs the named groups (?P<major>…) and (?P<minor>…): they give the release line"
+                .into(),
+        ));
     }
     let git_tag = Template::parse(&t.nightly.git_tag).map_err(|e| {
         (
@@ -501,6 +522,28 @@ mod tests {
             committed == json_schema(),
             "docs/openim-release.schema.json is stale: run `cargo run -- schema > docs/openim-release.schema.json`"
         );
+    }
+
+    #[test]
+    fn stage_aliases_name_the_same_stages() {
+        let c = parse("stages:\n  test: { base: test }\n  prod: { base: main }\n").unwrap();
+        assert_eq!(c.stages["rc"].base.as_deref(), Some("test"));
+        assert_eq!(c.stages["release"].base.as_deref(), Some("main"));
+        assert!(!c.stages.contains_key("test"));
+        let (line, msg) = parse("stages:\n  rc: { base: a }\n  test: { base: b }\n").unwrap_err();
+        assert_eq!(line, Some(3));
+        assert!(msg.contains("stages.test") && msg.contains("rc"), "{msg}");
+    }
+
+    #[test]
+    fn a_release_branch_pattern_needs_major_and_minor() {
+        let (line, msg) = parse("tags:\n  release_branch: '^release-(\\d+)$'\n").unwrap_err();
+        assert_eq!(line, Some(2));
+        assert!(
+            msg.contains("tags.release_branch") && msg.contains("major"),
+            "{msg}"
+        );
+        parse("tags:\n  release_branch: '^rel/(?P<major>\\d+)\\.(?P<minor>\\d+)$'\n").unwrap();
     }
 
     #[test]

@@ -128,15 +128,20 @@ impl Template {
         Ok(out)
     }
 
-    /// A regex that matches names this template renders; `{date}` is
-    /// captured as group `date`.
+    /// A regex that matches names this template renders; the first
+    /// `{date}` is captured as group `date` (a repeated one just matches).
     pub fn matcher(&self) -> Regex {
         let mut pattern = String::from("^");
+        let mut date_captured = false;
         for piece in &self.pieces {
             match piece {
                 Piece::Text(t) => pattern.push_str(&regex::escape(t)),
                 Piece::Var(v) => pattern.push_str(match v.as_str() {
-                    "date" => r"(?P<date>\d{8})",
+                    "date" if !date_captured => {
+                        date_captured = true;
+                        r"(?P<date>\d{8})"
+                    }
+                    "date" => r"\d{8}",
                     "sha7" => "[0-9a-f]{7}",
                     "sha" => "[0-9a-f]{40}",
                     "n" | "major" | "minor" | "patch" => r"\d+",
@@ -164,6 +169,13 @@ impl Values {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_date_is_captured_once() {
+        let t = Template::parse("n-{date}-{date}").unwrap();
+        let caps = t.matcher().captures("n-20261124-20261124").unwrap();
+        assert_eq!(&caps["date"], "20261124");
+    }
 
     #[test]
     fn renders_and_matches() {

@@ -93,6 +93,13 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
         .and_then(|s| loaded.config.stages.get(&s.to_string()))
         .cloned()
         .unwrap_or_default();
+    if let (Some(stage), Some(false)) = (resolved.stage, stage_cfg.deploy) {
+        return Err(BadInput(format!(
+            "stages.{stage}.deploy is false: the {stage} stage deploys nothing (release \
+             skips this step); set it to true to deploy {stage} builds"
+        ))
+        .into());
+    }
     let base = args
         .base
         .clone()
@@ -108,11 +115,24 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
     if let Some(t) = &token {
         actions::mask(t);
     }
-    let repository = deploy_cfg
-        .repository
-        .clone()
-        .or_else(|| repository_from_url(&url))
-        .ok_or_else(|| BadInput("deploy.repository is not set (owner/name)".into()))?;
+    // owner/name for the GitHub API: needed for pull requests only; push
+    // mode names the repository by its URL in messages.
+    let repository = match (
+        deploy_cfg
+            .repository
+            .clone()
+            .or_else(|| repository_from_url(&url)),
+        mode,
+    ) {
+        (Some(r), _) => r,
+        (None, DeployMode::Push) => scrub(&url, &[]),
+        (None, DeployMode::Pr) => {
+            return Err(BadInput(
+                "deploy.repository is not set (owner/name): the pull request needs it".into(),
+            )
+            .into())
+        }
+    };
     if mode == DeployMode::Pr && token.is_none() && !args.edit.dry_run {
         return Err(BadInput(
             "GITHUB_TOKEN (or GH_TOKEN) is needed to open the pull request; set it, or use --dry-run".into(),

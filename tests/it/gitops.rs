@@ -281,11 +281,12 @@ fn push_mode_commits_on_main_and_survives_a_moving_base() {
 
 #[test]
 fn the_stage_picks_its_environment_from_stages() {
-    // rc deploys by pull request into `test`, dev by a commit on `dev`;
-    // --base / --mode on the command line still win.
-    let Some(t) =
-        setup("stages:\n  rc: { base: test, mode: pr }\n  dev: { base: dev, mode: push }\n")
-    else {
+    // rc (configured by its alias `test`) deploys by pull request into
+    // `test`, dev by a commit on `dev`, nightly not at all; --base / --mode
+    // on the command line still win.
+    let Some(t) = setup(
+        "stages:\n  test: { base: test, mode: pr }\n  dev: { base: dev, mode: push }\n  nightly: { deploy: false }\n",
+    ) else {
         return;
     };
     let seed = clone_branch(t.s, &t.url, "main");
@@ -325,6 +326,18 @@ fn the_stage_picks_its_environment_from_stages() {
     let on_dev = clone_branch(t.s, &t.url, "dev");
     assert!(read(on_dev.path(), "docker-compose/.env").contains("openim-api:feature-x"));
     assert_eq!(t.gh.pulls(&t.repository).len(), 1, "push mode opens no PR");
+
+    // A stage that deploys nothing is refused, and nothing happens.
+    let err = fails_with(
+        t.src
+            .bin()
+            .env("GITHUB_TOKEN", &t.s.git_token)
+            .env("GITHUB_API_URL", &t.gh.url)
+            .args(["gitops", "--stage", "nightly", "--no-verify"]),
+        2,
+    );
+    assert!(err.contains("stages.nightly.deploy is false"), "{err}");
+    assert!(remote_sha(t.s, &t.url, "openim-release/nightly").is_none());
 
     let overridden = json_ok(t.gitops().args(["--base", "main", "--mode", "push"]));
     assert_eq!(overridden["base"], "main");
