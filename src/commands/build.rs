@@ -66,9 +66,15 @@ fn open(global: &GlobalArgs) -> Result<Project> {
 }
 
 fn services(p: &Project) -> Result<Vec<ServiceSpec>> {
-    let compose = match &p.images.compose {
+    service_specs(p.repo.root(), &p.images)
+}
+
+/// The services of `images:`, with those of `images.compose` (read from the
+/// repository at `root`).
+pub fn service_specs(root: &Path, images: &ImagesConfig) -> Result<Vec<ServiceSpec>> {
+    let compose = match &images.compose {
         Some(path) => {
-            let full = p.repo.root().join(path);
+            let full = root.join(path);
             let text = std::fs::read_to_string(&full).map_err(|e| {
                 BadInput(format!(
                     "images.compose: cannot read {}: {e}",
@@ -81,7 +87,7 @@ fn services(p: &Project) -> Result<Vec<ServiceSpec>> {
         None => None,
     };
     buildplan::services(
-        &p.images,
+        images,
         compose.as_ref().map(|(d, t)| (d.as_path(), t.as_str())),
     )
     .map_err(|e| BadInput(format!("images: {e}")).into())

@@ -108,12 +108,17 @@ fn bump(global: &GlobalArgs, args: &ChartBumpArgs) -> Result<i32> {
     finish(&root, &plan, &args.edit, &[])
 }
 
-pub fn deploy_inputs(config: &Config) -> Result<DeployInputs> {
+/// What the deploy edits need; `root` is the source repository, where
+/// `images.compose` (whose services count too) is read.
+pub fn deploy_inputs(config: &Config, root: &Path) -> Result<DeployInputs> {
     let deploy = config.deploy.clone().ok_or_else(|| {
         BadInput("no `deploy:` section in openim-release.yaml; see docs/gitops.md".into())
     })?;
     let images = config.images.clone().unwrap_or_default();
-    let mut services: Vec<String> = images.services.iter().map(|s| s.name.clone()).collect();
+    let mut services: Vec<String> = super::build::service_specs(root, &images)?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
     for c in &deploy.charts {
         services.extend(c.images.keys().cloned());
     }
@@ -224,7 +229,7 @@ fn apply(global: &GlobalArgs, args: &ChartApplyArgs) -> Result<i32> {
         .as_ref()
         .map_or(dir.clone(), |r| r.root().to_path_buf());
     let loaded = config::load(global.config.as_deref(), &root_for_config)?;
-    let inputs = deploy_inputs(&loaded.config)?;
+    let inputs = deploy_inputs(&loaded.config, &root_for_config)?;
     let resolved = resolve_release(repo.as_ref(), &loaded.config, &args.release, global.quiet)?;
     let deploy_dir = if args.dir.is_absolute() {
         args.dir.clone()

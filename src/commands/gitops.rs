@@ -85,7 +85,7 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
         .url
         .clone()
         .ok_or_else(|| BadInput("deploy.url is not set: the deploy repository to clone".into()))?;
-    let inputs = deploy_inputs(&loaded.config)?;
+    let inputs = deploy_inputs(&loaded.config, &root)?;
     let resolved = resolve_release(repo.as_ref(), &loaded.config, &args.release, global.quiet)?;
     // The stage's environment (`stages.<stage>`), then `deploy:`.
     let stage_cfg = resolved

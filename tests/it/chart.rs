@@ -316,3 +316,55 @@ fn verification_refuses_missing_images_and_pins_digests_of_pushed_ones() {
         "{global}"
     );
 }
+
+/// OpenIM's own layout: the services come from the compose build file alone
+/// (`images.compose`, what `init` proposes); the deploy edits know them too.
+#[test]
+fn apply_knows_the_services_of_the_compose_file() {
+    let dir = layout();
+    let root = dir.path();
+    let src = TestRepo::new();
+    let mut compose = String::from("services:\n");
+    for s in crate::deploy_fixture::SERVICES {
+        compose.push_str(&format!(
+            "  {s}:\n    image: ${{IMAGE_REGISTRY:-ghcr.io/openimsdk}}/{s}:${{TAG:-dev}}\n    build:\n      context: ../../..\n      dockerfile: build/images/openim-server/Dockerfile\n      args: {{ BINARY_NAME: {s} }}\n"
+        ));
+    }
+    src.write(
+        "build/images/openim-server/docker-compose.build.yml",
+        &compose,
+    );
+    src.write(
+        "build/images/openim-server/Dockerfile",
+        "FROM scratch\nARG BINARY_NAME\n",
+    );
+    src.write(
+        "openim-release.yaml",
+        "images:\n  registries: [ghcr.io/openimsdk]\n  compose: build/images/openim-server/docker-compose.build.yml\ndeploy:\n  url: http://127.0.0.1:9/none.git\n  charts:\n    - path: charts/openim-server\n  manifests: [k8s/openim-api.yaml]\n  env_files: [docker-compose/.env]\n",
+    );
+    src.git(&["add", "-A"]);
+    src.git(&["commit", "-q", "-m", "config"]);
+    src.atag(&["v3.8.0"]);
+    src.commit("fix");
+    let json = json_ok(bin(src.path()).args([
+        "chart",
+        "apply",
+        "--dir",
+        root.to_str().unwrap(),
+        "--stage",
+        "rc",
+        "--no-verify",
+    ]));
+    assert_eq!(json["changed"], true);
+    for svc in crate::deploy_fixture::SERVICES {
+        let values = read(
+            root,
+            &format!("charts/openim-server/charts/{svc}/values.yaml"),
+        );
+        assert!(values.contains("tag: \"v3.8.1-rc.0\""), "{svc}: {values}");
+    }
+    assert!(read(root, "k8s/openim-api.yaml")
+        .contains("image: ghcr.io/openimsdk/openim-api:v3.8.1-rc.0"));
+    assert!(read(root, "docker-compose/.env")
+        .contains("OPENIM_API_IMAGE=ghcr.io/openimsdk/openim-api:v3.8.1-rc.0"));
+}

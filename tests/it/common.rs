@@ -114,8 +114,11 @@ impl TestRepo {
         }
     }
 
+    /// Write a file (and its directories) in the work tree.
     pub fn write(&self, rel: &str, text: &str) {
-        std::fs::write(self.path().join(rel), text).unwrap();
+        let path = self.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 
     /// Tag names in the repository, sorted.
