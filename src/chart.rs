@@ -58,7 +58,7 @@ pub enum ChartError {
     #[error("{file}: {error}")]
     Yaml { file: String, error: YamlEditError },
     #[error(
-        "{file}: `version: {version}` is not a semantic version; fix it or pass --chart-bump none"
+        "{file}: `version: {version}` is not a semantic version; fix it, or leave the chart version alone (`--chart-bump none`, or `bump: none` in deploy.charts)"
     )]
     BadChartVersion { file: String, version: String },
     #[error("{file}: has no `version`; a Chart.yaml needs one")]

@@ -78,6 +78,7 @@ fn bump(global: &GlobalArgs, args: &ChartBumpArgs) -> Result<i32> {
     if let Some(d) = &args.digest {
         digests.insert(chart_name.clone(), d.clone());
     }
+    let spec_values = values.clone();
     let spec = ChartSpec {
         dir: args.chart_dir.clone(),
         values,
@@ -104,8 +105,25 @@ fn bump(global: &GlobalArgs, args: &ChartBumpArgs) -> Result<i32> {
         registries: Vec::new(),
         insecure: Vec::new(),
     };
-    let plan = deploy::plan(&root, &inputs, &release)?;
+    let plan = plan_edits(&root, &inputs, &release)?;
+    if plan.images.is_empty() {
+        // Neither the chart's values nor a subchart's have the key: the
+        // image would silently stay where it is.
+        return Err(BadInput(format!(
+            "no `{}` in {} or in the values of a subchart released with it; pass --key (or --values)",
+            args.key,
+            spec_values.display()
+        ))
+        .into());
+    }
     finish(&root, &plan, &args.edit, &[])
+}
+
+/// The edits of the deploy files under `root`. What stops them is the files'
+/// content against the inputs (no Chart.yaml, a version that is not semver,
+/// a key that is missing or cannot be edited safely): bad input, exit 2.
+pub fn plan_edits(root: &Path, inputs: &DeployInputs, release: &Release) -> Result<DeployPlan> {
+    deploy::plan(root, inputs, release).map_err(|e| BadInput(format!("{e:#}")).into())
 }
 
 /// What the deploy edits need; `root` is the source repository, where
@@ -236,7 +254,7 @@ fn apply(global: &GlobalArgs, args: &ChartApplyArgs) -> Result<i32> {
     } else {
         dir.join(&args.dir)
     };
-    let plan = deploy::plan(&deploy_dir, &inputs, &resolved.release)?;
+    let plan = plan_edits(&deploy_dir, &inputs, &resolved.release)?;
     finish(&deploy_dir, &plan, &args.edit, &inputs.insecure)
 }
 

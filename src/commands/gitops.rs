@@ -5,7 +5,9 @@
 
 use crate::actions;
 use crate::cli::{GitopsArgs, GlobalArgs, OutputFormat};
-use crate::commands::chart::{check_images, deploy_inputs, resolve_release, NOTHING_TO_CHANGE};
+use crate::commands::chart::{
+    check_images, deploy_inputs, plan_edits, resolve_release, NOTHING_TO_CHANGE,
+};
 use crate::config::{self, DeployMode, GitopsConfig};
 use crate::deploy::{self, DeployPlan};
 use crate::exit::{self, BadInput};
@@ -183,7 +185,7 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
         base: base.clone(),
         ..GitopsOutput::default()
     };
-    let make_plan = || deploy::plan(&checkout, &inputs, &resolved.release);
+    let make_plan = || plan_edits(&checkout, &inputs, &resolved.release);
     let plan = make_plan()?;
     out.changed = plan.changed();
     out.files = plan.files.iter().map(|f| f.path.clone()).collect();

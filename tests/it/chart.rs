@@ -154,6 +154,40 @@ fn bump_refuses_bad_input_and_changes_nothing() {
     );
     assert!(err.contains("--image-tag"), "{err}");
     assert!(read(root, "charts/openim-server/Chart.yaml").contains("version: 0.1.17"));
+
+    // The files themselves: a values key that is not there, a chart version
+    // that is not semver. Bad input too (exit 2), and nothing written.
+    let values_before = read(root, "charts/openim-server/values.yaml");
+    let bump = |extra: &[&str]| {
+        let mut cmd = bin(root);
+        cmd.args([
+            "chart",
+            "bump",
+            "charts/openim-server",
+            "--app-version",
+            "3.8.1",
+        ])
+        .args(["--image-tag", "v1", "--no-verify"])
+        .args(extra);
+        cmd
+    };
+    let err = fails_with(&mut bump(&["--key", "no.such.key"]), 2);
+    assert!(err.contains("no.such.key"), "{err}");
+    let chart = read(root, "charts/openim-server/Chart.yaml");
+    std::fs::write(
+        root.join("charts/openim-server/Chart.yaml"),
+        chart.replace("version: 0.1.17", "version: latest"),
+    )
+    .unwrap();
+    let err = fails_with(&mut bump(&[]), 2);
+    assert!(
+        err.contains("not a semantic version") && err.contains("bump: none"),
+        "{err}"
+    );
+    assert_eq!(
+        read(root, "charts/openim-server/values.yaml"),
+        values_before
+    );
 }
 
 /// A source repository whose config names the deploy surfaces.
