@@ -325,10 +325,10 @@ fn alias_allowed(tpl: &Template, v: &Version, versions: &VersionTags, policy: Al
     }
 }
 
+/// The newest dated nightly git tag; the marker tag (e.g. a `nightly` tag an
+/// older workflow moved along) only when there is no dated one yet, so that
+/// a stale marker never hides the nightlies made since.
 fn previous_nightly(facts: &Facts, tpl: &Template, marker: &str) -> Option<String> {
-    if !marker.is_empty() && facts.tags.iter().any(|t| t == marker) {
-        return Some(marker.to_string());
-    }
     let re = tpl.matcher();
     facts
         .tags
@@ -342,6 +342,10 @@ fn previous_nightly(facts: &Facts, tpl: &Template, marker: &str) -> Option<Strin
         })
         .max_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, t)| t.clone())
+        .or_else(|| {
+            (!marker.is_empty() && facts.tags.iter().any(|t| t == marker))
+                .then(|| marker.to_string())
+        })
 }
 
 fn render_one(tpl: &Template, values: &Values, stage: &str) -> Result<String, PlanError> {
@@ -552,10 +556,19 @@ mod tests {
             &r,
         );
         assert_eq!(moved.changed, Some(true));
-        let marker = run(
-            &facts(None, &["nightly-20261124-bbbbbbb"], &["nightly"]),
+        // A marker tag counts only while there is no dated nightly: a stale
+        // one (nothing moves it) never hides the dated ones.
+        let marker_only = run(&facts(None, &[], &["nightly"]), &r);
+        assert_eq!(marker_only.previous.as_deref(), Some("nightly"));
+        assert_eq!(marker_only.changed, Some(false));
+        let stale_marker = run(
+            &facts(None, &["nightly", "nightly-20261124-bbbbbbb"], &[]),
             &r,
         );
-        assert_eq!(marker.changed, Some(false));
+        assert_eq!(
+            stale_marker.previous.as_deref(),
+            Some("nightly-20261124-bbbbbbb")
+        );
+        assert_eq!(stale_marker.changed, Some(true));
     }
 }

@@ -300,14 +300,25 @@ fn nightly_tags_and_changed_flag() {
     );
     assert_eq!(moved["changed"], true);
 
-    // A `nightly` marker tag, when present, is the previous nightly.
+    // A `nightly` marker tag (an older workflow's) does not hide the dated
+    // nightlies; it counts only in a repository that has none.
     repo.tag(&["nightly"]);
     let marker = json_ok(
         repo.bin()
             .args(["tag", "--stage", "nightly", "--date", "2026-11-26"]),
     );
-    assert_eq!(marker["changed"], false);
-    assert_eq!(marker["previous_nightly"], "nightly");
+    assert_eq!(marker["changed"], true);
+    assert_eq!(marker["previous_nightly"], dated);
+    let fresh = TestRepo::new();
+    fresh.tag(&["nightly"]);
+    let only_marker =
+        json_ok(
+            fresh
+                .bin()
+                .args(["tag", "--stage", "nightly", "--date", "2026-11-26"]),
+        );
+    assert_eq!(only_marker["changed"], false);
+    assert_eq!(only_marker["previous_nightly"], "nightly");
 }
 
 #[test]
