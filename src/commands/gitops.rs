@@ -302,7 +302,15 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
                     .ensure_pull_request(&branch, &base, &title, &body)
                     .await?;
                 gh.add_labels(&pr, &gitops_cfg.labels).await?;
-                if let Err(e) = gh.request_reviewers(&pr, &gitops_cfg.reviewers).await {
+                // Reviewers are asked once, when the PR is opened: GitHub drops
+                // them from the requested list when they review, and asking
+                // again on every update would ping them for each candidate.
+                let reviewers: &[String] = if action == PrAction::Created {
+                    &gitops_cfg.reviewers
+                } else {
+                    &[]
+                };
+                if let Err(e) = gh.request_reviewers(&pr, reviewers).await {
                     // The pull request stands; a reviewer GitHub refuses
                     // (the author, a non-collaborator) is worth a warning.
                     eprintln!(

@@ -48,6 +48,30 @@ impl FakeGitHub {
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
 
+    /// A reviewer reviewed: GitHub then drops them from the requested
+    /// reviewers (the API call a review amounts to, made with `token`).
+    pub fn reviewed(&self, repository: &str, number: u64, reviewer: &str, token: &str) {
+        let out = Command::new("curl")
+            .args(["-sS", "--fail", "--noproxy", "*", "-X", "DELETE"])
+            .args(["-H", &format!("Authorization: token {token}")])
+            .args(["-H", "Content-Type: application/json"])
+            .args([
+                "-d",
+                &serde_json::json!({ "reviewers": [reviewer] }).to_string(),
+            ])
+            .arg(format!(
+                "{}/repos/{repository}/pulls/{number}/requested_reviewers",
+                self.url
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn state(&self) -> Value {
         self.control("GET", "/_fake/state", None)
     }

@@ -157,6 +157,17 @@ fn opens_one_pull_request_and_a_rerun_changes_nothing() {
     assert_eq!(remote_sha(t.s, &t.url, "openim-release/rc").unwrap(), tip);
     assert_eq!(t.gh.pulls(&t.repository).len(), 1);
     assert!(again["api_calls"].as_u64().unwrap() <= 2, "{again}");
+
+    // The reviewer reviewed (GitHub drops them from the requested list); a
+    // new candidate updates the PR without asking them again.
+    let number = pr["number"].as_u64().unwrap();
+    t.gh.reviewed(&t.repository, number, "reviewer-bot", &t.s.git_token);
+    let next = json_ok(t.gitops().args(["--image-tag", "v3.8.1-rc.1"]));
+    assert_eq!(next["pr_action"], "updated");
+    let pulls = t.gh.pulls(&t.repository);
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(pulls[0]["reviewers"], serde_json::json!([]), "{}", pulls[0]);
+    assert!(pulls[0]["body"].as_str().unwrap().contains("v3.8.1-rc.1"));
 }
 
 #[test]
