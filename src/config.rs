@@ -145,7 +145,7 @@ pub struct ImagesConfig {
     pub compose: Option<PathBuf>,
     /// Extra labels on every image.
     pub labels: BTreeMap<String, String>,
-    /// `org.opencontainers.image.source` [default: the origin remote as https].
+    /// `org.opencontainers.image.source` [default: `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY` in Actions, else the origin remote as https].
     pub source: Option<String>,
     /// Skip services whose inputs are unchanged since an image was pushed
     /// (recorded by an `inputs-<digest>` tag per service) [default: true].
@@ -372,6 +372,21 @@ pub const RC_VARS: &[&str] = &[
 
 type Invalid = (String, String, String);
 
+/// Typical placeholder values, to try templates on at load time.
+fn sample_values() -> crate::template::Values {
+    let mut v = crate::template::Values::default();
+    v.set("branch", "main")
+        .set("sha", "0123456789abcdef0123456789abcdef01234567")
+        .set("sha7", "0123456")
+        .set("date", "20260101")
+        .set("version", "1.2.3")
+        .set("major", "1")
+        .set("minor", "2")
+        .set("patch", "3")
+        .set("n", "0");
+    v
+}
+
 fn validate(config: &Config) -> Result<(), Invalid> {
     let t = &config.tags;
     if t.prefix.chars().any(|c| c.is_whitespace() || c == '/') {
@@ -403,11 +418,27 @@ fn validate(config: &Config) -> Result<(), Invalid> {
         }
         for (i, source) in templates.iter().enumerate() {
             let stage = key.split('.').nth(1).unwrap_or("?");
-            Template::parse(source)
-                .and_then(|tpl| tpl.check_offered(offered, stage))
+            let tpl = Template::parse(source)
+                .and_then(|tpl| tpl.check_offered(offered, stage).map(|()| tpl))
                 .map_err(|e: TemplateError| {
                     (format!("{key}[{i}]"), source.clone(), e.to_string())
                 })?;
+            // A template whose fixed text can never form an image tag (a `/`,
+            // a `+`, a leading `.`) is caught here, with its line, rather
+            // than when tags are computed. Branch names are sanitized, so a
+            // plain one stands for them.
+            if let Ok(sample) = tpl.render(&sample_values(), stage) {
+                if !crate::imagetag::is_valid_tag(&sample) {
+                    return Err((
+                        format!("{key}[{i}]"),
+                        source.clone(),
+                        format!(
+                            "renders tags such as `{sample}`, which is not a valid image tag \
+                             ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}})"
+                        ),
+                    ));
+                }
+            }
         }
     }
     if let Some(images) = &config.images {
@@ -522,6 +553,17 @@ mod tests {
             committed == json_schema(),
             "docs/openim-release.schema.json is stale: run `cargo run -- schema > docs/openim-release.schema.json`"
         );
+    }
+
+    #[test]
+    fn a_template_that_cannot_form_an_image_tag_is_refused_at_load() {
+        let (line, msg) = parse("tags:\n  rc:\n    tags: [\"v{version}+rc{n}\"]\n").unwrap_err();
+        assert_eq!(line, Some(3));
+        assert!(
+            msg.contains("tags.rc.tags[0]") && msg.contains("v1.2.3+rc0"),
+            "{msg}"
+        );
+        parse("tags:\n  rc:\n    tags: [\"v{version}-rc.{n}\", \"{branch}-rc{n}\"]\n").unwrap();
     }
 
     #[test]
