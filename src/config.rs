@@ -555,13 +555,21 @@ mod tests {
         );
     }
 
+    /// `text` is refused, at `line`, with a message holding every needle.
+    fn refused(text: &str, line: usize, needles: &[&str]) {
+        let (at, msg) = parse(text).unwrap_err();
+        assert_eq!(at, Some(line), "{msg}");
+        for n in needles {
+            assert!(msg.contains(n), "`{n}` not in: {msg}");
+        }
+    }
+
     #[test]
     fn a_template_that_cannot_form_an_image_tag_is_refused_at_load() {
-        let (line, msg) = parse("tags:\n  rc:\n    tags: [\"v{version}+rc{n}\"]\n").unwrap_err();
-        assert_eq!(line, Some(3));
-        assert!(
-            msg.contains("tags.rc.tags[0]") && msg.contains("v1.2.3+rc0"),
-            "{msg}"
+        refused(
+            "tags:\n  rc:\n    tags: [\"v{version}+rc{n}\"]\n",
+            3,
+            &["tags.rc.tags[0]", "v1.2.3+rc0"],
         );
         parse("tags:\n  rc:\n    tags: [\"v{version}-rc.{n}\", \"{branch}-rc{n}\"]\n").unwrap();
     }
@@ -572,18 +580,19 @@ mod tests {
         assert_eq!(c.stages["rc"].base.as_deref(), Some("test"));
         assert_eq!(c.stages["release"].base.as_deref(), Some("main"));
         assert!(!c.stages.contains_key("test"));
-        let (line, msg) = parse("stages:\n  rc: { base: a }\n  test: { base: b }\n").unwrap_err();
-        assert_eq!(line, Some(3));
-        assert!(msg.contains("stages.test") && msg.contains("rc"), "{msg}");
+        refused(
+            "stages:\n  rc: { base: a }\n  test: { base: b }\n",
+            3,
+            &["stages.test", "rc"],
+        );
     }
 
     #[test]
     fn a_release_branch_pattern_needs_major_and_minor() {
-        let (line, msg) = parse("tags:\n  release_branch: '^release-(\\d+)$'\n").unwrap_err();
-        assert_eq!(line, Some(2));
-        assert!(
-            msg.contains("tags.release_branch") && msg.contains("major"),
-            "{msg}"
+        refused(
+            "tags:\n  release_branch: '^release-(\\d+)$'\n",
+            2,
+            &["tags.release_branch", "major"],
         );
         parse("tags:\n  release_branch: '^rel/(?P<major>\\d+)\\.(?P<minor>\\d+)$'\n").unwrap();
     }

@@ -3,6 +3,7 @@
 
 use crate::common::*;
 use crate::deploy_fixture::{read, write_layout};
+use std::path::Path;
 
 fn layout() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -209,6 +210,22 @@ pub fn source_repo(registry: &str, deploy_url: &str, repository: &str, extra: &s
     repo
 }
 
+/// Tag the source v3.8.0, add a fix, `chart apply --stage rc` (v3.8.1-rc.0)
+/// on the deploy checkout `root`, unverified; its JSON.
+fn apply_first_rc(src: &TestRepo, root: &Path) -> serde_json::Value {
+    src.atag(&["v3.8.0"]);
+    src.commit("fix");
+    json_ok(bin(src.path()).args([
+        "chart",
+        "apply",
+        "--dir",
+        root.to_str().unwrap(),
+        "--stage",
+        "rc",
+        "--no-verify",
+    ]))
+}
+
 #[test]
 fn apply_edits_every_surface_from_the_config() {
     let dir = layout();
@@ -219,17 +236,7 @@ fn apply_edits_every_surface_from_the_config() {
         "openimsdk/helm-charts",
         "",
     );
-    src.atag(&["v3.8.0"]);
-    src.commit("fix");
-    let json = json_ok(bin(src.path()).args([
-        "chart",
-        "apply",
-        "--dir",
-        root.to_str().unwrap(),
-        "--stage",
-        "rc",
-        "--no-verify",
-    ]));
+    let json = apply_first_rc(&src, root);
     assert_eq!(json["changed"], true);
     assert_eq!(
         read(root, "k8s/openim-api.yaml").lines().nth(9).unwrap(),
@@ -378,17 +385,7 @@ fn apply_knows_the_services_of_the_compose_file() {
     );
     src.git(&["add", "-A"]);
     src.git(&["commit", "-q", "-m", "config"]);
-    src.atag(&["v3.8.0"]);
-    src.commit("fix");
-    let json = json_ok(bin(src.path()).args([
-        "chart",
-        "apply",
-        "--dir",
-        root.to_str().unwrap(),
-        "--stage",
-        "rc",
-        "--no-verify",
-    ]));
+    let json = apply_first_rc(&src, root);
     assert_eq!(json["changed"], true);
     for svc in crate::deploy_fixture::SERVICES {
         let values = read(
