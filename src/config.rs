@@ -37,7 +37,7 @@ pub struct StageConfig {
 }
 
 /// Tag rules. Defaults reproduce the documented behaviour of `tag`.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TagsConfig {
     /// Prefix of version git tags (`v` in `v3.8.1`).
@@ -51,14 +51,14 @@ pub struct TagsConfig {
     pub nightly: NightlyTags,
 }
 
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StageTags {
     /// Image tag templates, primary first.
     pub tags: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReleaseTags {
     pub tags: Vec<String>,
@@ -67,7 +67,7 @@ pub struct ReleaseTags {
     pub alias_policy: AliasPolicy,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AliasPolicy {
     /// Aliases only when the version is the highest stable one in the repository.
@@ -78,14 +78,14 @@ pub enum AliasPolicy {
     PerLine,
 }
 
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NightlyTags {
     pub tags: Vec<String>,
     /// The git tag a nightly creates (with `--create`).
     pub git_tag: String,
-    /// A git tag marking the previous nightly; when it exists it wins over the
-    /// newest tag matching `git_tag`.
+    /// A git tag marking the previous nightly (as older workflows kept one);
+    /// counts only while no tag matches `git_tag`.
     pub marker: String,
     /// How many dated nightly git tags `tag --stage nightly --prune` keeps [default: 14].
     pub keep: u32,
