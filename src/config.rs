@@ -67,7 +67,9 @@ pub struct ReleaseTags {
     pub alias_policy: AliasPolicy,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum AliasPolicy {
     /// Aliases only when the version is the highest stable one in the repository.
@@ -453,6 +455,9 @@ fn validate(config: &Config) -> Result<(), Invalid> {
             ));
         }
     }
+    if let Some(g) = &config.gitops {
+        validate_gitops(g)?;
+    }
     let branch_line = regex::Regex::new(&t.release_branch).map_err(|e| {
         (
             "tags.release_branch".to_string(),
@@ -482,6 +487,59 @@ fn validate(config: &Config) -> Result<(), Invalid> {
             t.nightly.git_tag.clone(),
             "must use {date} so nightlies can be ordered".into(),
         ));
+    }
+    Ok(())
+}
+
+/// gitops templates: only the placeholders they are given, and a branch
+/// that git accepts.
+fn validate_gitops(g: &GitopsConfig) -> Result<(), Invalid> {
+    let placeholder = regex::Regex::new(r"\{([^{}]*)\}").expect("static regex");
+    let fields = [
+        ("gitops.branch", &g.branch, &["stage", "version", "tag"][..]),
+        (
+            "gitops.commit_message",
+            &g.commit_message,
+            &["stage", "version", "tag", "services"][..],
+        ),
+        (
+            "gitops.title",
+            &g.title,
+            &["stage", "version", "tag", "services"][..],
+        ),
+    ];
+    for (key, value, offered) in fields {
+        let Some(text) = value else { continue };
+        for cap in placeholder.captures_iter(text) {
+            if !offered.contains(&&cap[1]) {
+                return Err((
+                    key.into(),
+                    text.clone(),
+                    format!(
+                        "unknown placeholder `{{{}}}`; {key} offers {}",
+                        &cap[1],
+                        offered
+                            .iter()
+                            .map(|o| format!("{{{o}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(branch) = &g.branch {
+        let sample = branch
+            .replace("{stage}", "rc")
+            .replace("{version}", "1.2.3")
+            .replace("{tag}", "v1.2.3-rc.0");
+        if !crate::git::is_valid_branch_name(&sample) {
+            return Err((
+                "gitops.branch".into(),
+                branch.clone(),
+                format!("renders `{sample}`, which is not a valid branch name"),
+            ));
+        }
     }
     Ok(())
 }
@@ -572,6 +630,27 @@ mod tests {
             &["tags.rc.tags[0]", "v1.2.3+rc0"],
         );
         parse("tags:\n  rc:\n    tags: [\"v{version}-rc.{n}\", \"{branch}-rc{n}\"]\n").unwrap();
+    }
+
+    #[test]
+    fn gitops_templates_offer_their_placeholders_only() {
+        refused(
+            "gitops:\n  branch: deploy/{services}\n",
+            2,
+            &["gitops.branch", "{services}", "{stage}"],
+        );
+        refused(
+            "gitops:\n  title: \"{stag}: {tag}\"\n",
+            2,
+            &["gitops.title", "{stag}"],
+        );
+        refused(
+            "gitops:\n  branch: \"deploy {stage}\"\n",
+            2,
+            &["not a valid branch"],
+        );
+        parse("gitops:\n  branch: deploy/{stage}-{version}\n  title: \"{services}: {tag}\"\n")
+            .unwrap();
     }
 
     #[test]

@@ -426,6 +426,11 @@ impl Repo {
     }
 }
 
+/// Whether git accepts `name` as a branch (`refs/heads/<name>`).
+pub fn is_valid_branch_name(name: &str) -> bool {
+    git2::Reference::is_valid_name(&format!("refs/heads/{name}"))
+}
+
 /// A commit author.
 #[derive(Debug, Clone)]
 pub struct Author {
