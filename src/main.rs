@@ -2,6 +2,7 @@ use clap::Parser;
 use openim_release::{actions, cli::Cli, commands, config::ConfigError, exit, secret};
 
 fn main() {
+    quiet_on_closed_stdout();
     openim_release::git::prefer_lazy_tls_roots();
     let cli = Cli::parse();
     let code = match commands::run(&cli) {
@@ -12,6 +13,27 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// `openim-release tag --stage dev | head -1`: when the reader of stdout
+/// goes away, print! panics with EPIPE (Rust ignores SIGPIPE). What was to be
+/// printed has no reader, and the work is done or never had effects (stdout
+/// carries results and plans only; progress goes to stderr): end quietly
+/// with 0 instead of a panic and exit 101.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if payload.contains("failed printing to stdout") && payload.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 /// One line on stderr (plus an annotation in GitHub Actions), scrubbed of

@@ -135,3 +135,23 @@ fn help_teaches_the_stages() {
         assert!(out.contains(needle), "help lacks {needle}:\n{out}");
     }
 }
+
+/// `openim-release tag --stage dev | head -0`: the reader is gone before
+/// anything is printed; no panic, exit 0.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let repo = TestRepo::new();
+    for _ in 0..3 {
+        let mut child = std_bin(repo.path())
+            .args(["tag", "--stage", "dev"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+    }
+}
