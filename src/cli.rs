@@ -342,6 +342,10 @@ pub struct BuildArgs {
     /// Print every image reference that would be built and pushed; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Check what the build needs (services, Dockerfiles, contexts, the
+    /// engine, every registry with its credentials) and stop before building.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub check: bool,
     /// Build only; push nothing.
     #[arg(long, conflicts_with = "push_by_digest")]
     pub no_push: bool,

@@ -274,6 +274,31 @@ async fn build(global: &GlobalArgs, args: &BuildArgs) -> Result<i32> {
     if let Some(first) = plan.images.first() {
         check_registries(&regs, &first.service.name).await?;
     }
+    if args.check {
+        let registries: Vec<String> = plan.registries.iter().map(ToString::to_string).collect();
+        let ready = serde_json::json!({
+            "schema_version": 1,
+            "ready": true,
+            "images": plan.images.len(),
+            "engine": engine.host,
+            "registries": registries,
+        });
+        match args.output {
+            OutputFormat::Json => println!("{ready}"),
+            OutputFormat::Text => println!(
+                "ready to build {} image(s): engine {} (API {}), registries {}",
+                plan.images.len(),
+                engine.host,
+                engine.api_version,
+                if registries.is_empty() {
+                    "none (--no-push)".to_string()
+                } else {
+                    registries.join(", ")
+                }
+            ),
+        }
+        return Ok(exit::OK);
+    }
     let workdir = tempfile::Builder::new()
         .prefix("openim-release-build-")
         .tempdir()

@@ -53,6 +53,27 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
     let stage = args.stage.as_str();
     let mut report = json!({"schema_version": 1, "stage": stage, "dry_run": dry_run});
 
+    // 0. Before anything is reserved or pushed: what the later steps need
+    // (services, Dockerfiles, the engine, registry credentials; the deploy
+    // repository, its files and the token), so that bad input changes
+    // nothing (exit 2) and burns no rc number.
+    if !dry_run {
+        let pull_request = deploy_enabled
+            && stage_cfg
+                .mode
+                .or(cfg.deploy.as_ref().and_then(|d| d.mode))
+                .unwrap_or(config::DeployMode::Pr)
+                == config::DeployMode::Pr;
+        preflight(
+            &runner,
+            args,
+            stage,
+            build_enabled,
+            deploy_enabled,
+            pull_request,
+        )?;
+    }
+
     // 1. Tags.
     let mut tag_args = vec!["tag", "--stage", stage];
     if let Some(v) = &args.version {
@@ -209,6 +230,43 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
         }
     }
     emit(&report, args.output, &tags)
+}
+
+/// The checks of step 0 (see above). Steps report their own errors.
+fn preflight(
+    runner: &Runner<'_>,
+    args: &ReleaseCmdArgs,
+    stage: &str,
+    build_enabled: bool,
+    deploy_enabled: bool,
+    pull_request: bool,
+) -> Result<()> {
+    runner.step("checking what the release needs");
+    if pull_request && crate::secret::github_token_from_env().is_none() {
+        return Err(BadInput(
+            "GITHUB_TOKEN (or GH_TOKEN) is needed to open the deploy pull request; set it, \
+             or run with --skip-gitops"
+                .into(),
+        )
+        .into());
+    }
+    if build_enabled {
+        let mut check = vec!["build", "--check", "--tag", "preflight"];
+        for s in &args.service {
+            check.extend(["--service", s.as_str()]);
+        }
+        runner.json(&check)?;
+    }
+    if deploy_enabled {
+        // The deploy edits on a fresh clone, without API calls or pushes.
+        let mut plan = vec!["gitops", "--stage", stage, "--dry-run", "--no-verify"];
+        plan.extend(["--image-tag", "preflight"]);
+        if let Some(v) = &args.version {
+            plan.extend(["--version", v.as_str()]);
+        }
+        runner.json(&plan)?;
+    }
+    Ok(())
 }
 
 struct Runner<'a> {

@@ -224,3 +224,31 @@ fn a_run_killed_halfway_is_finished_by_a_rerun() {
     let tags = tag_list(w.origin.path());
     assert!(tags.contains(&"v3.8.1-rc.0".to_string()) && tags.contains(&"v3.8.1-rc.1".to_string()));
 }
+
+/// Whatever the later steps would trip over is found before the rc number is
+/// reserved: nothing is tagged, pushed or opened, and no number is burnt.
+#[test]
+fn bad_input_is_found_before_anything_is_reserved() {
+    let Some(w) = world() else { return };
+    let rc = ["release", "--stage", "rc"];
+    let err = fails_with(w.release(&rc).args(["--service", "nope"]), 2);
+    assert!(err.contains("nope"), "{err}");
+    let err = fails_with(w.release(&rc).env_remove("GITHUB_TOKEN"), 2);
+    assert!(err.contains("GITHUB_TOKEN"), "{err}");
+    let err = fails_with(
+        w.release(&rc)
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+        1,
+    );
+    assert!(
+        err.contains("DOCKER_HOST") || err.contains("engine"),
+        "{err}"
+    );
+    std::fs::remove_file(w.src.path().join("build/images/openim-server/Dockerfile")).unwrap();
+    let err = fails_with(&mut w.release(&rc), 2);
+    assert!(err.contains("Dockerfile"), "{err}");
+
+    assert_eq!(tag_list(w.origin.path()), ["v3.8.0"], "no rc number taken");
+    assert!(services::inspect_raw(&format!("{}/openim-api:rc0", w.ns), None).is_err());
+    assert!(w.gh.pulls(&w.repository).is_empty());
+}
