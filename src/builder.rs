@@ -43,6 +43,9 @@ pub struct Shared {
     pub record_inputs: bool,
     pub no_cache: bool,
     pub mode: PushMode,
+    /// Write the tags only when every service succeeded (`release`): one
+    /// failed service leaves all untagged, so `latest` never mixes versions.
+    pub all_or_none: bool,
     pub progress: Progress,
 }
 
@@ -81,6 +84,9 @@ pub struct Outcome {
     pub log_tail: Vec<String>,
     #[serde(skip)]
     pub legs: Vec<Leg>,
+    /// With `all_or_none`: the manifest to tag once every service is done.
+    #[serde(skip)]
+    pub pending: Option<Encoded>,
 }
 
 impl Outcome {
@@ -99,6 +105,7 @@ impl Outcome {
             error: None,
             log_tail: Vec::new(),
             legs: Vec::new(),
+            pending: None,
         }
     }
 }
@@ -143,7 +150,40 @@ pub async fn run(shared: &Shared, plan: &BuildPlan, jobs: usize) -> Vec<Outcome>
         .map(|i| i.service.name.as_str())
         .collect();
     outcomes.sort_by_key(|o| order.iter().position(|n| *n == o.service));
+    if shared.all_or_none {
+        tag_all_or_none(shared, &mut outcomes, &plan.tags).await;
+    }
     outcomes
+}
+
+/// The deferred tags: all of them when every service succeeded, else none
+/// (the images stay pushed by digest with their `inputs-` tag, so a re-run
+/// only tags them).
+async fn tag_all_or_none(shared: &Shared, outcomes: &mut [Outcome], tags: &[String]) {
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|o| o.status == Status::Failed)
+        .map(|o| o.service.clone())
+        .collect();
+    for o in outcomes.iter_mut() {
+        let Some(top) = o.pending.take() else {
+            continue;
+        };
+        if !failed.is_empty() {
+            let why = format!(
+                "not tagged: {} failed, and tags are all or none",
+                failed.join(", ")
+            );
+            shared.progress.line(&o.service, &why);
+            o.error = Some(why);
+            continue;
+        }
+        if let Err(e) = write_tags(shared, &o.service, &top, tags).await {
+            o.status = Status::Failed;
+            o.error = Some(format!("{e:#}"));
+            shared.progress.failed(&o.service, &format!("{e:#}"));
+        }
+    }
 }
 
 fn summary_line(o: &Outcome) -> String {
@@ -213,7 +253,11 @@ async fn build_image(
                 ),
             );
             outcome.digest = Some(existing.digest.clone());
-            write_tags(shared, name, &existing, tags).await?;
+            if shared.all_or_none {
+                outcome.pending = Some(existing);
+            } else {
+                write_tags(shared, name, &existing, tags).await?;
+            }
             return Ok(Status::Unchanged);
         }
     }
@@ -278,11 +322,18 @@ async fn build_image(
             .with_context(|| format!("pushing {name} to {}", r.prefix()))?;
     }
     outcome.digest = Some(top.digest.clone());
-    let mut all_tags = tags.to_vec();
+    let mut now: Vec<String> = if shared.all_or_none {
+        Vec::new()
+    } else {
+        tags.to_vec()
+    };
     if shared.record_inputs {
-        all_tags.push(cache_tag);
+        now.push(cache_tag);
     }
-    write_tags(shared, name, &top, &all_tags).await?;
+    write_tags(shared, name, &top, &now).await?;
+    if shared.all_or_none {
+        outcome.pending = Some(top);
+    }
     Ok(Status::Built)
 }
 
@@ -467,6 +518,7 @@ pub async fn merge(shared: &Shared, legs: &[Leg], tags: &[String]) -> Vec<Outcom
             error: None,
             log_tail: Vec::new(),
             legs: Vec::new(),
+            pending: None,
         };
         match merge_one(shared, service, &mine, tags).await {
             Ok(digest) => {

@@ -346,6 +346,11 @@ pub struct BuildArgs {
     /// engine, every registry with its credentials) and stop before building.
     #[arg(long, conflicts_with = "dry_run")]
     pub check: bool,
+    /// Write the tags only when every service built: one failed service
+    /// leaves the others untagged too (what `release` does, so `latest`
+    /// never mixes versions); a re-run only tags them.
+    #[arg(long)]
+    pub all_or_none: bool,
     /// Build only; push nothing.
     #[arg(long, conflicts_with = "push_by_digest")]
     pub no_push: bool,

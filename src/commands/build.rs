@@ -321,6 +321,7 @@ async fn build(global: &GlobalArgs, args: &BuildArgs) -> Result<i32> {
         record_inputs: p.images.skip_unchanged.unwrap_or(true),
         no_cache: args.no_cache,
         mode,
+        all_or_none: args.all_or_none && mode == PushMode::Tags,
         progress,
     };
     let jobs = args
@@ -524,6 +525,7 @@ async fn merge(global: &GlobalArgs, args: &MergeArgs) -> Result<i32> {
         record_inputs: false,
         no_cache: false,
         mode: PushMode::Tags,
+        all_or_none: false,
         progress: Progress::new(global.quiet),
     };
     let outcomes = builder::merge(&shared, &legs, &tags).await;
@@ -553,6 +555,7 @@ fn group_planned(legs: &[Leg], prefixes: &[RegistryPrefix], tags: &[String]) -> 
             error: None,
             log_tail: Vec::new(),
             legs: Vec::new(),
+            pending: None,
         })
         .collect()
 }

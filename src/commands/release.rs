@@ -123,7 +123,9 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
             "building and pushing images as {}",
             tags.join(", ")
         ));
-        let mut build_args: Vec<String> = vec!["build".into()];
+        // Tags all or none: a failed service must not leave `latest` (or
+        // any tag of this run) on a mix of new and old images.
+        let mut build_args: Vec<String> = vec!["build".into(), "--all-or-none".into()];
         for t in &tags {
             build_args.extend(["--tag".into(), t.clone()]);
         }

@@ -154,6 +154,15 @@ fn a_failed_build_deploys_nothing_and_a_rerun_finishes() {
     // at images that do not exist.
     assert!(!tag_list(w.origin.path()).contains(&"v3.8.1".to_string()));
     assert!(w.gh.pulls(&w.repository).is_empty());
+    // Tags are all or none: the services that did build are not tagged
+    // either, so `latest` never mixes the new release with the old one.
+    for tag in ["v3.8.1", "latest"] {
+        let reference = format!("{}/openim-api:{tag}", w.ns);
+        assert!(
+            services::inspect_raw(&reference, None).is_err(),
+            "{reference} was tagged although openim-push failed"
+        );
+    }
     // Fixed and re-run: finishes, with the images already pushed reused.
     crate::deploy_fixture::write(
         w.src.path(),
