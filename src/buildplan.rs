@@ -152,7 +152,10 @@ fn compose_services(
 ) -> Result<Vec<ServiceSpec>, String> {
     use serde_yaml_ng::Value;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| format!("compose file: {e}"))?;
+    let mut doc: Value = serde_yaml_ng::from_str(text).map_err(|e| format!("compose file: {e}"))?;
+    // `<<: *build` (shared build settings under an x- key) as compose reads it.
+    doc.apply_merge()
+        .map_err(|e| format!("compose file: merge key: {e}"))?;
     let Some(services) = doc.get("services").and_then(Value::as_mapping) else {
         return Err("compose file has no `services:` mapping".into());
     };
@@ -502,5 +505,27 @@ services:
         );
         assert_eq!(s[1].args["BINARY_NAME"], "openim-push");
         assert_eq!(s[0].platforms, vec![default_platform()]);
+    }
+
+    #[test]
+    fn compose_merge_keys_share_build_settings() {
+        let text = r#"
+x-build: &build
+  context: ../../..
+  dockerfile: build/images/openim-server/Dockerfile
+services:
+  openim-api:
+    build:
+      <<: *build
+      args: [CMD_PATH=cmd/openim-api]
+"#;
+        let cfg = ImagesConfig::default();
+        let s = services(&cfg, Some((Path::new("build/images/openim-server"), text))).unwrap();
+        assert_eq!(s[0].context, PathBuf::from("."));
+        assert_eq!(
+            s[0].dockerfile,
+            PathBuf::from("build/images/openim-server/Dockerfile")
+        );
+        assert_eq!(s[0].args["CMD_PATH"], "cmd/openim-api");
     }
 }
