@@ -296,7 +296,7 @@ impl Repo {
 
     /// The tags a remote advertises (`git ls-remote --tags`), without fetching.
     pub fn remote_tags(&self, remote: &str) -> Result<Vec<RemoteTag>> {
-        let heads = self.list_remote(remote, "tags of remote")?;
+        let heads = self.list_remote(remote, "tags")?;
         let mut direct: Vec<(String, String)> = Vec::new();
         let mut peeled: std::collections::HashMap<String, String> = Default::default();
         for (refname, oid) in heads {
@@ -654,10 +654,28 @@ impl Auth {
             if allowed.contains(CredentialType::DEFAULT) && self.first_untried("default") {
                 return Cred::default();
             }
-            Err(git2::Error::from_str(
-                "authentication failed: no working credentials; set GITHUB_TOKEN \
-                 (or GH_TOKEN) or configure a git credential helper",
-            ))
+            // What was offered and refused (a helper may have had nothing).
+            let refused: Vec<&str> = self
+                .tried
+                .borrow()
+                .iter()
+                .filter_map(|t| match *t {
+                    "token" => Some("GITHUB_TOKEN as x-access-token"),
+                    "extraheader" => Some("the checkout's extraheader"),
+                    _ => None,
+                })
+                .collect();
+            Err(git2::Error::from_str(&if refused.is_empty() {
+                "authentication failed: no working credentials; set GITHUB_TOKEN (or \
+                 GH_TOKEN) or configure a git credential helper"
+                    .to_string()
+            } else {
+                format!(
+                    "authentication failed: the remote refused {}; check that the token is \
+                     valid and may access this repository",
+                    refused.join(" and ")
+                )
+            }))
         });
         cb
     }
