@@ -462,7 +462,10 @@ fn validate(config: &Config) -> Result<(), Invalid> {
         (
             "tags.release_branch".to_string(),
             t.release_branch.clone(),
-            format!("not a valid regular expression: {e}"),
+            format!(
+                "not a valid regular expression: {}",
+                one_line_regex_error(&e)
+            ),
         )
     })?;
     let names: Vec<&str> = branch_line.capture_names().flatten().collect();
@@ -489,6 +492,18 @@ fn validate(config: &Config) -> Result<(), Invalid> {
         ));
     }
     Ok(())
+}
+
+/// regex's syntax errors draw the pattern with a caret over several lines;
+/// their last line says what is wrong.
+fn one_line_regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    last.trim().trim_start_matches("error: ").to_string()
 }
 
 /// gitops templates: only the placeholders they are given, and a branch
@@ -651,6 +666,17 @@ mod tests {
         );
         parse("gitops:\n  branch: deploy/{stage}-{version}\n  title: \"{services}: {tag}\"\n")
             .unwrap();
+    }
+
+    #[test]
+    fn a_broken_release_branch_regex_is_one_line() {
+        refused(
+            "tags:\n  release_branch: \"([\"\n",
+            2,
+            &["not a valid regular expression: unclosed character class"],
+        );
+        let (_, msg) = parse("tags:\n  release_branch: \"([\"\n").unwrap_err();
+        assert!(!msg.contains('\n'), "{msg}");
     }
 
     #[test]

@@ -4,7 +4,25 @@ use openim_release::{actions, cli::Cli, commands, config::ConfigError, exit, sec
 fn main() {
     quiet_on_closed_stdout();
     openim_release::git::prefer_lazy_tls_roots();
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        // Usage errors print clap's text (with the usage line); in GitHub
+        // Actions the first line also becomes an annotation.
+        if e.use_stderr() && actions::in_actions() {
+            let rendered = e.render().to_string();
+            let message: Vec<&str> = rendered
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                .take(2)
+                .collect();
+            let message = message.join(" ");
+            println!(
+                "{}",
+                actions::error_annotation(message.trim_start_matches("error: "), None, None)
+            );
+        }
+        e.exit()
+    });
     let code = match commands::run(&cli) {
         Ok(code) => code,
         Err(err) => {

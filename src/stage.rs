@@ -101,7 +101,8 @@ pub struct TagPlan {
 pub enum PlanError {
     #[error(
         "cannot tell which branch this is: HEAD is detached and neither --branch, \
-         GITHUB_HEAD_REF nor GITHUB_REF_NAME is set; pass --branch NAME"
+         GITHUB_HEAD_REF nor a branch GITHUB_REF_NAME is set (a tag's GITHUB_REF_NAME \
+         names no branch); pass --branch NAME"
     )]
     NoBranch,
     #[error(

@@ -102,7 +102,7 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
             "nothing changed since the previous nightly; skipping (use --force to run anyway)",
         );
         report["changed"] = json!(false);
-        return emit(&report, args.output, &tags);
+        return emit(&report, args.output, &tags, global.quiet);
     }
     report["changed"] = json!(true);
     let show = dry_run && args.output == OutputFormat::Text;
@@ -120,7 +120,12 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
     let digests_file = tempfile::NamedTempFile::new().context("creating a temp file")?;
     if build_enabled {
         runner.step(&format!(
-            "building and pushing images as {}",
+            "{} images as {}",
+            if dry_run {
+                "planning the"
+            } else {
+                "building and pushing"
+            },
             tags.join(", ")
         ));
         // Tags all or none: a failed service must not leave `latest` (or
@@ -231,7 +236,7 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
             runner.passthrough(&text_args)?;
         }
     }
-    emit(&report, args.output, &tags)
+    emit(&report, args.output, &tags, global.quiet)
 }
 
 /// The checks of step 0 (see above). Steps report their own errors.
@@ -360,13 +365,15 @@ pub struct StepFailed {
     pub code: i32,
 }
 
-fn emit(report: &Value, format: OutputFormat, tags: &[String]) -> Result<i32> {
+fn emit(report: &Value, format: OutputFormat, tags: &[String], quiet: bool) -> Result<i32> {
     let json = report.to_string();
     match format {
         OutputFormat::Json => println!("{json}"),
         OutputFormat::Text => {
             if report["dry_run"] == json!(true) {
-                eprintln!("plan only: nothing was built, tagged or pushed");
+                if !quiet {
+                    eprintln!("plan only: nothing was built, tagged or pushed");
+                }
             } else if let Some(url) = report["gitops"]["pr_url"].as_str() {
                 println!("{url}");
             }

@@ -62,6 +62,13 @@ pub fn run(global: &GlobalArgs, args: &TagArgs) -> Result<i32> {
         date: parse_date(args.date.as_deref())?,
         aliases: !args.no_aliases,
     };
+    if args.version.is_some() && matches!(args.stage, Stage::Dev | Stage::Nightly) {
+        return Err(BadInput(format!(
+            "--version applies to the rc and release stages; the {} stage has no version",
+            args.stage
+        ))
+        .into());
+    }
     if args.stage == Stage::Dev && (args.git.create || args.git.push) {
         return Err(
             BadInput("the dev stage creates no git tag; drop --create/--push".into()).into(),

@@ -16,6 +16,19 @@ fn unknown_stage() {
     let err = fails_with(repo.bin().args(["tag", "--stage", "staging"]), 2);
     assert!(err.contains("invalid value 'staging'"), "{err}");
     assert!(err.contains("dev, rc, release, nightly"), "{err}");
+    // In GitHub Actions the usage error is an annotation too.
+    let out = repo
+        .bin()
+        .args(["tag", "--stage", "staging"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("::error::invalid value 'staging'") && stdout.contains("nightly"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -28,6 +41,15 @@ fn malformed_version() {
             2,
         );
         assert!(one_line(&err).contains("--version"), "{err}");
+    }
+    // dev and nightly have no version: refused, not silently ignored.
+    for stage in ["dev", "nightly"] {
+        let err = fails_with(
+            repo.bin()
+                .args(["tag", "--stage", stage, "--version", "3.9.0"]),
+            2,
+        );
+        assert!(one_line(&err).contains("--version applies to"), "{err}");
     }
     assert!(repo.tags().is_empty());
 }
