@@ -385,6 +385,15 @@ pub struct MergeArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub tags: TagSource,
+    /// The services the matrix was made for (as `build matrix --service`);
+    /// default: every configured service.
+    #[arg(long, value_name = "NAME")]
+    pub service: Vec<String>,
+    /// Merge the legs given even when some configured service or platform
+    /// has none (otherwise refused: a lost leg would ship a single-platform
+    /// image or leave a service untagged).
+    #[arg(long)]
+    pub partial: bool,
     /// Print what would be tagged; change nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -477,6 +477,24 @@ struct LegFile {
     legs: Vec<Leg>,
 }
 
+/// `service platform` pairs of the config that no leg covers.
+fn missing_legs(services: &[ServiceSpec], legs: &[Leg]) -> Vec<String> {
+    services
+        .iter()
+        .flat_map(|s| {
+            s.platforms
+                .iter()
+                .map(move |p| (s.name.as_str(), p.to_string()))
+        })
+        .filter(|(name, platform)| {
+            !legs
+                .iter()
+                .any(|l| l.service == *name && l.platform == *platform)
+        })
+        .map(|(name, platform)| format!("{name} {platform}"))
+        .collect()
+}
+
 async fn merge(global: &GlobalArgs, args: &MergeArgs) -> Result<i32> {
     let p = open(global)?;
     let mut legs = Vec::new();
@@ -493,6 +511,28 @@ async fn merge(global: &GlobalArgs, args: &MergeArgs) -> Result<i32> {
     }
     if legs.is_empty() {
         return Err(BadInput("the leg files list no images".into()).into());
+    }
+    if !args.partial {
+        let mut expected = services(&p)?;
+        if let Some(unknown) = args
+            .service
+            .iter()
+            .find(|n| !expected.iter().any(|s| &s.name == *n))
+        {
+            return Err(BadInput(format!("--service {unknown}: no such service")).into());
+        }
+        if !args.service.is_empty() {
+            expected.retain(|s| args.service.contains(&s.name));
+        }
+        let missing = missing_legs(&expected, &legs);
+        if !missing.is_empty() {
+            return Err(BadInput(format!(
+                "no leg for {}: every service x platform of `build matrix` needs its leg file \
+                 (a failed or lost matrix job?); re-run it, or pass --partial to merge what is here",
+                missing.join(", ")
+            ))
+            .into());
+        }
     }
     let (tags, version) = resolve_tags(&p, &args.tags, global.quiet)?;
     if tags.is_empty() {
