@@ -303,7 +303,10 @@ pub struct RefTarget<'a> {
 pub fn rewrite_manifest(text: &str, target: &RefTarget, changes: &mut Vec<RefChange>) -> String {
     static LINE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let line_re = LINE.get_or_init(|| {
-        Regex::new(r#"^\s*(?:-\s+)?image:\s*["']?(?P<val>[^"'\s#]+)"#).expect("static regex")
+        // A block key (`image: x`, `- image: x`) or a key of a flow mapping
+        // (`- {name: api, image: x}`).
+        Regex::new(r#"(?:^\s*(?:-\s+)?|[{,]\s*)image:\s*["']?(?P<val>[^"'\s#,}]+)"#)
+            .expect("static regex")
     });
     rewrite_refs(text, line_re, target, changes)
 }
@@ -426,6 +429,15 @@ mod tests {
         let mut again = Vec::new();
         assert_eq!(rewrite_manifest(&out, &target, &mut again), out);
         assert!(again.is_empty());
+
+        // Flow mappings too, the rest of the line as it was.
+        let flow = "containers:\n  - {name: api, image: ghcr.io/openimsdk/openim-api:v3.8.3}\n  - {image: 'redis:7', name: r}\n";
+        let mut changes = Vec::new();
+        assert_eq!(
+            rewrite_manifest(flow, &target, &mut changes),
+            flow.replace("openim-api:v3.8.3", "openim-api:v3.8.4")
+        );
+        assert_eq!(changes.len(), 1);
     }
 
     #[test]
