@@ -86,7 +86,11 @@ fn normalize_key(key: &str) -> &str {
 /// Credentials for a registry, or `None` to go anonymous.
 pub fn lookup(registry: &RegistryPrefix) -> Result<Option<Credentials>> {
     let prefix = env_prefix(&registry.host);
-    let user = std::env::var(format!("{prefix}_USERNAME")).ok();
+    // Empty counts as unset: a workflow's `${{ vars.X }}` of a variable
+    // that does not exist is an empty string.
+    let user = std::env::var(format!("{prefix}_USERNAME"))
+        .ok()
+        .filter(|u| !u.is_empty());
     let pass = std::env::var(format!("{prefix}_PASSWORD"))
         .ok()
         .and_then(Secret::new);
@@ -99,7 +103,10 @@ pub fn lookup(registry: &RegistryPrefix) -> Result<Option<Credentials>> {
             }))
         }
         (Some(_), None) | (None, Some(_)) => {
-            anyhow::bail!("{prefix}_USERNAME and {prefix}_PASSWORD must be set together")
+            return Err(crate::exit::BadInput(format!(
+                "{prefix}_USERNAME and {prefix}_PASSWORD must be set together"
+            ))
+            .into())
         }
         (None, None) => {}
     }

@@ -249,6 +249,26 @@ fn auth_registry_needs_credentials_and_never_shows_them() {
     );
 
     let key = credentials_key(&s.auth_registry);
+    // Half a pair is a configuration error; an empty pair (a workflow's
+    // unset `${{ vars.X }}`) means no credentials.
+    let err = fails_with(
+        build_cmd(s, &repo)
+            .args(["--tag", "v1", "--service", "openim-api"])
+            .env(format!("{key}_USERNAME"), &s.auth_user),
+        2,
+    );
+    assert!(err.contains("must be set together"), "{err}");
+    let err = fails_with(
+        build_cmd(s, &repo)
+            .args(["--tag", "v1", "--service", "openim-api"])
+            .env(format!("{key}_USERNAME"), "")
+            .env(format!("{key}_PASSWORD"), ""),
+        1,
+    );
+    assert!(
+        err.contains("docker login") || err.contains("_USERNAME"),
+        "{err}"
+    );
     let out = build_cmd(s, &repo)
         .args(["--tag", "v1", "--service", "openim-api", "--output", "json"])
         .env(format!("{key}_USERNAME"), &s.auth_user)
