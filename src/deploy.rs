@@ -456,12 +456,27 @@ pub fn split_reference(reference: &str) -> Result<(RegistryPrefix, String, Strin
 
 /// Check that every reference exists, with every platform of an index.
 /// Returns the missing ones (with why); empty means all good.
-pub async fn verify(references: &BTreeSet<String>, insecure: &[String]) -> Result<Vec<String>> {
+/// What `verify` found wrong: images (or platforms) the registries do not
+/// have, and references that could not be checked at all.
+#[derive(Debug, Default)]
+pub struct Verification {
+    pub missing: Vec<String>,
+    pub unchecked: Vec<String>,
+}
+
+pub async fn verify(references: &BTreeSet<String>, insecure: &[String]) -> Result<Verification> {
     let mut clients: BTreeMap<String, Registry> = BTreeMap::new();
     let mut missing = Vec::new();
+    let mut unchecked = Vec::new();
+    // A registry that failed once (after its retries) is not asked again.
+    let mut failed_hosts: BTreeSet<String> = BTreeSet::new();
     for reference in references {
         let (prefix, name, tag) = split_reference(reference)?;
         let key = prefix.host.clone();
+        if failed_hosts.contains(&key) {
+            unchecked.push(format!("{reference}: {key} did not answer"));
+            continue;
+        }
         if !clients.contains_key(&key) {
             let creds = crate::credentials::lookup(&prefix)?;
             if let Some(c) = &creds {
@@ -485,16 +500,19 @@ pub async fn verify(references: &BTreeSet<String>, insecure: &[String]) -> Resul
                                     .map(ToString::to_string)
                                     .unwrap_or_else(|| m.digest.clone())
                             )),
-                            Err(e) => missing.push(format!("{reference}: {e}")),
+                            Err(e) => unchecked.push(format!("{reference}: {e}")),
                         }
                     }
                 }
             }
             Ok(None) => missing.push(format!("{reference} (no such tag)")),
-            Err(e) => missing.push(format!("{reference}: {e}")),
+            Err(e) => {
+                unchecked.push(format!("{reference}: {e}"));
+                failed_hosts.insert(key);
+            }
         }
     }
-    Ok(missing)
+    Ok(Verification { missing, unchecked })
 }
 
 /// Write every edited file (temp file + rename: a file is never half written).

@@ -321,12 +321,19 @@ pub fn check_images(plan: &DeployPlan, insecure: &[String]) -> Result<()> {
         ))
         .into());
     }
-    let missing = runtime()?.block_on(deploy::verify(&plan.verify, insecure))?;
-    if !missing.is_empty() {
+    let found = runtime()?.block_on(deploy::verify(&plan.verify, insecure))?;
+    if !found.missing.is_empty() {
         anyhow::bail!(
             "refusing to point the deploy files at images that do not exist (nothing was written): {}; \
              build and push them first, or pass --no-verify",
-            missing.join(", ")
+            found.missing.join(", ")
+        );
+    }
+    if !found.unchecked.is_empty() {
+        anyhow::bail!(
+            "could not check that the images exist (nothing was written): {}; check the \
+             registry's address, credentials and network, or pass --no-verify",
+            found.unchecked.join(", ")
         );
     }
     Ok(())

@@ -399,3 +399,31 @@ fn apply_knows_the_services_of_the_compose_file() {
     assert!(read(root, "docker-compose/.env")
         .contains("OPENIM_API_IMAGE=ghcr.io/openimsdk/openim-api:v3.8.1-rc.0"));
 }
+
+/// A registry that cannot be reached is not reported as missing images.
+#[test]
+fn an_unreachable_registry_is_named_as_such() {
+    let dir = layout();
+    let root = dir.path();
+    let src = source_repo(
+        "127.0.0.1:9/openimsdk",
+        "http://127.0.0.1:9/none.git",
+        "openimsdk/helm-charts",
+        "",
+    );
+    src.atag(&["v3.8.0"]);
+    src.commit("fix");
+    let before = read(root, "docker-compose/.env");
+    let err = fails_with(
+        bin(src.path())
+            .args(["chart", "apply", "--dir", root.to_str().unwrap()])
+            .args(["--stage", "rc"]),
+        1,
+    );
+    assert!(
+        err.contains("could not check that the images exist"),
+        "{err}"
+    );
+    assert!(!err.contains("do not exist"), "{err}");
+    assert_eq!(read(root, "docker-compose/.env"), before);
+}
