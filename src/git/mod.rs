@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 pub enum GitError {
     #[error("{0} is not inside a git repository; run in a git work tree or pass -C DIR")]
     NotARepo(PathBuf),
+    #[error("{0} does not exist; pass -C with the repository's directory")]
+    NoSuchDir(PathBuf),
     #[error("the repository at {0} has no commits yet; commit something first")]
     NoCommits(PathBuf),
     #[error(
@@ -110,6 +112,9 @@ pub struct Repo {
 impl Repo {
     /// Open the repository containing `dir`.
     pub fn discover(dir: &Path) -> Result<Repo> {
+        if !dir.exists() {
+            return Err(GitError::NoSuchDir(dir.to_path_buf()).into());
+        }
         let repo = Repository::discover(dir).map_err(|e| match e.code() {
             ErrorCode::NotFound => anyhow::Error::new(GitError::NotARepo(dir.to_path_buf())),
             _ => anyhow::Error::new(e)
