@@ -413,19 +413,14 @@ fn matrix_legs_pushed_by_digest_merge_into_one_index() {
     // Nothing is tagged before the merge.
     assert!(services::inspect_raw(&format!("{ns}/openim-api:v2.0.0"), None).is_err());
     // A lost leg (arm64) or a service without legs: refused, nothing tagged.
-    let err = fails_with(
-        repo.bin()
-            .args([
-                "build",
-                "merge",
-                "--tag",
-                "v2.0.0",
-                "--service",
-                "openim-api",
-            ])
-            .arg(&files[0]),
-        2,
-    );
+    let merge_api = |legs: &[std::path::PathBuf]| {
+        let mut cmd = repo.bin();
+        cmd.args(["build", "merge", "--tag", "v2.0.0"])
+            .args(["--service", "openim-api"])
+            .args(legs);
+        cmd
+    };
+    let err = fails_with(&mut merge_api(&files[..1]), 2);
     assert!(err.contains("openim-api linux/arm64"), "{err}");
     let mut all_services = repo.bin();
     all_services
@@ -434,19 +429,7 @@ fn matrix_legs_pushed_by_digest_merge_into_one_index() {
     let err = fails_with(&mut all_services, 2);
     assert!(err.contains("openim-push linux/amd64"), "{err}");
     assert!(services::inspect_raw(&format!("{ns}/openim-api:v2.0.0"), None).is_err());
-    let mut merge = repo.bin();
-    merge.args([
-        "build",
-        "merge",
-        "--tag",
-        "v2.0.0",
-        "--service",
-        "openim-api",
-    ]);
-    for f in &files {
-        merge.arg(f);
-    }
-    let json = json_ok(&mut merge);
+    let json = json_ok(&mut merge_api(&files));
     assert_eq!(image(&json, "openim-api")["status"], "built");
     let index = services::inspect_raw(&format!("{ns}/openim-api:v2.0.0"), None).unwrap();
     let archs: Vec<&str> = index["manifests"]

@@ -77,7 +77,10 @@ fn not_a_git_repository() {
         bin(dir.path()).args(["-C", "/nonexistent/dir", "tag", "--stage", "dev"]),
         2,
     );
-    assert!(one_line(&err).contains("/nonexistent/dir does not exist"), "{err}");
+    assert!(
+        one_line(&err).contains("/nonexistent/dir does not exist"),
+        "{err}"
+    );
 }
 
 #[test]
