@@ -57,13 +57,15 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
     // (services, Dockerfiles, the engine, registry credentials; the deploy
     // repository, its files and the token), so that bad input changes
     // nothing (exit 2) and burns no rc number.
-    if !dry_run {
-        let pull_request = deploy_enabled
-            && stage_cfg
-                .mode
-                .or(cfg.deploy.as_ref().and_then(|d| d.mode))
-                .unwrap_or(config::DeployMode::Pr)
-                == config::DeployMode::Pr;
+    // They run before the first side effect: the rc reservation in step 1,
+    // else step 2 (so that a nightly with nothing new stays cheap).
+    let pull_request = deploy_enabled
+        && stage_cfg
+            .mode
+            .or(cfg.deploy.as_ref().and_then(|d| d.mode))
+            .unwrap_or(config::DeployMode::Pr)
+            == config::DeployMode::Pr;
+    let check = || {
         preflight(
             &runner,
             args,
@@ -71,8 +73,8 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
             build_enabled,
             deploy_enabled,
             pull_request,
-        )?;
-    }
+        )
+    };
 
     // 1. Tags.
     let mut tag_args = vec!["tag", "--stage", stage];
@@ -81,6 +83,7 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
     }
     let reserve = args.stage == Stage::Rc && !dry_run && !args.no_git_tag;
     if reserve {
+        check()?;
         tag_args.push("--push");
         runner.step("reserving the rc number (git tag)");
     }
@@ -105,6 +108,9 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
         return emit(&report, args.output, &tags, global.quiet);
     }
     report["changed"] = json!(true);
+    if !dry_run && !reserve {
+        check()?;
+    }
     let show = dry_run && args.output == OutputFormat::Text;
     if show {
         println!("# {stage}: tags");
