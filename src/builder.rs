@@ -90,23 +90,38 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn planned(image: &ImagePlan) -> Outcome {
+    /// An outcome with nothing done yet: no digest, error, log or legs.
+    pub fn new(
+        service: String,
+        references: Vec<String>,
+        platforms: Vec<String>,
+        status: Status,
+    ) -> Outcome {
         Outcome {
-            service: image.service.name.clone(),
-            references: image.references.iter().map(ToString::to_string).collect(),
+            service,
+            references,
             digest: None,
-            platforms: image
-                .service
-                .platforms
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            status: Status::Planned,
+            platforms,
+            status,
             error: None,
             log_tail: Vec::new(),
             legs: Vec::new(),
             pending: None,
         }
+    }
+
+    pub fn planned(image: &ImagePlan) -> Outcome {
+        Outcome::new(
+            image.service.name.clone(),
+            image.references.iter().map(ToString::to_string).collect(),
+            image
+                .service
+                .platforms
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            Status::Planned,
+        )
     }
 }
 
@@ -502,9 +517,9 @@ pub async fn merge(shared: &Shared, legs: &[Leg], tags: &[String]) -> Vec<Outcom
     let mut out = Vec::new();
     for service in services {
         let mine: Vec<&Leg> = legs.iter().filter(|l| l.service == service).collect();
-        let mut outcome = Outcome {
-            service: service.to_string(),
-            references: shared
+        let mut outcome = Outcome::new(
+            service.to_string(),
+            shared
                 .registries
                 .iter()
                 .flat_map(|r| {
@@ -512,14 +527,9 @@ pub async fn merge(shared: &Shared, legs: &[Leg], tags: &[String]) -> Vec<Outcom
                         .map(move |t| format!("{}/{service}:{t}", r.prefix()))
                 })
                 .collect(),
-            digest: None,
-            platforms: mine.iter().map(|l| l.platform.clone()).collect(),
-            status: Status::Built,
-            error: None,
-            log_tail: Vec::new(),
-            legs: Vec::new(),
-            pending: None,
-        };
+            mine.iter().map(|l| l.platform.clone()).collect(),
+            Status::Built,
+        );
         match merge_one(shared, service, &mine, tags).await {
             Ok(digest) => {
                 outcome.digest = Some(digest);

@@ -579,23 +579,19 @@ fn group_planned(legs: &[Leg], prefixes: &[RegistryPrefix], tags: &[String]) -> 
     services.dedup();
     services
         .into_iter()
-        .map(|s| Outcome {
-            service: s.to_string(),
-            references: prefixes
-                .iter()
-                .flat_map(|r| tags.iter().map(move |t| format!("{r}/{s}:{t}")))
-                .collect(),
-            digest: None,
-            platforms: legs
-                .iter()
-                .filter(|l| l.service == s)
-                .map(|l| l.platform.clone())
-                .collect(),
-            status: Status::Planned,
-            error: None,
-            log_tail: Vec::new(),
-            legs: Vec::new(),
-            pending: None,
+        .map(|s| {
+            Outcome::new(
+                s.to_string(),
+                prefixes
+                    .iter()
+                    .flat_map(|r| tags.iter().map(move |t| format!("{r}/{s}:{t}")))
+                    .collect(),
+                legs.iter()
+                    .filter(|l| l.service == s)
+                    .map(|l| l.platform.clone())
+                    .collect(),
+                Status::Planned,
+            )
         })
         .collect()
 }
