@@ -113,46 +113,27 @@ fn bump_dry_run_prints_the_diff_and_writes_nothing() {
 fn bump_refuses_bad_input_and_changes_nothing() {
     let dir = layout();
     let root = dir.path();
-    let err = fails_with(
-        bin(root).args([
+    // chart dir, --app-version, --image-tag, more arguments.
+    let bump = |chart: &str, app: &str, tag: &str, extra: &[&str]| {
+        let mut cmd = bin(root);
+        cmd.args([
             "chart",
             "bump",
-            "charts/nope",
+            chart,
             "--app-version",
-            "3.8.1",
+            app,
             "--image-tag",
-            "v1",
-        ]),
-        2,
-    );
+            tag,
+        ])
+        .args(extra);
+        cmd
+    };
+    let err = fails_with(&mut bump("charts/nope", "3.8.1", "v1", &[]), 2);
     assert!(err.contains("Chart.yaml"), "{err}");
-    let err = fails_with(
-        bin(root).args([
-            "chart",
-            "bump",
-            "charts/openim-server",
-            "--app-version",
-            "3.8",
-            "--image-tag",
-            "v1",
-            "--no-verify",
-        ]),
-        2,
-    );
+    let server = "charts/openim-server";
+    let err = fails_with(&mut bump(server, "3.8", "v1", &["--no-verify"]), 2);
     assert!(err.contains("--app-version"), "{err}");
-    let err = fails_with(
-        bin(root).args([
-            "chart",
-            "bump",
-            "charts/openim-server",
-            "--app-version",
-            "3.8.1",
-            "--image-tag",
-            "bad/tag",
-            "--no-verify",
-        ]),
-        2,
-    );
+    let err = fails_with(&mut bump(server, "3.8.1", "bad/tag", &["--no-verify"]), 2);
     assert!(err.contains("--image-tag"), "{err}");
     assert!(read(root, "charts/openim-server/Chart.yaml").contains("version: 0.1.17"));
 
@@ -160,16 +141,8 @@ fn bump_refuses_bad_input_and_changes_nothing() {
     // that is not semver. Bad input too (exit 2), and nothing written.
     let values_before = read(root, "charts/openim-server/values.yaml");
     let bump = |extra: &[&str]| {
-        let mut cmd = bin(root);
-        cmd.args([
-            "chart",
-            "bump",
-            "charts/openim-server",
-            "--app-version",
-            "3.8.1",
-        ])
-        .args(["--image-tag", "v1", "--no-verify"])
-        .args(extra);
+        let mut cmd = bump(server, "3.8.1", "v1", &["--no-verify"]);
+        cmd.args(extra);
         cmd
     };
     let err = fails_with(&mut bump(&["--key", "no.such.key"]), 2);
