@@ -246,45 +246,16 @@ fn plan_chart(
     let values_name = rel(&spec.values);
     // Values of the chart itself.
     for (service, key) in &spec.images {
-        let text = texts.get(&spec.values)?;
-        let digest = release.digests.get(service).map(String::as_str);
-        let mut changes = Vec::new();
-        let new = match chart::set_image(
-            &text,
-            &values_name,
-            key,
-            &release.tag,
-            digest,
-            spec.pin,
-            &mut changes,
-        ) {
-            Ok(t) => t,
-            // `chart bump` of an umbrella whose own values have no image:
-            // its subcharts carry the images.
-            Err(e)
-                if e.is_not_found()
-                    && matches!(spec.subcharts, Subcharts::SameAppVersion)
-                    && has_subcharts(&texts.root.join(&spec.dir)) =>
-            {
-                continue
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let old = chart::repository_beside(&text, &values_name, key)?;
-        record_image(
-            out,
+        // `chart bump` of an umbrella whose own values have no image: its
+        // subcharts carry the images.
+        let skip_missing = matches!(spec.subcharts, Subcharts::SameAppVersion)
+            && has_subcharts(&texts.root.join(&spec.dir));
+        let target = ValuesImage {
+            values: &spec.values,
             service,
-            &values_name,
             key,
-            &text,
-            &release.tag,
-            digest,
-            spec.pin,
-            old.as_deref(),
-            registries,
-        )?;
-        out.scalars.extend(changes);
-        texts.put(&spec.values, new);
+        };
+        edit_image(texts, out, &target, spec, release, registries, skip_missing)?;
     }
     // Subcharts of an umbrella chart.
     let parent_text = texts.get(&chart_yaml)?;
@@ -328,43 +299,16 @@ fn plan_chart(
             if !selected || !texts.root.join(&sub_values).is_file() {
                 continue;
             }
-            let vtext = texts.get(&sub_values)?;
-            let vname = rel(&sub_values);
-            let digest = release.digests.get(&name).map(String::as_str);
-            let mut changes = Vec::new();
-            let new = match chart::set_image(
-                &vtext,
-                &vname,
-                &spec.subchart_key,
-                &release.tag,
-                digest,
-                spec.pin,
-                &mut changes,
-            ) {
-                Ok(t) => t,
-                // Released with the parent but without an image of its own: skip.
-                Err(e)
-                    if e.is_not_found() && matches!(spec.subcharts, Subcharts::SameAppVersion) =>
-                {
-                    continue
-                }
-                Err(e) => return Err(e.into()),
+            // Released with the parent but without an image of its own: skip.
+            let skip_missing = matches!(spec.subcharts, Subcharts::SameAppVersion);
+            let target = ValuesImage {
+                values: &sub_values,
+                service: &name,
+                key: &spec.subchart_key,
             };
-            let repo = chart::repository_beside(&vtext, &vname, &spec.subchart_key)?;
-            record_image(
-                out,
-                &name,
-                &vname,
-                &spec.subchart_key,
-                &vtext,
-                &release.tag,
-                digest,
-                spec.pin,
-                repo.as_deref(),
-                registries,
-            )?;
-            out.scalars.extend(changes);
-            texts.put(&sub_values, new);
+            if !edit_image(texts, out, &target, spec, release, registries, skip_missing)? {
+                continue;
+            }
             let sub_new = chart::set_app_version(
                 &sub_text,
                 &rel(&sub_chart),
@@ -392,39 +336,63 @@ fn plan_chart(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn record_image(
+/// An image key in a values file: which service's tag goes where.
+struct ValuesImage<'a> {
+    values: &'a Path,
+    service: &'a str,
+    key: &'a str,
+}
+
+/// Set the tag (and digest, as `spec.pin` says) at `target` and record the
+/// change. False when the key is missing and `skip_missing` allows that.
+fn edit_image(
+    texts: &mut Texts,
     out: &mut DeployPlan,
-    service: &str,
-    file: &str,
-    key: &str,
-    before: &str,
-    tag: &str,
-    digest: Option<&str>,
-    pin: DigestPin,
-    repository: Option<&str>,
+    target: &ValuesImage<'_>,
+    spec: &ChartSpec,
+    release: &Release,
     registries: &[String],
-) -> Result<()> {
+    skip_missing: bool,
+) -> Result<bool> {
+    let text = texts.get(target.values)?;
+    let name = rel(target.values);
+    let digest = release.digests.get(target.service).map(String::as_str);
+    let mut changes = Vec::new();
+    let new = match chart::set_image(
+        &text,
+        &name,
+        target.key,
+        &release.tag,
+        digest,
+        spec.pin,
+        &mut changes,
+    ) {
+        Ok(t) => t,
+        Err(e) if e.is_not_found() && skip_missing => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    // What the PR body lists, and what verification will look up.
+    let (service, key, tag) = (target.service, target.key, &release.tag);
     let old = crate::yamledit::get(
-        before,
+        &text,
         &crate::yamledit::parse_path(key).map_err(|e| anyhow!("{e}"))?,
     )
     .ok()
     .flatten();
     out.images.push(ImageChange {
         service: service.to_string(),
-        file: format!("{file}: {key}"),
+        file: format!("{name}: {key}"),
         old,
-        new: tag.to_string(),
-        digest: (pin != DigestPin::None)
+        new: tag.clone(),
+        digest: (spec.pin != DigestPin::None)
             .then(|| digest.map(str::to_string))
             .flatten(),
     });
-    match repository {
+    match chart::repository_beside(&text, &name, key)? {
         Some(repo) => {
             out.verify.insert(format!("{repo}:{tag}"));
         }
-        None if registries.is_empty() => out.unverifiable.push(format!("{file}: {key}")),
+        None if registries.is_empty() => out.unverifiable.push(format!("{name}: {key}")),
         None => {
             for r in registries {
                 out.verify
@@ -432,7 +400,9 @@ fn record_image(
             }
         }
     }
-    Ok(())
+    out.scalars.extend(changes);
+    texts.put(target.values, new);
+    Ok(true)
 }
 
 /// `ghcr.io/openimsdk/openim-api:v1` → (registry prefix, name, tag).
