@@ -424,9 +424,12 @@ pub struct TagArgs {
     #[arg(long = "version", value_name = "X.Y.Z")]
     pub version: Option<String>,
 
-    /// Which part to bump from the highest stable version (rc, outside release branches).
-    #[arg(long, value_enum, default_value_t = Bump::Patch)]
-    pub bump: Bump,
+    /// rc: start a new candidate series by bumping this part of the highest
+    /// release [default: continue the open series on HEAD's history, else
+    /// patch]. Refused where the version is fixed (release branches,
+    /// --version) and in other stages.
+    #[arg(long, value_enum)]
+    pub bump: Option<Bump>,
 
     /// The UTC date of a nightly (YYYY-MM-DD) [default: today].
     #[arg(long, value_name = "YYYY-MM-DD")]

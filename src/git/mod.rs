@@ -29,6 +29,17 @@ pub enum GitError {
     ShallowWithoutTags { remote: String, reason: String },
     #[error("remote `{0}` does not exist; pass --remote NAME or add it with `git remote add`")]
     NoRemote(String),
+    #[error(
+        "this clone has no `{prefix}X.Y.Z` tags and remote `{remote}` could not be listed \
+         ({reason}), so the next version cannot be known; fetch the tags with \
+         `git fetch --tags` (in GitHub Actions: `fetch-depth: 0` on actions/checkout), or \
+         pass --version X.Y.Z"
+    )]
+    NoVersionTags {
+        remote: String,
+        prefix: String,
+        reason: String,
+    },
 }
 
 /// The commit being built.
@@ -249,6 +260,44 @@ impl Repo {
             };
             if commit == Some(head) {
                 out.push(tag.name.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether `remote` names a configured remote.
+    pub fn has_remote(&self, remote: &str) -> bool {
+        self.repo.find_remote(remote).is_ok()
+    }
+
+    /// Those of the tags `names` whose commit is `head` or one of its
+    /// ancestors. A tag is looked up locally, else in `remote_commits` (tags
+    /// only a remote has; their commit may be missing here, as in a shallow
+    /// clone: then it counts as not reachable). A tag of a tree or blob is
+    /// no commit and never reachable.
+    pub fn reachable_from(
+        &self,
+        head: &str,
+        names: &[String],
+        remote_commits: &std::collections::HashMap<String, String>,
+    ) -> Result<std::collections::BTreeSet<String>> {
+        let head = git2::Oid::from_str(head).context("parsing HEAD sha")?;
+        let mut out = std::collections::BTreeSet::new();
+        for name in names {
+            let commit = match self.repo.find_reference(&format!("refs/tags/{name}")) {
+                Ok(r) => r.peel_to_commit().ok().map(|c| c.id()),
+                Err(_) => remote_commits
+                    .get(name)
+                    .and_then(|c| git2::Oid::from_str(c).ok())
+                    .filter(|oid| self.repo.find_commit(*oid).is_ok()),
+            };
+            let Some(commit) = commit else { continue };
+            // A history cut short (shallow clone) may not reach the answer:
+            // then the tag counts as not reachable.
+            let reached =
+                commit == head || self.repo.graph_descendant_of(head, commit).unwrap_or(false);
+            if reached {
+                out.insert(name.clone());
             }
         }
         Ok(out)
