@@ -1,5 +1,5 @@
 //! Runs tests/fake_github.py (a stateful fake of GitHub's REST API built on
-//! the shapes in shared/fixtures/github) for one test.
+//! the response shapes in tests/fixtures/github) for one test.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
