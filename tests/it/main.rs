@@ -12,6 +12,7 @@ mod gitops;
 mod init;
 mod proxy;
 mod release;
+mod repo_standalone;
 mod services;
 mod tag_actions;
 mod tag_errors;
