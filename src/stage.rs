@@ -76,6 +76,9 @@ pub struct Facts {
     /// The answers to [`ancestry_questions`]: those of the asked tags whose
     /// commit is HEAD or one of its ancestors.
     pub reachable: BTreeSet<String>,
+    /// Asked tags whose place cannot be told here (a shallow clone's history
+    /// is cut): a rule that depends on one refuses rather than guess.
+    pub unknown: BTreeSet<String>,
 }
 
 /// What the user asked for.
@@ -154,6 +157,13 @@ pub enum PlanError {
          (`openim-release release --stage {stage}` does both)"
     )]
     NoCurrentTag { stage: Stage, of: String },
+    #[error(
+        "this clone's history is cut short (shallow), so it cannot tell whether {0} is on \
+         HEAD's history, and the {1} depends on it; fetch the history with \
+         `git fetch --unshallow` (in GitHub Actions `fetch-depth: 0` on actions/checkout), \
+         or pass --version X.Y.Z"
+    )]
+    UnknownHistory(String, &'static str),
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error("tag template `{template}` renders `{rendered}`, which is not a valid image tag ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}})")]
@@ -457,19 +467,33 @@ fn carried(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<(Version, u
 
 /// The highest version among the unreleased rc tags on HEAD's history that
 /// `keep` accepts and that is newer than every release `floor` names.
+/// `what` names the answer that depends on it, for the error when a
+/// candidate's place in the history cannot be told (shallow clone).
 fn open_series<'a>(
     facts: &Facts,
     versions: &'a VersionTags,
     keep: impl Fn(&Version) -> bool,
     floor: Option<&Version>,
-) -> Option<&'a Version> {
-    versions
+    what: &'static str,
+) -> Result<Option<&'a Version>, PlanError> {
+    let candidates: Vec<(&str, &Version)> = versions
         .unreleased_rc_tags()
-        .filter(|(name, v)| {
-            facts.reachable.contains(*name) && keep(v) && floor.is_none_or(|f| *v > f)
-        })
-        .map(|(_, v)| v)
-        .max()
+        .filter(|(_, v)| keep(v) && floor.is_none_or(|f| *v > f))
+        .collect();
+    let found = candidates
+        .iter()
+        .filter(|(name, _)| facts.reachable.contains(*name))
+        .map(|(_, v)| *v)
+        .max();
+    // An undecided candidate matters unless a decided one is at least as high.
+    if let Some((name, _)) = candidates
+        .iter()
+        .filter(|(name, v)| facts.unknown.contains(*name) && found.is_none_or(|f| *v > f))
+        .max_by(|a, b| a.1.cmp(b.1))
+    {
+        return Err(PlanError::UnknownHistory(name.to_string(), what));
+    }
+    Ok(found)
 }
 
 fn rc_version(
@@ -498,7 +522,7 @@ fn rc_version(
             return Ok(Version::new(t.major, t.minor, p));
         }
         let highest = versions.highest_released(|v| t.in_line(v));
-        if let Some(v) = open_series(facts, versions, |v| t.in_line(v), highest) {
+        if let Some(v) = open_series(facts, versions, |v| t.in_line(v), highest, "next rc")? {
             return Ok(v.clone());
         }
         return Ok(Version::new(
@@ -509,7 +533,7 @@ fn rc_version(
     }
     let highest = versions.highest_released(|_| true);
     if req.bump.is_none() {
-        if let Some(v) = open_series(facts, versions, |_| true, highest) {
+        if let Some(v) = open_series(facts, versions, |_| true, highest, "next rc")? {
             return Ok(v.clone());
         }
     }
@@ -553,7 +577,7 @@ fn release_version(
     // an rc of another branch, nor a stale one an old release overtook.
     let highest = versions.highest_released(|v| target.is_none_or(|t| t.in_line(v)));
     let keep = |v: &Version| target.is_none_or(|t| t.contains(v));
-    if let Some(v) = open_series(facts, versions, keep, highest) {
+    if let Some(v) = open_series(facts, versions, keep, highest, "version to release")? {
         return Ok(v.clone());
     }
     let scope = match target {
@@ -628,14 +652,24 @@ fn patch_version(
         .stable_tags()
         .filter(|(name, _)| facts.reachable.contains(*name))
         .map(|(_, v)| v)
-        .max()
-        .ok_or_else(|| {
-            PlanError::NoPatchVersion(format!(
-                "no `{}X.Y.Z` tag is on HEAD's history and the branch names no version; pass \
+        .max();
+    if let Some((name, _)) = versions
+        .stable_tags()
+        .filter(|(name, v)| facts.unknown.contains(*name) && nearest.is_none_or(|n| *v > n))
+        .max_by(|a, b| a.1.cmp(b.1))
+    {
+        return Err(PlanError::UnknownHistory(
+            name.to_string(),
+            "release to patch",
+        ));
+    }
+    let nearest = nearest.ok_or_else(|| {
+        PlanError::NoPatchVersion(format!(
+            "no `{}X.Y.Z` tag is on HEAD's history and the branch names no version; pass \
                  --version X.Y.Z of a released version",
-                cfg.prefix
-            ))
-        })?;
+            cfg.prefix
+        ))
+    })?;
     // A patch of 3.8.1 when 3.8.3 is out is almost always the wrong branch.
     match versions.highest_released(|v| v.major == nearest.major && v.minor == nearest.minor) {
         Some(newest) if newest > nearest => Err(PlanError::NoPatchVersion(format!(
@@ -791,6 +825,7 @@ mod tests {
             tags: tags.iter().chain(head).map(|s| s.to_string()).collect(),
             head_tags: head.iter().map(|s| s.to_string()).collect(),
             reachable: head.iter().map(|s| s.to_string()).collect(),
+            unknown: BTreeSet::new(),
         }
     }
 
@@ -1229,5 +1264,36 @@ mod tests {
         ] {
             assert_eq!(t(branch).as_deref(), want, "{branch}");
         }
+    }
+    #[test]
+    fn a_cut_history_refuses_rather_than_guess() {
+        // Shallow clone: v3.8.4-rc.0's place is unknown; it decides the rc.
+        let mut f = facts_off_history(Some("main"), &["v3.8.3", "v3.8.4-rc.0"], &[]);
+        f.unknown.insert("v3.8.4-rc.0".into());
+        let e = err(&f, &req(Stage::Rc));
+        assert!(matches!(e, PlanError::UnknownHistory(..)), "{e}");
+        assert!(e.to_string().contains("fetch-depth: 0"), "{e}");
+        assert!(matches!(
+            err(&f, &req(Stage::Release)),
+            PlanError::UnknownHistory(..)
+        ));
+        // …unless the answer does not depend on it: the rc at HEAD, an
+        // explicit version, or a stale candidate below the latest release.
+        let mut at_head = f.clone();
+        at_head.head_tags.push("v3.8.4-rc.1".into());
+        at_head.tags.push("v3.8.4-rc.1".into());
+        assert_eq!(
+            run(&at_head, &req(Stage::Release)).version,
+            Some(Version::new(3, 8, 4))
+        );
+        let mut r = req(Stage::Rc);
+        r.version = Some(Version::new(3, 9, 0));
+        assert_eq!(run(&f, &r).git_tag.as_deref(), Some("v3.9.0-rc.0"));
+        let mut stale = facts_off_history(Some("main"), &["v3.3.3-rc.5", "v3.8.3"], &[]);
+        stale.unknown.insert("v3.3.3-rc.5".into());
+        assert_eq!(
+            run(&stale, &req(Stage::Rc)).git_tag.as_deref(),
+            Some("v3.8.4-rc.0")
+        );
     }
 }

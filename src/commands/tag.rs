@@ -471,9 +471,9 @@ impl Ctx<'_> {
         facts.tags = names.into_iter().collect();
         facts.head_tags = head_tags;
         let asked = stage::ancestry_questions(stage, &facts.tags, tags_cfg);
-        facts.reachable = self
-            .repo
-            .reachable_from(&self.head.sha, &asked, &remote_only)?;
+        (facts.reachable, facts.unknown) =
+            self.repo
+                .reachable_from(&self.head.sha, &asked, &remote_only)?;
         Ok(facts)
     }
 }

@@ -16,5 +16,6 @@ mod repo_standalone;
 mod services;
 mod tag_actions;
 mod tag_errors;
+mod tag_history;
 mod tag_push;
 mod tag_stages;
