@@ -225,7 +225,7 @@ pub fn ancestry_questions(stage: Stage, tags: &[String], cfg: &TagsConfig) -> Ve
     match stage {
         Stage::Rc | Stage::Release => versions
             .unreleased_rc_tags()
-            .map(|(name, _)| name.to_string())
+            .map(|(name, _, _)| name.to_string())
             .collect(),
         Stage::Patch => versions
             .stable_tags()
@@ -476,10 +476,21 @@ fn open_series<'a>(
     floor: Option<&Version>,
     what: &'static str,
 ) -> Result<Option<&'a Version>, PlanError> {
-    let candidates: Vec<(&str, &Version)> = versions
-        .unreleased_rc_tags()
-        .filter(|(_, v)| keep(v) && floor.is_none_or(|f| *v > f))
-        .collect();
+    // Each unreleased version by its newest rc: the last one tested. A
+    // version whose newest rc is not on HEAD's history was carried on
+    // elsewhere (OpenIM's v3.3.3-rc.2..5 off main, rc.0..1 on it).
+    let mut newest: std::collections::BTreeMap<&Version, (u64, &str)> = Default::default();
+    for (name, v, n) in versions.unreleased_rc_tags() {
+        if !keep(v) || floor.is_some_and(|f| v <= f) {
+            continue;
+        }
+        let entry = newest.entry(v).or_insert((n, name));
+        if n > entry.0 {
+            *entry = (n, name);
+        }
+    }
+    let candidates: Vec<(&str, &Version)> =
+        newest.iter().map(|(v, (_, name))| (*name, *v)).collect();
     let found = candidates
         .iter()
         .filter(|(name, _)| facts.reachable.contains(*name))
@@ -1294,6 +1305,27 @@ mod tests {
         assert_eq!(
             run(&stale, &req(Stage::Rc)).git_tag.as_deref(),
             Some("v3.8.4-rc.0")
+        );
+    }
+    #[test]
+    fn a_version_whose_newest_rc_is_elsewhere_is_not_this_historys() {
+        // v3.4.0's commit on main: v3.3.3-rc.0..1 on its history, rc.2..5
+        // on a side branch; 3.3.2 the latest release.
+        let mut f = facts_off_history(
+            Some("main"),
+            &["v3.3.2", "v3.3.3-rc.0", "v3.3.3-rc.1", "v3.3.3-rc.5"],
+            &[],
+        );
+        f.reachable = ["v3.3.3-rc.0", "v3.3.3-rc.1"].map(String::from).into();
+        assert!(matches!(
+            err(&f, &req(Stage::Release)),
+            PlanError::NoReleaseVersion(_)
+        ));
+        // With the newest on the history too, it is promoted.
+        f.reachable.insert("v3.3.3-rc.5".into());
+        assert_eq!(
+            run(&f, &req(Stage::Release)).version,
+            Some(Version::new(3, 3, 3))
         );
     }
 }

@@ -210,11 +210,11 @@ impl VersionTags {
             .max()
     }
 
-    /// The rc tags (name, version) of versions that are not released yet.
-    pub fn unreleased_rc_tags(&self) -> impl Iterator<Item = (&str, &Version)> {
+    /// The rc tags `(name, version, n)` of versions that are not released yet.
+    pub fn unreleased_rc_tags(&self) -> impl Iterator<Item = (&str, &Version, u64)> {
         self.tags.iter().filter_map(|(name, k)| match k {
-            TagKind::Rc { version, .. } if !self.is_released(version) => {
-                Some((name.as_str(), version))
+            TagKind::Rc { version, n } if !self.is_released(version) => {
+                Some((name.as_str(), version, *n))
             }
             _ => None,
         })
