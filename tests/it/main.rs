@@ -12,6 +12,7 @@ mod gitops;
 mod init;
 mod proxy;
 mod release;
+mod replay;
 mod repo_standalone;
 mod services;
 mod tag_actions;
