@@ -15,7 +15,6 @@ pub mod credentials;
 pub mod deploy;
 pub mod docker;
 pub mod dockerfile;
-pub mod dockerignore;
 pub mod exit;
 pub mod export;
 pub mod git;
@@ -30,4 +29,8 @@ pub mod secret;
 pub mod stage;
 pub mod template;
 pub mod version;
-pub mod yamledit;
+
+// The pure parsers and editors live in crates of their own (crates/);
+// re-exported so that `crate::yamledit` and `crate::dockerignore` name them.
+pub use dockerignore;
+pub use yamledit;

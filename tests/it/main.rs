@@ -10,6 +10,7 @@ mod fake_github;
 mod github_fixtures;
 mod gitops;
 mod init;
+mod msrv;
 mod proxy;
 mod release;
 mod replay;

@@ -1322,6 +1322,11 @@ fn assertion_holds(assertion: Assertion, prev: Option<char>, next: Option<char>)
     }
 }
 
+/// The README's examples, run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1695,6 +1695,11 @@ fn render_new(s: &str) -> (String, ScalarStyle) {
     }
 }
 
+/// The README's examples, run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
