@@ -149,6 +149,8 @@ pub enum PlanError {
          --version of a released X.Y.Z, or use --stage rc / release"
     )]
     NotReleased(Version, String),
+    #[error("{0}; pass --version X.Y.Z to say which")]
+    SeveralCarried(String),
     #[error("--bump does not apply {0}; leave it out")]
     BumpNotApplicable(String),
     #[error(
@@ -445,7 +447,7 @@ fn state_of(facts: &Facts, git_tag: &str) -> GitTagState {
 /// The rc or patch tag HEAD carries: `(version, n)`, the highest when it
 /// carries several, of `--version` when given.
 fn carried(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<(Version, u64), PlanError> {
-    let best = facts
+    let carried: Vec<(Version, u64)> = facts
         .head_tags
         .iter()
         .filter_map(|t| match (req.stage, classify(t, &cfg.prefix)?) {
@@ -454,7 +456,14 @@ fn carried(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<(Version, u
             _ => None,
         })
         .filter(|(v, _)| req.version.as_ref().is_none_or(|want| want == v))
-        .max();
+        .collect();
+    let mut of: Vec<&Version> = carried.iter().map(|(v, _)| v).collect();
+    of.sort();
+    of.dedup();
+    if of.len() > 1 {
+        return Err(PlanError::SeveralCarried(several_at_head(&of, cfg)));
+    }
+    let best = carried.into_iter().max();
     best.ok_or_else(|| PlanError::NoCurrentTag {
         stage: req.stage,
         of: req
@@ -465,17 +474,21 @@ fn carried(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<(Version, u
     })
 }
 
-/// The highest version among the unreleased rc tags on HEAD's history that
-/// `keep` accepts and that is newer than every release `floor` names.
-/// `what` names the answer that depends on it, for the error when a
-/// candidate's place in the history cannot be told (shallow clone).
+/// The open candidate series on HEAD's history, lowest first: the unreleased
+/// versions that `keep` accepts, newer than every release `floor` names,
+/// whose newest rc is on HEAD's history. `what` names the answer that
+/// depends on them, for the error when a candidate's place in the history
+/// cannot be told (shallow clone); `highest_wins` says whether only the
+/// highest series decides (rc continues it) or every one does (a release
+/// refuses to choose between several).
 fn open_series<'a>(
     facts: &Facts,
     versions: &'a VersionTags,
     keep: impl Fn(&Version) -> bool,
     floor: Option<&Version>,
     what: &'static str,
-) -> Result<Option<&'a Version>, PlanError> {
+    highest_wins: bool,
+) -> Result<Vec<&'a Version>, PlanError> {
     // Each unreleased version by its newest rc: the last one tested. A
     // version whose newest rc is not on HEAD's history was carried on
     // elsewhere (OpenIM's v3.3.3-rc.2..5 off main, rc.0..1 on it).
@@ -491,15 +504,20 @@ fn open_series<'a>(
     }
     let candidates: Vec<(&str, &Version)> =
         newest.iter().map(|(v, (_, name))| (*name, *v)).collect();
-    let found = candidates
+    // Ascending (the map's order).
+    let found: Vec<&Version> = candidates
         .iter()
         .filter(|(name, _)| facts.reachable.contains(*name))
         .map(|(_, v)| *v)
-        .max();
-    // An undecided candidate matters unless a decided one is at least as high.
+        .collect();
+    // An undecided candidate matters unless the answer is the highest
+    // series and a decided one is at least as high.
+    let highest = found.last().copied();
     if let Some((name, _)) = candidates
         .iter()
-        .filter(|(name, v)| facts.unknown.contains(*name) && found.is_none_or(|f| *v > f))
+        .filter(|(name, v)| {
+            facts.unknown.contains(*name) && (!highest_wins || highest.is_none_or(|f| *v > f))
+        })
         .max_by(|a, b| a.1.cmp(b.1))
     {
         return Err(PlanError::UnknownHistory(name.to_string(), what));
@@ -533,8 +551,9 @@ fn rc_version(
             return Ok(Version::new(t.major, t.minor, p));
         }
         let highest = versions.highest_released(|v| t.in_line(v));
-        if let Some(v) = open_series(facts, versions, |v| t.in_line(v), highest, "next rc")? {
-            return Ok(v.clone());
+        let open = open_series(facts, versions, |v| t.in_line(v), highest, "next rc", true)?;
+        if let Some(v) = open.last() {
+            return Ok((*v).clone());
         }
         return Ok(Version::new(
             t.major,
@@ -544,8 +563,9 @@ fn rc_version(
     }
     let highest = versions.highest_released(|_| true);
     if req.bump.is_none() {
-        if let Some(v) = open_series(facts, versions, |_| true, highest, "next rc")? {
-            return Ok(v.clone());
+        let open = open_series(facts, versions, |_| true, highest, "next rc", true)?;
+        if let Some(v) = open.last() {
+            return Ok((*v).clone());
         }
     }
     let part = req.bump.unwrap_or(Bump::Patch);
@@ -575,21 +595,33 @@ fn release_version(
     if let Some((_, v)) = at_head.stable_tags().max_by(|a, b| a.1.cmp(b.1)) {
         return Ok(v.clone());
     }
-    // Promotion: the rc that was tested on this very commit first.
-    if let Some(v) = at_head
-        .unreleased_rc_versions(|_| true)
-        .into_iter()
-        .find(|v| !versions.is_released(v))
-    {
-        return Ok(v.clone());
+    // Promotion: the rc that was tested on this very commit first — when
+    // the commit carries candidates of several versions, which one was
+    // meant is for the user to say.
+    let tested: Vec<&Version> = at_head.unreleased_rc_versions(|v| !versions.is_released(v));
+    match tested.as_slice() {
+        [v] => return Ok((*v).clone()),
+        [] => {}
+        several => return Err(PlanError::NoReleaseVersion(several_at_head(several, cfg))),
     }
     // Else an rc on HEAD's history, newer than every release of the line
     // this branch releases (of all releases outside release branches): never
     // an rc of another branch, nor a stale one an old release overtook.
     let highest = versions.highest_released(|v| target.is_none_or(|t| t.in_line(v)));
     let keep = |v: &Version| target.is_none_or(|t| t.contains(v));
-    if let Some(v) = open_series(facts, versions, keep, highest, "version to release")? {
-        return Ok(v.clone());
+    match open_series(facts, versions, keep, highest, "version to release", false)?.as_slice() {
+        [v] => return Ok((*v).clone()),
+        [] => {}
+        several => {
+            let names: Vec<String> = several
+                .iter()
+                .map(|v| format!("{}{v}", cfg.prefix))
+                .collect();
+            return Err(PlanError::NoReleaseVersion(format!(
+                "release candidates of several versions are open on HEAD's history ({})",
+                names.join(", ")
+            )));
+        }
     }
     let scope = match target {
         Some(t) if t.patch.is_some() => format!(" of {t}"),
@@ -618,6 +650,20 @@ fn release_version(
         ));
     }
     Err(PlanError::NoReleaseVersion(why))
+}
+
+/// "HEAD carries release candidates of several versions (…)".
+fn several_at_head(versions: &[&Version], cfg: &TagsConfig) -> String {
+    let mut sorted = versions.to_vec();
+    sorted.sort();
+    let names: Vec<String> = sorted
+        .iter()
+        .map(|v| format!("{}{v}", cfg.prefix))
+        .collect();
+    format!(
+        "HEAD carries release candidates of several versions ({})",
+        names.join(", ")
+    )
 }
 
 fn patch_version(
@@ -1326,6 +1372,33 @@ mod tests {
         assert_eq!(
             run(&f, &req(Stage::Release)).version,
             Some(Version::new(3, 3, 3))
+        );
+    }
+    #[test]
+    fn candidates_of_several_versions_at_head_are_for_the_user_to_choose() {
+        // chat: v1.5.0-rc.6 and v1.5.1-rc.0 on one commit, 88 s apart.
+        let f = facts(Some("main"), &["v1.4.1"], &["v1.5.0-rc.6", "v1.5.1-rc.0"]);
+        let e = err(&f, &req(Stage::Release));
+        assert!(e.to_string().contains("v1.5.0, v1.5.1"), "{e}");
+        let mut r = req(Stage::Release);
+        r.version = Some(Version::new(1, 5, 0));
+        assert_eq!(run(&f, &r).git_tag.as_deref(), Some("v1.5.0"));
+        let mut r = req(Stage::Rc);
+        r.existing = true;
+        assert!(matches!(err(&f, &r), PlanError::SeveralCarried(_)));
+        r.version = Some(Version::new(1, 5, 1));
+        assert_eq!(run(&f, &r).git_tag.as_deref(), Some("v1.5.1-rc.0"));
+    }
+    #[test]
+    fn several_open_series_on_the_history_are_for_the_user_to_choose() {
+        // chat's v1.5.0 commit: v1.5.0-rc.6 and v1.5.1-rc.0 both behind it.
+        let f = facts(Some("main"), &["v1.4.1", "v1.5.0-rc.6", "v1.5.1-rc.0"], &[]);
+        let e = err(&f, &req(Stage::Release));
+        assert!(e.to_string().contains("v1.5.0, v1.5.1"), "{e}");
+        // The rc stage continues the highest series.
+        assert_eq!(
+            run(&f, &req(Stage::Rc)).git_tag.as_deref(),
+            Some("v1.5.1-rc.1")
         );
     }
 }
