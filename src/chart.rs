@@ -63,6 +63,26 @@ pub enum ChartError {
     BadChartVersion { file: String, version: String },
     #[error("{file}: has no `version`; a Chart.yaml needs one")]
     NoChartVersion { file: String },
+    /// The key holds something an image tag must not replace.
+    #[error("{file}: key path `{key}` (line {line}) holds {found}, not an image tag; refusing to overwrite it{hint}")]
+    NotATag {
+        file: String,
+        key: String,
+        line: usize,
+        found: String,
+        hint: String,
+    },
+    /// The last key is missing but a sibling differs only in case or by a typo.
+    #[error("{file}: key path `{key}`: there is no `{missing}` but there is `{existing}` (line {line}); refusing to add `{missing}` beside it{why}: did you mean `{suggestion}`?")]
+    SimilarKey {
+        file: String,
+        key: String,
+        missing: String,
+        why: String,
+        existing: String,
+        line: usize,
+        suggestion: String,
+    },
 }
 
 /// One scalar that changed, for the diff summary and the PR body.
@@ -120,6 +140,107 @@ pub fn set_value(
     Ok(new_text)
 }
 
+/// Two keys that are probably meant to be the same: equal but for case,
+/// `-` and `_`, or one edit apart (a typo such as `tga` for `tag`).
+fn similar_keys(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| !matches!(c, '-' | '_'))
+            .flat_map(char::to_lowercase)
+            .collect::<Vec<char>>()
+    };
+    let (x, y) = (norm(a), norm(b));
+    if x == y {
+        return true;
+    }
+    x.len().min(y.len()) >= 3 && edit_distance(&x, &y) <= 1
+}
+
+/// Optimal string alignment distance (an adjacent swap counts as one edit).
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// Refuse a key path an image tag (or digest) must not be written to: one
+/// holding a number, a boolean, a list or a mapping, and a missing key whose
+/// sibling looks like the one meant (`image.Tag` beside `tag: ""`), which
+/// would otherwise be added as a new key that nothing reads.
+pub fn check_image_key(text: &str, file: &str, key: &str) -> Result<(), ChartError> {
+    let p = path(key, file)?;
+    let err = yaml_err(file);
+    match yamledit::kind(text, &p).map_err(&err)? {
+        Some((yamledit::ValueKind::String(_) | yamledit::ValueKind::Null, _)) => Ok(()),
+        Some((found, line)) => {
+            let hint = match &found {
+                yamledit::ValueKind::Mapping => {
+                    let inner = yamledit::keys(text, &p).map_err(&err)?.unwrap_or_default();
+                    match inner.iter().find(|(k, _)| k == "tag") {
+                        Some(_) => format!("; did you mean `{key}.tag`?"),
+                        None => "; pass the key path of the tag itself".to_string(),
+                    }
+                }
+                _ => "; is the key path right?".to_string(),
+            };
+            Err(ChartError::NotATag {
+                file: file.to_string(),
+                key: key.to_string(),
+                line,
+                found: found.describe(),
+                hint,
+            })
+        }
+        None => {
+            let (parent, last) = p.split_at(p.len() - 1);
+            let siblings = yamledit::keys(text, parent)
+                .map_err(&err)?
+                .unwrap_or_default();
+            match siblings
+                .into_iter()
+                .find(|(k, _)| similar_keys(k, &last[0]))
+            {
+                Some((existing, line)) => {
+                    let mut fixed = parent.to_vec();
+                    fixed.push(existing.clone());
+                    let why = if existing.to_lowercase() == last[0].to_lowercase() {
+                        " (keys are case-sensitive)"
+                    } else {
+                        ""
+                    };
+                    Err(ChartError::SimilarKey {
+                        file: file.to_string(),
+                        key: key.to_string(),
+                        missing: last[0].clone(),
+                        why: why.to_string(),
+                        existing,
+                        line,
+                        suggestion: yamledit::format_path(&fixed),
+                    })
+                }
+                None => Ok(()),
+            }
+        }
+    }
+}
+
 /// Set the image tag at `key` (and the digest, as `pin` says).
 pub fn set_image(
     text: &str,
@@ -130,6 +251,7 @@ pub fn set_image(
     pin: DigestPin,
     changes: &mut Vec<ScalarChange>,
 ) -> Result<String, ChartError> {
+    check_image_key(text, file, key)?;
     match (pin, digest) {
         (DigestPin::Tag, Some(d)) => set_value(text, file, key, &format!("{tag}@{d}"), changes),
         (DigestPin::Key, Some(d)) => {
@@ -138,6 +260,7 @@ pub fn set_image(
                 Some((parent, _)) => format!("{parent}.digest"),
                 None => "digest".to_string(),
             };
+            check_image_key(&text, file, &digest_key)?;
             set_value(&text, file, &digest_key, d, changes)
         }
         _ => set_value(text, file, key, tag, changes),
@@ -458,5 +581,92 @@ mod tests {
         assert!(out.contains("OPENIM_SERVER_IMAGE=openim/openim-server:v3.8.3\n"));
         assert!(out.contains("MONGO_IMAGE=mongo:7\n"));
         assert_eq!(changes.len(), 1);
+    }
+
+    #[test]
+    fn image_keys_that_cannot_hold_a_tag_are_refused() {
+        let values = "replicaCount: 1\nimage:\n  repository: ghcr.io/openimsdk/openim-api\n  tag: \"\"\nautoscaling:\n  enabled: false\n  cpu: 0.5\nhosts: [a]\nplain:\n  repository: x\n";
+        let refused = |key: &str| {
+            let mut changes = Vec::new();
+            let e = set_image(
+                values,
+                "values.yaml",
+                key,
+                "v1",
+                None,
+                DigestPin::None,
+                &mut changes,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(changes.is_empty());
+            e
+        };
+        let e = refused("image.Tag");
+        assert!(
+            e.contains("there is no `Tag` but there is `tag` (line 4)")
+                && e.contains("case-sensitive")
+                && e.contains("did you mean `image.tag`?"),
+            "{e}"
+        );
+        let e = refused("image.tga");
+        assert!(
+            e.contains("did you mean `image.tag`?") && !e.contains("case"),
+            "{e}"
+        );
+        let e = refused("image_.TAG");
+        assert!(e.contains("not found"), "{e}");
+        let e = refused("replicaCount");
+        assert!(e.contains("holds the integer `1`, not an image tag"), "{e}");
+        assert!(refused("autoscaling.enabled").contains("the boolean `false`"));
+        assert!(refused("autoscaling.cpu").contains("the number `0.5`"));
+        assert!(refused("hosts").contains("a list"));
+        let e = refused("image");
+        assert!(
+            e.contains("a mapping") && e.contains("did you mean `image.tag`?"),
+            "{e}"
+        );
+        // What may be written: a string, an empty value, a new `tag` (or
+        // `digest`) under a block mapping with no look-alike.
+        let mut changes = Vec::new();
+        let out = set_image(
+            values,
+            "v",
+            "image.tag",
+            "v1",
+            None,
+            DigestPin::None,
+            &mut changes,
+        )
+        .unwrap();
+        assert!(out.contains("  tag: \"v1\"\n"));
+        let d = format!("sha256:{}", "a".repeat(64));
+        let out = set_image(
+            values,
+            "v",
+            "plain.tag",
+            "v1",
+            Some(&d),
+            DigestPin::Key,
+            &mut changes,
+        )
+        .unwrap();
+        assert!(
+            out.ends_with(&format!(
+                "plain:\n  repository: x\n  tag: v1\n  digest: {d}\n"
+            )),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn look_alike_keys() {
+        assert!(similar_keys("Tag", "tag"));
+        assert!(similar_keys("image_tag", "imageTag"));
+        assert!(similar_keys("tga", "tag"));
+        assert!(similar_keys("digest", "digests"));
+        assert!(!similar_keys("tag", "digest"));
+        assert!(!similar_keys("tag", "repository"));
+        assert!(!similar_keys("ab", "ac"));
     }
 }
