@@ -63,25 +63,13 @@ pub enum ChartError {
     BadChartVersion { file: String, version: String },
     #[error("{file}: has no `version`; a Chart.yaml needs one")]
     NoChartVersion { file: String },
-    /// The key holds something an image tag must not replace.
-    #[error("{file}: key path `{key}` (line {line}) holds {found}, not an image tag; refusing to overwrite it{hint}")]
-    NotATag {
+    /// A key path an image tag must not be written to: it holds a number,
+    /// a boolean, a list or a mapping, or it is missing beside a look-alike.
+    #[error("{file}: key path `{key}`{detail}")]
+    KeyRefused {
         file: String,
         key: String,
-        line: usize,
-        found: String,
-        hint: String,
-    },
-    /// The last key is missing but a sibling differs only in case or by a typo.
-    #[error("{file}: key path `{key}`: there is no `{missing}` but there is `{existing}` (line {line}); refusing to add `{missing}` beside it{why}: did you mean `{suggestion}`?")]
-    SimilarKey {
-        file: String,
-        key: String,
-        missing: String,
-        why: String,
-        existing: String,
-        line: usize,
-        suggestion: String,
+        detail: String,
     },
 }
 
@@ -162,8 +150,8 @@ fn edit_distance(a: &[char], b: &[char]) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -200,12 +188,13 @@ pub fn check_image_key(text: &str, file: &str, key: &str) -> Result<(), ChartErr
                 }
                 _ => "; is the key path right?".to_string(),
             };
-            Err(ChartError::NotATag {
+            Err(ChartError::KeyRefused {
                 file: file.to_string(),
                 key: key.to_string(),
-                line,
-                found: found.describe(),
-                hint,
+                detail: format!(
+                    " (line {line}) holds {}, not an image tag; refusing to overwrite it{hint}",
+                    found.describe()
+                ),
             })
         }
         None => {
@@ -225,14 +214,15 @@ pub fn check_image_key(text: &str, file: &str, key: &str) -> Result<(), ChartErr
                     } else {
                         ""
                     };
-                    Err(ChartError::SimilarKey {
+                    Err(ChartError::KeyRefused {
                         file: file.to_string(),
                         key: key.to_string(),
-                        missing: last[0].clone(),
-                        why: why.to_string(),
-                        existing,
-                        line,
-                        suggestion: yamledit::format_path(&fixed),
+                        detail: format!(
+                            ": there is no `{missing}` but there is `{existing}` (line {line}); \
+                             refusing to add `{missing}` beside it{why}: did you mean `{}`?",
+                            yamledit::format_path(&fixed),
+                            missing = last[0]
+                        ),
                     })
                 }
                 None => Ok(()),
@@ -342,38 +332,106 @@ pub fn bump_chart_version(current: &str, bump: ChartBump) -> Option<String> {
     Some(format!("{prefix}{next}"))
 }
 
-/// Which image repositories count as a service: `(repository, service)`
-/// where repository is e.g. `openim/openim-api` or `ghcr.io/openimsdk/openim-api`.
+/// Which image repositories count as a service's: `<registry>/<service>`
+/// for every configured registry (Docker Hub names with and without
+/// `docker.io/`) and service.
 #[derive(Debug, Clone)]
 pub struct ImageMatcher {
-    entries: Vec<(String, String)>,
+    /// (prefix as written in an image reference, registry as configured)
+    prefixes: Vec<(String, String)>,
+    /// None: any name in a configured registry is a service (`chart bump`
+    /// without a configuration).
+    services: Option<Vec<String>>,
+}
+
+/// What an image repository is, for the deploy edits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageClass {
+    /// `<registry>/<service>` of a configured registry and service.
+    Service(String),
+    /// In a configured registry, but not a configured service.
+    NotAService,
+    /// Named like a service, in a registry that is not configured.
+    Elsewhere(String),
+    /// Anything else (`redis`, `bitnami/redis`).
+    Other,
 }
 
 impl ImageMatcher {
     /// From registries (`ghcr.io/openimsdk`, `docker.io/openim`) × services.
     /// Docker Hub names match with and without `docker.io/`.
     pub fn new(registries: &[String], services: &[String]) -> ImageMatcher {
-        let mut entries = Vec::new();
-        for s in services {
-            for r in registries {
-                let r = r.trim_end_matches('/');
-                entries.push((format!("{r}/{s}"), s.clone()));
-                if let Some(short) = r.strip_prefix("docker.io/") {
-                    entries.push((format!("{short}/{s}"), s.clone()));
-                } else if !r.contains('.') && !r.contains(':') && r != "localhost" {
-                    // `openim` means docker.io/openim
-                    entries.push((format!("docker.io/{r}/{s}"), s.clone()));
-                }
-            }
-        }
-        ImageMatcher { entries }
+        let mut m = ImageMatcher::any_service(registries);
+        m.services = Some(services.to_vec());
+        m
     }
 
-    pub fn service_of(&self, repository: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(r, _)| r == repository)
-            .map(|(_, s)| s.as_str())
+    /// Every name in these registries counts as a service.
+    pub fn any_service(registries: &[String]) -> ImageMatcher {
+        let mut prefixes = Vec::new();
+        for r in registries {
+            let r = r.trim_end_matches('/').to_string();
+            prefixes.push((r.clone(), r.clone()));
+            if let Some(short) = r.strip_prefix("docker.io/") {
+                prefixes.push((short.to_string(), r.clone()));
+            } else if !r.contains('.') && !r.contains(':') && r != "localhost" {
+                // `openim` means docker.io/openim
+                prefixes.push((format!("docker.io/{r}"), r.clone()));
+            }
+        }
+        ImageMatcher {
+            prefixes,
+            services: None,
+        }
+    }
+
+    /// The registries as configured, for messages.
+    pub fn registries(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for (_, r) in &self.prefixes {
+            if !out.contains(&r.as_str()) {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    pub fn is_service(&self, name: &str) -> bool {
+        self.services
+            .as_ref()
+            .is_some_and(|s| s.iter().any(|x| x == name))
+    }
+
+    pub fn classify(&self, repository: &str) -> ImageClass {
+        for (prefix, _) in &self.prefixes {
+            let Some(name) = repository
+                .strip_prefix(prefix.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+            else {
+                continue;
+            };
+            if name.is_empty() || name.contains('/') {
+                continue;
+            }
+            return match &self.services {
+                None => ImageClass::Service(name.to_string()),
+                Some(_) if self.is_service(name) => ImageClass::Service(name.to_string()),
+                Some(_) => ImageClass::NotAService,
+            };
+        }
+        match repository.rsplit_once('/') {
+            Some((_, name)) if !repository.contains("://") && self.is_service(name) => {
+                ImageClass::Elsewhere(name.to_string())
+            }
+            _ => ImageClass::Other,
+        }
+    }
+
+    pub fn service_of(&self, repository: &str) -> Option<String> {
+        match self.classify(repository) {
+            ImageClass::Service(s) => Some(s),
+            _ => None,
+        }
     }
 }
 
@@ -396,23 +454,6 @@ fn image_ref_re() -> &'static Regex {
     })
 }
 
-/// Rewrite `repo:tag` in the value part of a line, returning the new value.
-fn rewrite_ref(
-    value: &str,
-    matcher: &ImageMatcher,
-    tag: &str,
-    digest_of: &dyn Fn(&str) -> Option<String>,
-) -> Option<(String, String, String)> {
-    let caps = image_ref_re().captures(value)?;
-    let repo = caps.name("repo")?.as_str();
-    let service = matcher.service_of(repo)?.to_string();
-    let new = match digest_of(&service) {
-        Some(d) => format!("{repo}:{tag}@{d}"),
-        None => format!("{repo}:{tag}"),
-    };
-    Some((service, value.to_string(), new))
-}
-
 /// What to rewrite and what with: one target per call.
 pub struct RefTarget<'a> {
     pub file: &'a str,
@@ -421,9 +462,24 @@ pub struct RefTarget<'a> {
     pub digest_of: &'a dyn Fn(&str) -> Option<String>,
 }
 
+/// The result of rewriting a manifest or `.env` file.
+#[derive(Debug, Clone, Default)]
+pub struct RefScan {
+    pub text: String,
+    /// References that changed.
+    pub changes: Vec<RefChange>,
+    /// Lines that reference a service image (changed or already up to date).
+    pub matched: usize,
+    /// (line, repository, service): a service's name in a registry that is
+    /// not configured; left as it is.
+    pub elsewhere: Vec<(usize, String, String)>,
+    /// Repositories in a configured registry that are not services.
+    pub not_services: Vec<String>,
+}
+
 /// Kubernetes manifests (and compose files): `image: repo:tag` lines whose
 /// repository is a known service get the new tag; everything else stays.
-pub fn rewrite_manifest(text: &str, target: &RefTarget, changes: &mut Vec<RefChange>) -> String {
+pub fn rewrite_manifest(text: &str, target: &RefTarget) -> RefScan {
     static LINE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let line_re = LINE.get_or_init(|| {
         // A block key (`image: x`, `- image: x`) or a key of a flow mapping
@@ -431,38 +487,53 @@ pub fn rewrite_manifest(text: &str, target: &RefTarget, changes: &mut Vec<RefCha
         Regex::new(r#"(?:^\s*(?:-\s+)?|[{,]\s*)image:\s*["']?(?P<val>[^"'\s#,}]+)"#)
             .expect("static regex")
     });
-    rewrite_refs(text, line_re, target, changes)
+    rewrite_refs(text, line_re, target)
 }
 
 /// Compose `.env` files: `KEY=repo:tag` lines.
-pub fn rewrite_env(text: &str, target: &RefTarget, changes: &mut Vec<RefChange>) -> String {
+pub fn rewrite_env(text: &str, target: &RefTarget) -> RefScan {
     static LINE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let line_re = LINE.get_or_init(|| {
         Regex::new(r#"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*["']?(?P<val>[^"'\s#]+)"#)
             .expect("static regex")
     });
-    rewrite_refs(text, line_re, target, changes)
+    rewrite_refs(text, line_re, target)
 }
 
 /// Replace the `val` group of every matching line that names a service.
-fn rewrite_refs(
-    text: &str,
-    line_re: &Regex,
-    target: &RefTarget,
-    changes: &mut Vec<RefChange>,
-) -> String {
-    rewrite_lines(text, |n, line| {
+fn rewrite_refs(text: &str, line_re: &Regex, target: &RefTarget) -> RefScan {
+    let mut scan = RefScan::default();
+    scan.text = rewrite_lines(text, |n, line| {
         let val = line_re.captures(line)?.name("val")?;
-        let (service, old, new) =
-            rewrite_ref(val.as_str(), target.matcher, target.tag, target.digest_of)?;
-        if old == new {
+        let caps = image_ref_re().captures(val.as_str())?;
+        let repo = caps.name("repo")?.as_str();
+        let service = match target.matcher.classify(repo) {
+            ImageClass::Service(s) => s,
+            ImageClass::Elsewhere(s) => {
+                scan.elsewhere.push((n, repo.to_string(), s));
+                return None;
+            }
+            ImageClass::NotAService => {
+                if !scan.not_services.iter().any(|r| r == repo) {
+                    scan.not_services.push(repo.to_string());
+                }
+                return None;
+            }
+            ImageClass::Other => return None,
+        };
+        scan.matched += 1;
+        let new = match (target.digest_of)(&service) {
+            Some(d) => format!("{repo}:{}@{d}", target.tag),
+            None => format!("{repo}:{}", target.tag),
+        };
+        if val.as_str() == new {
             return None;
         }
-        changes.push(RefChange {
+        scan.changes.push(RefChange {
             file: target.file.to_string(),
             line: n,
             service,
-            old,
+            old: val.as_str().to_string(),
             new: new.clone(),
         });
         Some(format!(
@@ -470,7 +541,8 @@ fn rewrite_refs(
             &line[..val.start()],
             &line[val.end()..]
         ))
-    })
+    });
+    scan
 }
 
 /// Apply `f` to each line (without its ending); endings are kept as they
@@ -531,7 +603,6 @@ mod tests {
     #[test]
     fn manifests_only_touch_known_services() {
         let text = "apiVersion: apps/v1\r\nkind: Deployment\r\nspec:\r\n  containers:\r\n    - name: api\r\n      image: openim/openim-api:v3.8.3 # pinned\r\n    - name: redis\r\n      image: redis:7\r\n    - image: \"ghcr.io/openimsdk/openim-push:v3.8.3\"\r\n      name: push";
-        let mut changes = Vec::new();
         let m = matcher();
         let target = RefTarget {
             file: "k8s.yaml",
@@ -539,35 +610,89 @@ mod tests {
             tag: "v3.8.4",
             digest_of: &|_| None,
         };
-        let out = rewrite_manifest(text, &target, &mut changes);
+        let scan = rewrite_manifest(text, &target);
+        let out = scan.text;
         assert_eq!(
             out,
             text.replace("openim-api:v3.8.3", "openim-api:v3.8.4")
                 .replace("openim-push:v3.8.3", "openim-push:v3.8.4")
         );
-        assert_eq!(changes.len(), 2);
-        assert_eq!(changes[0].line, 6);
-        assert_eq!(changes[0].service, "openim-api");
-        // Rerun: nothing to change.
-        let mut again = Vec::new();
-        assert_eq!(rewrite_manifest(&out, &target, &mut again), out);
-        assert!(again.is_empty());
+        assert_eq!(scan.changes.len(), 2);
+        assert_eq!(scan.matched, 2);
+        assert_eq!(scan.changes[0].line, 6);
+        assert_eq!(scan.changes[0].service, "openim-api");
+        // Rerun: nothing to change, but the images still match.
+        let again = rewrite_manifest(&out, &target);
+        assert_eq!(again.text, out);
+        assert!(again.changes.is_empty());
+        assert_eq!(again.matched, 2);
 
         // Flow mappings too, the rest of the line as it was.
         let flow = "containers:\n  - {name: api, image: ghcr.io/openimsdk/openim-api:v3.8.3}\n  - {image: 'redis:7', name: r}\n";
-        let mut changes = Vec::new();
+        let scan = rewrite_manifest(flow, &target);
         assert_eq!(
-            rewrite_manifest(flow, &target, &mut changes),
+            scan.text,
             flow.replace("openim-api:v3.8.3", "openim-api:v3.8.4")
         );
-        assert_eq!(changes.len(), 1);
+        assert_eq!(scan.changes.len(), 1);
+
+        // A service in a registry that is not configured: left, and reported.
+        let other = "image: registry.example.com/team/openim-api:v1\nimage: bitnami/redis:7\n";
+        let scan = rewrite_manifest(other, &target);
+        assert_eq!(scan.text, other);
+        assert_eq!(scan.matched, 0);
+        assert_eq!(
+            scan.elsewhere,
+            [(
+                1,
+                "registry.example.com/team/openim-api".to_string(),
+                "openim-api".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn images_are_classified_by_registry_and_service() {
+        let m = matcher();
+        assert_eq!(
+            m.classify("openim/openim-api"),
+            ImageClass::Service("openim-api".into())
+        );
+        assert_eq!(
+            m.classify("docker.io/openim/openim-push"),
+            ImageClass::Service("openim-push".into())
+        );
+        assert_eq!(
+            m.classify("ghcr.io/openimsdk/openim-api"),
+            ImageClass::Service("openim-api".into())
+        );
+        assert_eq!(
+            m.classify("ghcr.io/openimsdk/openim-gateway-proxy"),
+            ImageClass::NotAService
+        );
+        assert_eq!(
+            m.classify("ghcr.io/openimsdk/sub/openim-api"),
+            ImageClass::Elsewhere("openim-api".into())
+        );
+        assert_eq!(
+            m.classify("registry.example.com/someone/openim-push"),
+            ImageClass::Elsewhere("openim-push".into())
+        );
+        assert_eq!(m.classify("bitnami/redis"), ImageClass::Other);
+        assert_eq!(m.classify("openim-api"), ImageClass::Other);
+        let any = ImageMatcher::any_service(&["ghcr.io/openimsdk/".into()]);
+        assert_eq!(
+            any.classify("ghcr.io/openimsdk/whatever"),
+            ImageClass::Service("whatever".into())
+        );
+        assert_eq!(any.classify("bitnami/redis"), ImageClass::Other);
+        assert_eq!(any.registries(), ["ghcr.io/openimsdk"]);
     }
 
     #[test]
     fn env_files_and_digests() {
         let text = "# images\nOPENIM_SERVER_IMAGE=openim/openim-server:v3.8.3\nOPENIM_API_IMAGE=openim/openim-api:v3.8.3\nMONGO_IMAGE=mongo:7\n";
         let d = "sha256:".to_string() + &"a".repeat(64);
-        let mut changes = Vec::new();
         let m = matcher();
         let digest_of = |s: &str| (s == "openim-api").then(|| d.clone());
         let target = RefTarget {
@@ -576,11 +701,15 @@ mod tests {
             tag: "v3.8.4",
             digest_of: &digest_of,
         };
-        let out = rewrite_env(text, &target, &mut changes);
+        let scan = rewrite_env(text, &target);
+        let out = &scan.text;
         assert!(out.contains(&format!("OPENIM_API_IMAGE=openim/openim-api:v3.8.4@{d}\n")));
         assert!(out.contains("OPENIM_SERVER_IMAGE=openim/openim-server:v3.8.3\n"));
         assert!(out.contains("MONGO_IMAGE=mongo:7\n"));
-        assert_eq!(changes.len(), 1);
+        assert_eq!(scan.changes.len(), 1);
+        // The digest is part of what is compared: a re-run is a no-op.
+        let again = rewrite_env(out, &target);
+        assert!(again.changes.is_empty() && again.matched == 1);
     }
 
     #[test]

@@ -200,6 +200,9 @@ pub struct EditArgs {
     /// Exit with code 3 when there is nothing to change.
     #[arg(long)]
     pub exit_code: bool,
+    /// Treat warnings as errors (exit 2, nothing written): a configured file or chart where no image of a configured service was found, an image in a registry that is not configured.
+    #[arg(long)]
+    pub strict: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -230,6 +233,9 @@ pub struct ChartBumpArgs {
     /// How a digest is recorded: `key` (image.digest) or `tag` (tag@sha256:…).
     #[arg(long, value_enum, default_value_t = crate::chart::DigestPin::Key)]
     pub pin: crate::chart::DigestPin,
+    /// Registry and namespace of the services' images (repeatable): a subchart is bumped when it deploys `<registry>/<name>` [default: images.registries of openim-release.yaml, else the registry of the chart's own image].
+    #[arg(long, value_name = "REGISTRY")]
+    pub registry: Vec<String>,
     #[command(flatten)]
     pub edit: EditArgs,
 }
