@@ -250,7 +250,7 @@ pub struct ReleaseArgs {
     /// The version (X.Y.Z) for appVersion.
     #[arg(long = "version", value_name = "X.Y.Z")]
     pub version: Option<String>,
-    /// The image tag to deploy [default: the stage's primary tag].
+    /// The image tag to deploy [default: with --stage, the tag naming the commit (sha-<sha7>) for dev, the first tag for the other stages; see stages.<stage>.deploy_tag].
     #[arg(long, value_name = "TAG")]
     pub image_tag: Option<String>,
     /// `build --output json` output: pins the digests it lists.

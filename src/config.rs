@@ -42,6 +42,20 @@ pub struct StageConfig {
     pub mode: Option<DeployMode>,
     /// Whether this stage touches the deploy repository at all [default: true].
     pub deploy: Option<bool>,
+    /// Which of the stage's image tags the deploy files get: `commit`, the first tag naming the commit (`sha-<sha7>`), so every deploy of new code changes them; `first`, the stage's first tag [default: commit for dev, first for the others].
+    pub deploy_tag: Option<DeployTag>,
+}
+
+/// Which of a stage's tags goes into the deploy files.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DeployTag {
+    /// The first tag that names the commit (holds its short or full sha).
+    Commit,
+    /// The stage's first tag.
+    First,
 }
 
 /// Tag rules. Defaults reproduce the documented behaviour of `tag`.

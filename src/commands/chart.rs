@@ -329,6 +329,50 @@ pub fn deploy_inputs(loaded: &config::Loaded, root: &Path) -> Result<DeployInput
     })
 }
 
+/// The tag a stage deploys, from the tags `tag --stage` computed for the
+/// commit `sha`: as `stages.<stage>.deploy_tag` says; by default the dev
+/// stage deploys the tag naming the commit (`sha-<sha7>`), not the moving
+/// branch tag, which would leave every later deploy with nothing to change.
+pub fn deploy_tag(config: &Config, stage: Stage, tags: &[String], sha: &str) -> Result<String> {
+    use crate::config::DeployTag;
+    let first = tags
+        .first()
+        .cloned()
+        .ok_or_else(|| BadInput(format!("the {stage} stage computed no image tag")))?;
+    let configured = config.stages.get(stage.as_str()).and_then(|s| s.deploy_tag);
+    let rule = configured.unwrap_or(if stage == Stage::Dev {
+        DeployTag::Commit
+    } else {
+        DeployTag::First
+    });
+    if rule == DeployTag::First {
+        return Ok(first);
+    }
+    let short = &sha[..sha.len().min(7)];
+    if let Some(t) = tags
+        .iter()
+        .find(|t| !short.is_empty() && (t.contains(sha) || t.contains(short)))
+    {
+        return Ok(t.clone());
+    }
+    let why = format!(
+        "none of the {stage} tags ({}) names the commit {short}: add a tag with {{sha7}} to \
+         tags.{stage}.tags (as `sha-{{sha7}}`)",
+        tags.join(", ")
+    );
+    if configured.is_some() {
+        return Err(BadInput(format!(
+            "stages.{stage}.deploy_tag is commit, but {why}, or set deploy_tag: first"
+        ))
+        .into());
+    }
+    eprintln!(
+        "warning: deploying the moving tag {first}: {why}; otherwise a deploy of a later commit \
+         finds nothing to change"
+    );
+    Ok(first)
+}
+
 /// The release from --stage (in the source repository) and overrides.
 pub struct Resolved {
     pub release: Release,
@@ -347,7 +391,10 @@ pub fn resolve_release(
         let repo =
             repo.ok_or_else(|| BadInput("--stage needs a git repository (use -C)".into()))?;
         let plan = plan_stage(repo, config, stage, args.version.as_deref(), None, quiet)?;
-        tag = plan.tags.first().cloned();
+        tag = match &args.image_tag {
+            Some(t) => Some(t.clone()),
+            None => Some(deploy_tag(config, stage, &plan.tags, &plan.sha)?),
+        };
         version = plan.version.map(|v| v.to_string());
     }
     if let Some(v) = &args.version {

@@ -470,3 +470,122 @@ fn a_dry_run_of_one_file_says_so() {
         "{err}"
     );
 }
+
+/// `chart apply --stage dev`, unverified; its JSON.
+fn apply_dev(src: &TestRepo, root: &Path) -> serde_json::Value {
+    json_ok(bin(src.path()).args([
+        "chart",
+        "apply",
+        "--dir",
+        root.to_str().unwrap(),
+        "--stage",
+        "dev",
+        "--no-verify",
+    ]))
+}
+
+/// Dev builds of one branch all get the branch tag; the deploy files get
+/// the tag naming the commit, so each new commit changes the deploy.
+#[test]
+fn dev_deploys_the_tag_of_the_commit_so_each_commit_changes_the_deploy() {
+    let deploy = "deploy:\n  charts:\n    - path: charts/openim-server\n";
+    let src = source("[ghcr.io/openimsdk]", deploy);
+    let dir = fixture("helm-charts");
+    let root = dir.path();
+    let push = format!("{SUB}/openim-push/values.yaml");
+    for _ in 0..2 {
+        let sha7 = src.head()[..7].to_string();
+        let json = apply_dev(&src, root);
+        assert_eq!(json["changed"], true);
+        assert!(
+            read(root, &push).contains(&format!("  tag: \"sha-{sha7}\"\n")),
+            "{}",
+            read(root, &push)
+        );
+        assert!(read(root, "charts/openim-server/values.yaml")
+            .contains(&format!("  tag: \"sha-{sha7}\"\n")));
+        src.commit("more work on main");
+    }
+
+    // deploy_tag: first deploys the branch tag, as before.
+    let src = source(
+        "[ghcr.io/openimsdk]",
+        &format!("{deploy}stages:\n  dev: {{ deploy_tag: first }}\n"),
+    );
+    let dir = fixture("helm-charts");
+    let root = dir.path();
+    assert_eq!(apply_dev(&src, root)["changed"], true);
+    assert!(read(root, &push).contains("  tag: \"main\"\n"));
+    src.commit("later");
+    assert_eq!(apply_dev(&src, root)["changed"], false);
+
+    // Dev tags without the sha: said, not silent; refused when asked for.
+    let no_sha = "tags:\n  dev:\n    tags: [\"{branch}\"]\n";
+    let src = source("[ghcr.io/openimsdk]", &format!("{deploy}{no_sha}"));
+    let dir = fixture("helm-charts");
+    let root = dir.path();
+    let mut cmd = bin(src.path());
+    cmd.args(["chart", "apply", "--dir", root.to_str().unwrap()])
+        .args(["--stage", "dev", "--no-verify"]);
+    let (_, err) = stderr_of(&mut cmd);
+    assert!(
+        err.contains(
+            "warning: deploying the moving tag main: none of the dev tags (main) names the commit"
+        ),
+        "{err}"
+    );
+    assert!(read(root, &push).contains("  tag: \"main\"\n"));
+    let src = source(
+        "[ghcr.io/openimsdk]",
+        &format!("{deploy}{no_sha}stages:\n  dev: {{ deploy_tag: commit }}\n"),
+    );
+    let before = snapshot(root);
+    let err = fails_with(
+        bin(src.path())
+            .args(["chart", "apply", "--dir", root.to_str().unwrap()])
+            .args(["--stage", "dev", "--no-verify"]),
+        2,
+    );
+    assert!(
+        err.contains(
+            "stages.dev.deploy_tag is commit, but none of the dev tags (main) names the commit"
+        ),
+        "{err}"
+    );
+    assert_eq!(snapshot(root), before);
+}
+
+/// `plan --stage dev` (what `release` runs) deploys the commit's tag too.
+#[test]
+fn the_dev_release_plan_deploys_the_tag_of_the_commit() {
+    let s = crate::need_services!();
+    let ns = format!(
+        "{}/{}",
+        s.registry,
+        crate::services::unique_namespace("devtag")
+    );
+    let (deploy_url, name) = crate::gitops::deploy_remote(s, &ns);
+    let src = crate::build::fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
+    let mut cfg = read(src.path(), "openim-release.yaml");
+    cfg.push_str(&format!(
+        "deploy:\n  url: {deploy_url}\n  repository: openimsdk/{name}\n  mode: push\n  charts:\n    - path: charts/openim-server\n"
+    ));
+    src.write("openim-release.yaml", &cfg);
+    src.git(&["add", "-A"]);
+    src.git(&["commit", "-q", "-m", "deploy config"]);
+    let sha7 = src.head()[..7].to_string();
+    let out = stdout_ok(
+        src.bin()
+            .env("DOCKER_HOST", &s.docker_host)
+            .env("GITHUB_TOKEN", &s.git_token)
+            .args(["plan", "--stage", "dev"]),
+    );
+    assert!(
+        out.contains(&format!("# dev: tags\nmain\nsha-{sha7}\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("+  tag: \"sha-{sha7}\"\n")) && !out.contains("+  tag: \"main\""),
+        "{out}"
+    );
+}
