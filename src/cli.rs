@@ -244,7 +244,9 @@ pub struct ChartBumpArgs {
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "Release")]
 pub struct ReleaseArgs {
-    /// Take version and tags as `tag --stage STAGE` computes them in this repository.
+    /// Take version and tags from a stage: rc and patch mean the candidate
+    /// HEAD already carries (`tag --stage rc --push` makes it), the others
+    /// as `tag --stage STAGE` computes them.
     #[arg(long, value_enum, env = "OPENIM_RELEASE_STAGE")]
     pub stage: Option<Stage>,
     /// The version (X.Y.Z) for appVersion.
@@ -307,13 +309,15 @@ pub enum BuildAction {
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "Tags")]
 pub struct TagSource {
-    /// Use the tags that `tag --stage STAGE` computes.
+    /// Use the tags of a stage: rc and patch mean the candidate HEAD already
+    /// carries (`tag --stage rc --push` makes it), the others as `tag
+    /// --stage STAGE` computes them.
     #[arg(long, value_enum, env = "OPENIM_RELEASE_STAGE", conflicts_with = "tag")]
     pub stage: Option<Stage>,
     /// Tag by hand (repeatable) instead of --stage.
     #[arg(long = "tag", value_name = "TAG")]
     pub tag: Vec<String>,
-    /// With --stage: the version (X.Y.Z) for rc and release.
+    /// With --stage: the version (X.Y.Z) for rc, release and patch.
     #[arg(long = "version", value_name = "X.Y.Z", requires = "stage")]
     pub version: Option<String>,
     /// With --stage: compute as if on branch NAME.
@@ -430,9 +434,12 @@ pub struct TagArgs {
     #[arg(long = "version", value_name = "X.Y.Z")]
     pub version: Option<String>,
 
-    /// Which part to bump from the highest stable version (rc, outside release branches).
-    #[arg(long, value_enum, default_value_t = Bump::Patch)]
-    pub bump: Bump,
+    /// rc: start a new candidate series by bumping this part of the highest
+    /// release [default: continue the open series on HEAD's history, else
+    /// patch]. Refused where the version is fixed (release branches,
+    /// --version) and in other stages.
+    #[arg(long, value_enum)]
+    pub bump: Option<Bump>,
 
     /// The UTC date of a nightly (YYYY-MM-DD) [default: today].
     #[arg(long, value_name = "YYYY-MM-DD")]

@@ -24,7 +24,7 @@ pub struct Config {
     pub images: Option<ImagesConfig>,
     pub deploy: Option<DeployConfig>,
     pub gitops: Option<GitopsConfig>,
-    /// Per-stage overrides for `release`: `dev`, `rc`, `release`, `nightly`.
+    /// Per-stage overrides for `release`: `dev`, `rc`, `release`, `patch`, `nightly`.
     pub stages: BTreeMap<String, StageConfig>,
 }
 
@@ -63,18 +63,44 @@ pub enum DeployTag {
 #[serde(
     deny_unknown_fields,
     default,
-    expecting = "a mapping with prefix, release_branch, dev, rc, release, nightly"
+    expecting = "a mapping with prefix, release_branch, dev, rc, release, patch, nightly"
 )]
 pub struct TagsConfig {
     /// Prefix of version git tags (`v` in `v3.8.1`).
     pub prefix: String,
     /// Branches whose name fixes the release line; named groups `major` and
-    /// `minor` give X and Y.
+    /// `minor` give X and Y, the optional group `patch` gives Z (a branch
+    /// of one version, such as `release-v3.8.3` or `3.8.3-patch`).
     pub release_branch: String,
     pub dev: StageTags,
     pub rc: StageTags,
     pub release: ReleaseTags,
+    /// Hotfixes of a released version (`vX.Y.Z-patch.N`).
+    pub patch: PatchTags,
     pub nightly: NightlyTags,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping with tags, aliases"
+)]
+pub struct PatchTags {
+    /// Image tag templates, primary first.
+    pub tags: Vec<String>,
+    /// Moving aliases, added only where `tags.release.alias_policy` allows
+    /// (a patch of an older line never moves `latest`).
+    pub aliases: Vec<String>,
+}
+
+impl Default for PatchTags {
+    fn default() -> Self {
+        PatchTags {
+            tags: vec!["v{version}-patch.{n}".into(), "{version}-patch.{n}".into()],
+            aliases: vec!["{major}.{minor}".into(), "{major}".into(), "latest".into()],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
@@ -127,11 +153,16 @@ pub struct NightlyTags {
     pub keep: u32,
 }
 
+/// `release-v3.8`, `release/v3.8`, `release-v3.8.3`, `pre-release-v3.8.4`,
+/// `3.8`, `v3.8.3`, `3.8.3-patch`: OpenIM's branch names and the usual ones.
+pub const DEFAULT_RELEASE_BRANCH: &str =
+    r"^(?:(?:pre-)?release[-/])?v?(?P<major>\d+)\.(?P<minor>\d+)(?:\.(?P<patch>\d+))?(?:-patch)?$";
+
 impl Default for TagsConfig {
     fn default() -> Self {
         TagsConfig {
             prefix: "v".into(),
-            release_branch: r"^release-v(?P<major>\d+)\.(?P<minor>\d+)$".into(),
+            release_branch: DEFAULT_RELEASE_BRANCH.into(),
             dev: StageTags {
                 tags: vec!["{branch}".into(), "sha-{sha7}".into()],
             },
@@ -139,6 +170,7 @@ impl Default for TagsConfig {
                 tags: vec!["v{version}-rc.{n}".into(), "rc{n}".into()],
             },
             release: ReleaseTags::default(),
+            patch: PatchTags::default(),
             nightly: NightlyTags::default(),
         }
     }
@@ -438,7 +470,7 @@ pub fn parse(text: &str) -> Result<Config, (Option<usize>, String)> {
     validate(&config)
         .map_err(|(key, value, message)| (line_of(text, &value), format!("{key}: {message}")))?;
     // The command line's stage aliases name the same stages here.
-    for (alias, stage) in [("test", "rc"), ("prod", "release")] {
+    for (alias, stage) in [("test", "rc"), ("prod", "release"), ("hotfix", "patch")] {
         if let Some(entry) = config.stages.remove(alias) {
             if config.stages.contains_key(stage) {
                 return Err((
@@ -504,11 +536,13 @@ fn validate(config: &Config) -> Result<(), Invalid> {
             "must not contain whitespace or `/`".into(),
         ));
     }
-    let groups: [(&str, &[String], &[&str]); 6] = [
+    let groups: [(&str, &[String], &[&str]); 8] = [
         ("tags.dev.tags", &t.dev.tags, DEV_VARS),
         ("tags.rc.tags", &t.rc.tags, RC_VARS),
         ("tags.release.tags", &t.release.tags, RELEASE_VARS),
         ("tags.release.aliases", &t.release.aliases, RELEASE_VARS),
+        ("tags.patch.tags", &t.patch.tags, RC_VARS),
+        ("tags.patch.aliases", &t.patch.aliases, RELEASE_VARS),
         ("tags.nightly.tags", &t.nightly.tags, NIGHTLY_VARS),
         (
             "tags.nightly.git_tag",
@@ -553,11 +587,17 @@ fn validate(config: &Config) -> Result<(), Invalid> {
         validate_images(images)?;
     }
     for name in config.stages.keys() {
-        if !["dev", "rc", "release", "nightly", "test", "prod"].contains(&name.as_str()) {
+        if ![
+            "dev", "rc", "release", "patch", "nightly", "test", "prod", "hotfix",
+        ]
+        .contains(&name.as_str())
+        {
             return Err((
                 format!("stages.{name}"),
                 format!("{name}:"),
-                "unknown stage; stages are dev, rc (or test), release (or prod), nightly".into(),
+                "unknown stage; stages are dev, rc (or test), release (or prod), patch (or \
+                 hotfix), nightly"
+                    .into(),
             ));
         }
     }
@@ -749,6 +789,7 @@ mod tests {
             "tags:\n  dev: 1\n",
             "tags:\n  release: 1\n",
             "tags:\n  nightly: 1\n",
+            "tags:\n  patch: 1\n",
             "tags: 1\n",
             "images: 1\n",
             "- a\n",

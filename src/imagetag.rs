@@ -33,9 +33,25 @@ fn is_tag_byte(b: u8) -> bool {
 ///    digits of the SHA-256 of the original name is appended, so two different
 ///    branches never share a tag. A name with no readable part at all becomes
 ///    `branch-<hash>`.
+/// 4. A name that already ends in `-` and 10 hex digits gets the hash too:
+///    only names of rule 3 end that way, so a branch can never be given the
+///    tag another branch was mapped to.
 ///
 /// Deterministic: the same name gives the same tag on every machine.
 pub fn sanitize_branch(name: &str) -> String {
+    branch_tag(name, false)
+}
+
+/// The tag of a branch whose plain tag another stage owns (`release-v3.8.3`,
+/// `latest`, `v3.8.3`, `rc0`): `branch-` + the readable part + `-` + the hash
+/// of rule 3 of [`sanitize_branch`] (`branch-release-v3.8.3-<hash>`). The
+/// prefix keeps it from being version-shaped; the hash keeps it apart from
+/// every other branch's tag.
+pub fn distinct_branch_tag(name: &str) -> String {
+    branch_tag(name, true)
+}
+
+fn branch_tag(name: &str, reserved: bool) -> String {
     let mut out = String::with_capacity(name.len());
     let mut in_run = false;
     for c in name.chars() {
@@ -52,18 +68,36 @@ pub fn sanitize_branch(name: &str) -> String {
     let lost_start = trimmed.len() != out.len();
     let too_long = trimmed.len() > MAX_TAG_LEN;
 
-    if !(had_non_ascii || lost_start || too_long || trimmed.is_empty()) {
+    if !(reserved
+        || had_non_ascii
+        || lost_start
+        || too_long
+        || trimmed.is_empty()
+        || looks_hashed(trimmed))
+    {
         return trimmed.to_string();
     }
     let hash = short_hash(name);
-    // Room for "-" + hash; the readable part never ends in a separator.
-    let room = MAX_TAG_LEN - 1 - HASH_LEN;
+    let prefix = if reserved { "branch-" } else { "" };
+    // Room for the prefix, "-" and the hash; the readable part never ends in
+    // a separator.
+    let room = MAX_TAG_LEN - prefix.len() - 1 - HASH_LEN;
     let readable = trimmed[..trimmed.len().min(room)].trim_end_matches(['.', '-']);
     if readable.is_empty() {
         format!("branch-{hash}")
     } else {
-        format!("{readable}-{hash}")
+        format!("{prefix}{readable}-{hash}")
     }
+}
+
+/// Whether a tag ends the way rule 3 of [`sanitize_branch`] ends its tags.
+fn looks_hashed(tag: &str) -> bool {
+    let bytes = tag.as_bytes();
+    bytes.len() > HASH_LEN + 1
+        && bytes[bytes.len() - HASH_LEN - 1] == b'-'
+        && bytes[bytes.len() - HASH_LEN..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
 }
 
 fn short_hash(text: &str) -> String {
@@ -128,6 +162,41 @@ mod tests {
         assert_ne!(ta, tb);
         let exactly = "x".repeat(128);
         assert_eq!(sanitize_branch(&exactly), exactly);
+    }
+
+    #[test]
+    fn names_shaped_like_hashed_ones_are_hashed_too() {
+        // `feature/登录` is mapped to `feature-<hash>`; a branch literally
+        // named like that result must not receive the same tag.
+        let mapped = sanitize_branch("feature/登录");
+        assert_ne!(sanitize_branch(&mapped), mapped);
+        assert!(sanitize_branch(&mapped).starts_with(&format!("{mapped}-")));
+        // Ten hex digits after a dash trigger it; nine or a non-hex do not.
+        assert_eq!(sanitize_branch("issue-123456789"), "issue-123456789");
+        assert_eq!(sanitize_branch("fix-abcdefghij"), "fix-abcdefghij");
+        assert_ne!(sanitize_branch("fix-0123456789"), "fix-0123456789");
+    }
+
+    #[test]
+    fn distinct_form_always_differs_from_the_plain_one() {
+        for name in [
+            "release-v3.8.3",
+            "latest",
+            "v3.8.3",
+            "3.8",
+            "nightly",
+            "rc0",
+        ] {
+            let t = distinct_branch_tag(name);
+            assert!(t.starts_with(&format!("branch-{name}-")), "{t}");
+            assert_eq!(t.len(), "branch-".len() + name.len() + 1 + HASH_LEN);
+            assert!(is_valid_tag(&t));
+            assert_eq!(t, distinct_branch_tag(name), "deterministic");
+        }
+        assert_ne!(distinct_branch_tag("latest"), distinct_branch_tag("Latest"));
+        let long = distinct_branch_tag(&"v".repeat(300));
+        assert_eq!(long.len(), MAX_TAG_LEN);
+        assert!(is_valid_tag(&long));
     }
 
     #[test]

@@ -1,14 +1,24 @@
 //! The tag rules of each stage: from plain facts about a repository to the
 //! version, git tag and image tags of a stage. Pure logic, no I/O.
+//!
+//! The rules, each stated in docs/tag.md:
+//! - dev: the branch as a tag, never one that another stage owns;
+//! - rc: continue an open candidate series on HEAD's history, else the next
+//!   version of the branch's release line, else a bump of the highest release;
+//! - release: the stable tag at HEAD, the rc at HEAD, or an rc on HEAD's
+//!   history newer than every release of its line — never a foreign rc;
+//! - patch: the next `vX.Y.Z-patch.N` of a released X.Y.Z;
+//! - nightly: date and sha, `changed` against the previous nightly.
 
 use crate::config::{AliasPolicy, TagsConfig};
-use crate::imagetag::{is_valid_tag, sanitize_branch};
+use crate::imagetag::{distinct_branch_tag, is_valid_tag, sanitize_branch};
 use crate::template::{Template, TemplateError, Values};
-use crate::version::{bump, Bump, VersionTags};
+use crate::version::{bump, classify, Bump, TagKind, VersionTags};
 use chrono::NaiveDate;
 use regex::Regex;
 use semver::Version;
 use serde::Serialize;
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -21,6 +31,9 @@ pub enum Stage {
     /// Production releases: `release-vX.Y.Z`, `vX.Y.Z`, `X.Y.Z` and aliases (alias: prod).
     #[value(alias = "prod")]
     Release,
+    /// Hotfixes of a released X.Y.Z: `vX.Y.Z-patch.N` (alias: hotfix).
+    #[value(alias = "hotfix")]
+    Patch,
     /// Scheduled builds: `nightly-YYYYMMDD-<sha7>` and `nightly`.
     Nightly,
 }
@@ -31,8 +44,15 @@ impl Stage {
             Stage::Dev => "dev",
             Stage::Rc => "rc",
             Stage::Release => "release",
+            Stage::Patch => "patch",
             Stage::Nightly => "nightly",
         }
+    }
+
+    /// Stages whose git tag takes the next free number (`-rc.N`, `-patch.N`):
+    /// reserved by pushing it, race-safe.
+    pub fn is_numbered(self) -> bool {
+        matches!(self, Stage::Rc | Stage::Patch)
     }
 }
 
@@ -53,6 +73,12 @@ pub struct Facts {
     pub tags: Vec<String>,
     /// The tags that point at HEAD (peeled).
     pub head_tags: Vec<String>,
+    /// The answers to [`ancestry_questions`]: those of the asked tags whose
+    /// commit is HEAD or one of its ancestors.
+    pub reachable: BTreeSet<String>,
+    /// Asked tags whose place cannot be told here (a shallow clone's history
+    /// is cut): a rule that depends on one refuses rather than guess.
+    pub unknown: BTreeSet<String>,
 }
 
 /// What the user asked for.
@@ -60,9 +86,13 @@ pub struct Facts {
 pub struct Request {
     pub stage: Stage,
     pub version: Option<Version>,
-    pub bump: Bump,
+    /// `--bump`; `None` when not given (patch where a bump applies).
+    pub bump: Option<Bump>,
     pub date: NaiveDate,
     pub aliases: bool,
+    /// rc and patch: the tag HEAD already carries (the candidate being
+    /// built or deployed), not the next number.
+    pub existing: bool,
 }
 
 /// Where the stage's git tag stands.
@@ -87,7 +117,7 @@ pub struct TagPlan {
     pub tags: Vec<String>,
     pub sha: String,
     pub branch: Option<String>,
-    /// rc stage: the candidate number.
+    /// rc and patch stages: the candidate or patch number.
     pub rc: Option<u64>,
     /// nightly stage: whether HEAD differs from the previous nightly.
     pub changed: Option<bool>,
@@ -105,20 +135,104 @@ pub enum PlanError {
          names no branch); pass --branch NAME"
     )]
     NoBranch,
+    #[error("version {0} is already released (tag {1} exists); {2}")]
+    AlreadyReleased(Version, String, String),
     #[error(
-        "version {0} is already released (tag {1} exists); pass a higher --version \
-         or --bump to pick the next version"
-    )]
-    AlreadyReleased(Version, String),
-    #[error(
-        "cannot tell which version to release: HEAD has no stable version tag and no \
-         unreleased release candidate exists{0}; pass --version X.Y.Z"
+        "cannot tell which version to release: {0}; pass --version X.Y.Z \
+         (or check out the commit of the release candidate to promote)"
     )]
     NoReleaseVersion(String),
+    #[error("cannot tell which release to patch: {0}")]
+    NoPatchVersion(String),
+    #[error(
+        "version {0} is not released (no tag {1}); a patch follows a release: pass \
+         --version of a released X.Y.Z, or use --stage rc / release"
+    )]
+    NotReleased(Version, String),
+    #[error("--bump does not apply {0}; leave it out")]
+    BumpNotApplicable(String),
+    #[error(
+        "HEAD carries no {stage} tag{of}; this command uses the {stage} this commit already \
+         carries: create it first with `openim-release tag --stage {stage} --push` \
+         (`openim-release release --stage {stage}` does both)"
+    )]
+    NoCurrentTag { stage: Stage, of: String },
+    #[error(
+        "this clone's history is cut short (shallow), so it cannot tell whether {0} is on \
+         HEAD's history, and the {1} depends on it; fetch the history with \
+         `git fetch --unshallow` (in GitHub Actions `fetch-depth: 0` on actions/checkout), \
+         or pass --version X.Y.Z"
+    )]
+    UnknownHistory(String, &'static str),
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error("tag template `{template}` renders `{rendered}`, which is not a valid image tag ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}})")]
     InvalidTag { template: String, rendered: String },
+    #[error(
+        "dev tag `{0}` is a tag the {1} stage owns, even in its hashed form; change \
+         tags.dev.tags"
+    )]
+    ReservedDevTag(String, String),
+}
+
+/// What a release branch name fixes: a line X.Y, or one version X.Y.Z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BranchTarget {
+    pub major: u64,
+    pub minor: u64,
+    pub patch: Option<u64>,
+}
+
+impl BranchTarget {
+    fn contains(&self, v: &Version) -> bool {
+        v.major == self.major && v.minor == self.minor && self.patch.is_none_or(|p| v.patch == p)
+    }
+
+    fn in_line(&self, v: &Version) -> bool {
+        v.major == self.major && v.minor == self.minor
+    }
+}
+
+impl std::fmt::Display for BranchTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.patch {
+            Some(p) => write!(f, "{}.{}.{p}", self.major, self.minor),
+            None => write!(f, "{}.{}", self.major, self.minor),
+        }
+    }
+}
+
+/// The line or version a branch name fixes through `tags.release_branch`
+/// (named groups `major`, `minor` and the optional `patch`).
+pub fn branch_target(branch: Option<&str>, pattern: &str) -> Option<BranchTarget> {
+    let re = Regex::new(pattern).ok()?;
+    let branch = branch?;
+    let caps = re.captures(branch)?;
+    let num = |name: &str| caps.name(name).and_then(|m| m.as_str().parse::<u64>().ok());
+    Some(BranchTarget {
+        major: num("major")?,
+        minor: num("minor")?,
+        patch: num("patch"),
+    })
+}
+
+/// The tags whose place in HEAD's history the rules of `stage` need
+/// ([`Facts::reachable`]): the rc tags of unreleased versions (rc, release),
+/// the stable tags (patch). Asking only these keeps `tag` fast on large
+/// repositories.
+pub fn ancestry_questions(stage: Stage, tags: &[String], cfg: &TagsConfig) -> Vec<String> {
+    let versions = VersionTags::from_names(tags.iter().map(String::as_str), &cfg.prefix);
+    match stage {
+        Stage::Rc | Stage::Release => versions
+            .unreleased_rc_tags()
+            .map(|(name, _)| name.to_string())
+            .collect(),
+        Stage::Patch => versions
+            .stable_tags()
+            .map(|(name, _)| name.to_string())
+            .collect(),
+        Stage::Dev | Stage::Nightly => Vec::new(),
+    }
 }
 
 /// Apply the rules of `req.stage` to `facts`.
@@ -146,37 +260,82 @@ pub fn plan(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<TagPlan, P
         notes: Vec::new(),
     };
     let stage = req.stage.as_str();
+    if req.bump.is_some() && req.stage != Stage::Rc {
+        return Err(PlanError::BumpNotApplicable(format!(
+            "to the {stage} stage (only rc versions are bumped)"
+        )));
+    }
+    let versions = VersionTags::from_names(facts.tags.iter().map(String::as_str), &cfg.prefix);
+    let target = branch_target(facts.branch.as_deref(), &cfg.release_branch);
     match req.stage {
         Stage::Dev => {
-            if facts.branch.is_none() {
+            let Some(branch) = &facts.branch else {
                 return Err(PlanError::NoBranch);
+            };
+            if let Some((tag, owner)) = reserved_branch_tag(&values, cfg) {
+                let distinct = distinct_branch_tag(branch);
+                plan.notes.push(format!(
+                    "branch `{branch}` gives `{tag}`, a tag the {owner} stage owns; its dev \
+                     tag is `{distinct}` instead"
+                ));
+                values.set("branch", distinct);
+                if let Some((tag, owner)) = reserved_branch_tag(&values, cfg) {
+                    return Err(PlanError::ReservedDevTag(tag, owner.to_string()));
+                }
             }
             plan.tags = render_all(&cfg.dev.tags, &values, stage)?;
         }
+        Stage::Rc | Stage::Patch if req.existing => {
+            let (version, n) = carried(facts, req, cfg)?;
+            set_version(&mut values, &version);
+            values.set("n", n.to_string());
+            let git_tag = numbered_tag(cfg, req.stage, &version, n);
+            plan.git_tag_state = Some(state_of(facts, &git_tag));
+            plan.git_tag = Some(git_tag);
+            plan.rc = Some(n);
+            plan.tags = numbered_image_tags(cfg, req, &values, &version, &versions)?;
+            plan.version = Some(version);
+        }
         Stage::Rc => {
-            let versions =
-                VersionTags::from_names(facts.tags.iter().map(String::as_str), &cfg.prefix);
-            let version = rc_version(facts, req, cfg, &versions, &mut plan.notes)?;
-            if versions.is_released(&version) {
+            let version = rc_version(facts, req, &versions, target, &mut plan.notes)?;
+            if let Some(tag) = versions.release_tag(&version) {
                 return Err(PlanError::AlreadyReleased(
-                    version.clone(),
-                    format!("{}{version}", cfg.prefix),
+                    version,
+                    tag.to_string(),
+                    match target {
+                        Some(t) if t.patch.is_some() => format!(
+                            "branch {} releases {t} only: make hotfixes with --stage patch, \
+                             or pass --version for another version",
+                            facts.branch.as_deref().unwrap_or_default()
+                        ),
+                        _ => "pass a higher --version or --bump to pick the next version".into(),
+                    },
                 ));
             }
             let n = versions.highest_rc(&version).map_or(0, |n| n + 1);
             set_version(&mut values, &version);
             values.set("n", n.to_string());
-            let git_tag = format!("{}{version}-rc.{n}", cfg.prefix);
+            let git_tag = numbered_tag(cfg, Stage::Rc, &version, n);
             plan.git_tag_state = Some(state_of(facts, &git_tag));
             plan.git_tag = Some(git_tag);
             plan.rc = Some(n);
             plan.tags = render_all(&cfg.rc.tags, &values, stage)?;
             plan.version = Some(version);
         }
+        Stage::Patch => {
+            let version = patch_version(facts, req, cfg, &versions, target)?;
+            let n = versions.highest_patch(&version).map_or(1, |n| n + 1);
+            set_version(&mut values, &version);
+            values.set("n", n.to_string());
+            let git_tag = numbered_tag(cfg, Stage::Patch, &version, n);
+            plan.git_tag_state = Some(state_of(facts, &git_tag));
+            plan.git_tag = Some(git_tag);
+            plan.rc = Some(n);
+            plan.tags = numbered_image_tags(cfg, req, &values, &version, &versions)?;
+            plan.version = Some(version);
+        }
         Stage::Release => {
-            let versions =
-                VersionTags::from_names(facts.tags.iter().map(String::as_str), &cfg.prefix);
-            let version = release_version(facts, req, cfg, &versions)?;
+            let version = release_version(facts, req, cfg, &versions, target)?;
             set_version(&mut values, &version);
             let git_tag = format!("{}{version}", cfg.prefix);
             let state = state_of(facts, &git_tag);
@@ -189,12 +348,14 @@ pub fn plan(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<TagPlan, P
             plan.git_tag = Some(git_tag);
             plan.tags = render_all(&cfg.release.tags, &values, stage)?;
             if req.aliases {
-                for source in &cfg.release.aliases {
-                    let tpl = Template::parse(source)?;
-                    if alias_allowed(&tpl, &version, &versions, cfg.release.alias_policy) {
-                        push_unique(&mut plan.tags, render_one(&tpl, &values, stage)?);
-                    }
-                }
+                add_aliases(
+                    &mut plan.tags,
+                    &cfg.release.aliases,
+                    cfg,
+                    &values,
+                    &version,
+                    &versions,
+                )?;
             }
             plan.version = Some(version);
         }
@@ -215,6 +376,54 @@ pub fn plan(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<TagPlan, P
     Ok(plan)
 }
 
+/// The git tag of an rc or patch: `v3.8.4-rc.0`, `v3.8.3-patch.17`.
+fn numbered_tag(cfg: &TagsConfig, stage: Stage, version: &Version, n: u64) -> String {
+    format!("{}{version}-{}.{n}", cfg.prefix, stage.as_str())
+}
+
+/// Image tags of an rc or patch (a patch adds the aliases it may move).
+fn numbered_image_tags(
+    cfg: &TagsConfig,
+    req: &Request,
+    values: &Values,
+    version: &Version,
+    versions: &VersionTags,
+) -> Result<Vec<String>, PlanError> {
+    let stage = req.stage.as_str();
+    if req.stage == Stage::Rc {
+        return render_all(&cfg.rc.tags, values, stage);
+    }
+    let mut tags = render_all(&cfg.patch.tags, values, stage)?;
+    if req.aliases {
+        add_aliases(
+            &mut tags,
+            &cfg.patch.aliases,
+            cfg,
+            values,
+            version,
+            versions,
+        )?;
+    }
+    Ok(tags)
+}
+
+fn add_aliases(
+    tags: &mut Vec<String>,
+    aliases: &[String],
+    cfg: &TagsConfig,
+    values: &Values,
+    version: &Version,
+    versions: &VersionTags,
+) -> Result<(), PlanError> {
+    for source in aliases {
+        let tpl = Template::parse(source)?;
+        if alias_allowed(&tpl, version, versions, cfg.release.alias_policy) {
+            push_unique(tags, render_one(&tpl, values, "release")?);
+        }
+    }
+    Ok(())
+}
+
 fn set_version(values: &mut Values, v: &Version) {
     values
         .set("version", v.to_string())
@@ -233,40 +442,110 @@ fn state_of(facts: &Facts, git_tag: &str) -> GitTagState {
     }
 }
 
-/// `(major, minor)` of a release branch such as `release-v3.8`.
-fn release_line(branch: Option<&str>, pattern: &str) -> Option<(u64, u64)> {
-    let re = Regex::new(pattern).ok()?;
-    let caps = re.captures(branch?)?;
-    let major = caps.name("major")?.as_str().parse().ok()?;
-    let minor = caps.name("minor")?.as_str().parse().ok()?;
-    Some((major, minor))
+/// The rc or patch tag HEAD carries: `(version, n)`, the highest when it
+/// carries several, of `--version` when given.
+fn carried(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<(Version, u64), PlanError> {
+    let best = facts
+        .head_tags
+        .iter()
+        .filter_map(|t| match (req.stage, classify(t, &cfg.prefix)?) {
+            (Stage::Rc, TagKind::Rc { version, n })
+            | (Stage::Patch, TagKind::Patch { version, n }) => Some((version, n)),
+            _ => None,
+        })
+        .filter(|(v, _)| req.version.as_ref().is_none_or(|want| want == v))
+        .max();
+    best.ok_or_else(|| PlanError::NoCurrentTag {
+        stage: req.stage,
+        of: req
+            .version
+            .as_ref()
+            .map(|v| format!(" of {v}"))
+            .unwrap_or_default(),
+    })
+}
+
+/// The highest version among the unreleased rc tags on HEAD's history that
+/// `keep` accepts and that is newer than every release `floor` names.
+/// `what` names the answer that depends on it, for the error when a
+/// candidate's place in the history cannot be told (shallow clone).
+fn open_series<'a>(
+    facts: &Facts,
+    versions: &'a VersionTags,
+    keep: impl Fn(&Version) -> bool,
+    floor: Option<&Version>,
+    what: &'static str,
+) -> Result<Option<&'a Version>, PlanError> {
+    let candidates: Vec<(&str, &Version)> = versions
+        .unreleased_rc_tags()
+        .filter(|(_, v)| keep(v) && floor.is_none_or(|f| *v > f))
+        .collect();
+    let found = candidates
+        .iter()
+        .filter(|(name, _)| facts.reachable.contains(*name))
+        .map(|(_, v)| *v)
+        .max();
+    // An undecided candidate matters unless a decided one is at least as high.
+    if let Some((name, _)) = candidates
+        .iter()
+        .filter(|(name, v)| facts.unknown.contains(*name) && found.is_none_or(|f| *v > f))
+        .max_by(|a, b| a.1.cmp(b.1))
+    {
+        return Err(PlanError::UnknownHistory(name.to_string(), what));
+    }
+    Ok(found)
 }
 
 fn rc_version(
     facts: &Facts,
     req: &Request,
-    cfg: &TagsConfig,
     versions: &VersionTags,
+    target: Option<BranchTarget>,
     notes: &mut Vec<String>,
 ) -> Result<Version, PlanError> {
     if let Some(v) = &req.version {
+        if req.bump.is_some() {
+            return Err(PlanError::BumpNotApplicable(
+                "together with --version".into(),
+            ));
+        }
         return Ok(v.clone());
     }
-    if let Some((major, minor)) = release_line(facts.branch.as_deref(), &cfg.release_branch) {
-        let next = versions
-            .highest_released(|v| v.major == major && v.minor == minor)
-            .map_or(0, |v| v.patch + 1);
-        return Ok(Version::new(major, minor, next));
+    if let Some(t) = target {
+        if req.bump.is_some() {
+            return Err(PlanError::BumpNotApplicable(format!(
+                "on branch {}, which fixes the version to {t}; pass --version to choose another",
+                facts.branch.as_deref().unwrap_or_default()
+            )));
+        }
+        if let Some(p) = t.patch {
+            return Ok(Version::new(t.major, t.minor, p));
+        }
+        let highest = versions.highest_released(|v| t.in_line(v));
+        if let Some(v) = open_series(facts, versions, |v| t.in_line(v), highest, "next rc")? {
+            return Ok(v.clone());
+        }
+        return Ok(Version::new(
+            t.major,
+            t.minor,
+            highest.map_or(0, |v| v.patch + 1),
+        ));
     }
-    match versions.highest_released(|_| true) {
-        Some(v) => Ok(bump(v, req.bump)),
+    let highest = versions.highest_released(|_| true);
+    if req.bump.is_none() {
+        if let Some(v) = open_series(facts, versions, |_| true, highest, "next rc")? {
+            return Ok(v.clone());
+        }
+    }
+    let part = req.bump.unwrap_or(Bump::Patch);
+    match highest {
+        Some(v) => Ok(bump(v, part)),
         None => {
-            let start = Version::new(0, 0, 0);
-            notes.push(format!(
-                "no stable `{}X.Y.Z` tag found; bumping from 0.0.0 (pass --version to choose)",
-                cfg.prefix
-            ));
-            Ok(bump(&start, req.bump))
+            notes.push(
+                "no stable version tag found; bumping from 0.0.0 (pass --version to choose)"
+                    .to_string(),
+            );
+            Ok(bump(&Version::new(0, 0, 0), part))
         }
     }
 }
@@ -276,19 +555,13 @@ fn release_version(
     req: &Request,
     cfg: &TagsConfig,
     versions: &VersionTags,
+    target: Option<BranchTarget>,
 ) -> Result<Version, PlanError> {
     if let Some(v) = &req.version {
         return Ok(v.clone());
     }
     let at_head = VersionTags::from_names(facts.head_tags.iter().map(String::as_str), &cfg.prefix);
-    if let Some(v) = at_head
-        .iter()
-        .filter_map(|(_, k)| match k {
-            crate::version::TagKind::Stable(v) => Some(v),
-            _ => None,
-        })
-        .max()
-    {
+    if let Some((_, v)) = at_head.stable_tags().max_by(|a, b| a.1.cmp(b.1)) {
         return Ok(v.clone());
     }
     // Promotion: the rc that was tested on this very commit first.
@@ -299,17 +572,113 @@ fn release_version(
     {
         return Ok(v.clone());
     }
-    let line = release_line(facts.branch.as_deref(), &cfg.release_branch);
-    let candidates = versions.unreleased_rc_versions(|v| match line {
-        Some((major, minor)) => v.major == major && v.minor == minor,
-        None => true,
-    });
-    match candidates.first() {
-        Some(v) => Ok((*v).clone()),
-        None => Err(PlanError::NoReleaseVersion(match line {
-            Some((x, y)) => format!(" on the {x}.{y} line"),
-            None => String::new(),
-        })),
+    // Else an rc on HEAD's history, newer than every release of the line
+    // this branch releases (of all releases outside release branches): never
+    // an rc of another branch, nor a stale one an old release overtook.
+    let highest = versions.highest_released(|v| target.is_none_or(|t| t.in_line(v)));
+    let keep = |v: &Version| target.is_none_or(|t| t.contains(v));
+    if let Some(v) = open_series(facts, versions, keep, highest, "version to release")? {
+        return Ok(v.clone());
+    }
+    let scope = match target {
+        Some(t) if t.patch.is_some() => format!(" of {t}"),
+        Some(t) => format!(" of the {t} line"),
+        None => String::new(),
+    };
+    let mut why = format!(
+        "HEAD carries no `{p}X.Y.Z` or `{p}X.Y.Z-rc.N` tag, and no release candidate{scope} \
+         on its history is newer than",
+        p = cfg.prefix
+    );
+    match highest {
+        Some(h) => why.push_str(&format!(" the latest release {}{h}", cfg.prefix)),
+        None => why.push_str(" nothing (there is none)"),
+    }
+    let foreign: Vec<String> = versions
+        .unreleased_rc_versions(|v| keep(v))
+        .into_iter()
+        .take(3)
+        .map(|v| format!("{}{v}", cfg.prefix))
+        .collect();
+    if !foreign.is_empty() {
+        why.push_str(&format!(
+            " (unreleased candidates elsewhere or older: {})",
+            foreign.join(", ")
+        ));
+    }
+    Err(PlanError::NoReleaseVersion(why))
+}
+
+fn patch_version(
+    facts: &Facts,
+    req: &Request,
+    cfg: &TagsConfig,
+    versions: &VersionTags,
+    target: Option<BranchTarget>,
+) -> Result<Version, PlanError> {
+    let released = |v: &Version| -> Result<Version, PlanError> {
+        match versions.is_released(v) {
+            true => Ok(v.clone()),
+            false => Err(PlanError::NotReleased(
+                v.clone(),
+                format!("{}{v}", cfg.prefix),
+            )),
+        }
+    };
+    if let Some(v) = &req.version {
+        return released(v);
+    }
+    if let Some(t) = target {
+        if let Some(p) = t.patch {
+            return released(&Version::new(t.major, t.minor, p));
+        }
+        return versions
+            .highest_released(|v| t.in_line(v))
+            .cloned()
+            .ok_or_else(|| {
+                PlanError::NoPatchVersion(format!(
+                    "nothing of the {t} line is released; pass --version X.Y.Z of a released \
+                     version"
+                ))
+            });
+    }
+    // The release HEAD is built on: a stable or patch tag at HEAD, else the
+    // highest stable tag on HEAD's history.
+    let at_head = VersionTags::from_names(facts.head_tags.iter().map(String::as_str), &cfg.prefix);
+    if let Some(v) = at_head.highest_released(|_| true) {
+        return Ok(v.clone());
+    }
+    let nearest = versions
+        .stable_tags()
+        .filter(|(name, _)| facts.reachable.contains(*name))
+        .map(|(_, v)| v)
+        .max();
+    if let Some((name, _)) = versions
+        .stable_tags()
+        .filter(|(name, v)| facts.unknown.contains(*name) && nearest.is_none_or(|n| *v > n))
+        .max_by(|a, b| a.1.cmp(b.1))
+    {
+        return Err(PlanError::UnknownHistory(
+            name.to_string(),
+            "release to patch",
+        ));
+    }
+    let nearest = nearest.ok_or_else(|| {
+        PlanError::NoPatchVersion(format!(
+            "no `{}X.Y.Z` tag is on HEAD's history and the branch names no version; pass \
+                 --version X.Y.Z of a released version",
+            cfg.prefix
+        ))
+    })?;
+    // A patch of 3.8.1 when 3.8.3 is out is almost always the wrong branch.
+    match versions.highest_released(|v| v.major == nearest.major && v.minor == nearest.minor) {
+        Some(newest) if newest > nearest => Err(PlanError::NoPatchVersion(format!(
+            "HEAD's history holds {p}{nearest}, but {p}{newest} is the latest release of its \
+             line; check out the branch of {p}{newest} (such as `{newest}-patch`), or patch \
+             {nearest} on purpose with --version {nearest}",
+            p = cfg.prefix
+        ))),
+        _ => Ok(nearest.clone()),
     }
 }
 
@@ -324,6 +693,63 @@ fn alias_allowed(tpl: &Template, v: &Version, versions: &VersionTags, policy: Al
         AliasPolicy::PerLine if tpl.uses("major") => highest_where(&|x| x.major == v.major),
         AliasPolicy::PerLine => highest_where(&|_| true),
     }
+}
+
+/// The first tag made from the branch (by a `{branch}` template of
+/// tags.dev.tags) that another stage could publish — a release, rc, patch or
+/// nightly tag, an alias, a version-shaped tag, or dev's own `sha-…` tag of
+/// another commit — with the stage that owns it.
+fn reserved_branch_tag(values: &Values, cfg: &TagsConfig) -> Option<(String, &'static str)> {
+    let shapes = owned_shapes(cfg);
+    let from_branch = cfg
+        .dev
+        .tags
+        .iter()
+        .filter_map(|s| Template::parse(s).ok())
+        .filter(|t| t.uses("branch"))
+        .filter_map(|t| t.render(values, "dev").ok());
+    for tag in from_branch {
+        // Any `vX.Y.Z…` is a version tag, whichever pipeline pushed it.
+        if classify(&tag, &cfg.prefix).is_some() {
+            return Some((tag, "release"));
+        }
+        if let Some((_, owner)) = shapes.iter().find(|(re, _)| re.is_match(&tag)) {
+            return Some((tag, owner));
+        }
+    }
+    None
+}
+
+/// Matchers of every tag the stages other than dev's branch tags produce.
+fn owned_shapes(cfg: &TagsConfig) -> Vec<(Regex, &'static str)> {
+    let dev_own: Vec<String> = cfg
+        .dev
+        .tags
+        .iter()
+        .filter(|s| Template::parse(s).is_ok_and(|t| !t.uses("branch")))
+        .cloned()
+        .collect();
+    let groups: [(&[String], &'static str); 7] = [
+        (&cfg.release.tags, "release"),
+        (&cfg.release.aliases, "release"),
+        (&cfg.rc.tags, "rc"),
+        (&cfg.patch.tags, "patch"),
+        (&cfg.patch.aliases, "patch"),
+        (&cfg.nightly.tags, "nightly"),
+        (&dev_own, "dev (another commit's)"),
+    ];
+    let mut out = Vec::new();
+    for (sources, owner) in groups {
+        for source in sources {
+            if let Ok(tpl) = Template::parse(source) {
+                out.push((tpl.matcher(), owner));
+            }
+        }
+    }
+    if let Ok(tpl) = Template::parse(&cfg.nightly.git_tag) {
+        out.push((tpl.matcher(), "nightly"));
+    }
+    out
 }
 
 /// The newest dated nightly git tag; the marker tag (e.g. a `nightly` tag an
@@ -384,12 +810,22 @@ mod tests {
 
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
+    /// Facts where every tag is on HEAD's history (as on a linear main).
     fn facts(branch: Option<&str>, tags: &[&str], head: &[&str]) -> Facts {
+        let mut f = facts_off_history(branch, tags, head);
+        f.reachable = f.tags.iter().cloned().collect();
+        f
+    }
+
+    /// Facts where only the tags at HEAD are on its history.
+    fn facts_off_history(branch: Option<&str>, tags: &[&str], head: &[&str]) -> Facts {
         Facts {
             head_sha: SHA.into(),
             branch: branch.map(str::to_string),
             tags: tags.iter().chain(head).map(|s| s.to_string()).collect(),
             head_tags: head.iter().map(|s| s.to_string()).collect(),
+            reachable: head.iter().map(|s| s.to_string()).collect(),
+            unknown: BTreeSet::new(),
         }
     }
 
@@ -397,9 +833,10 @@ mod tests {
         Request {
             stage,
             version: None,
-            bump: Bump::Patch,
+            bump: None,
             date: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
             aliases: true,
+            existing: false,
         }
     }
 
@@ -432,8 +869,9 @@ mod tests {
         assert_eq!(p.git_tag.as_deref(), Some("v3.8.1-rc.2"));
         assert_eq!(p.tags, ["v3.8.1-rc.2", "rc2"]);
         let mut r = req(Stage::Rc);
-        r.bump = Bump::Minor;
+        r.bump = Some(Bump::Minor);
         assert_eq!(run(&f, &r).tags, ["v3.9.0-rc.0", "rc0"]);
+        r.bump = None;
         r.version = Some(Version::new(4, 0, 0));
         assert_eq!(run(&f, &r).git_tag.as_deref(), Some("v4.0.0-rc.0"));
     }
@@ -571,5 +1009,291 @@ mod tests {
             Some("nightly-20261124-bbbbbbb")
         );
         assert_eq!(stale_marker.changed, Some(true));
+    }
+    fn err(f: &Facts, r: &Request) -> PlanError {
+        plan(f, r, &TagsConfig::default()).unwrap_err()
+    }
+
+    #[test]
+    fn release_never_promotes_a_foreign_rc() {
+        // open-im-server's main: v3.3.3-rc.0..1 are on its history, rc.2..5
+        // and the 3.8.2/3.8.3 releases are on release branches only.
+        let mut f = facts_off_history(
+            Some("main"),
+            &[
+                "v3.3.2",
+                "v3.3.3-rc.0",
+                "v3.3.3-rc.1",
+                "v3.3.3-rc.5",
+                "v3.8.1",
+                "v3.8.3",
+                "v3.8.3-patch.16",
+            ],
+            &[],
+        );
+        f.reachable = ["v3.3.3-rc.0", "v3.3.3-rc.1"].map(String::from).into();
+        let e = err(&f, &req(Stage::Release));
+        assert!(matches!(e, PlanError::NoReleaseVersion(_)), "{e}");
+        assert!(e.to_string().contains("--version"), "{e}");
+        assert!(e.to_string().contains("v3.8.3"), "{e}");
+        // chat's main: v1.5.1-rc.0 is on its history but 1.8.4 is out.
+        let chat = facts(Some("main"), &["v1.5.0", "v1.5.1-rc.0", "v1.8.4"], &[]);
+        assert!(matches!(
+            err(&chat, &req(Stage::Release)),
+            PlanError::NoReleaseVersion(_)
+        ));
+        // An rc on HEAD's history, newer than every release: promoted.
+        let ok = facts(Some("main"), &["v3.8.3", "v3.8.4-rc.0", "v3.8.4-rc.1"], &[]);
+        assert_eq!(
+            run(&ok, &req(Stage::Release)).version,
+            Some(Version::new(3, 8, 4))
+        );
+        // The same rc off HEAD's history (another branch's): refused.
+        let off = facts_off_history(Some("main"), &["v3.8.3", "v3.8.4-rc.1"], &[]);
+        assert!(matches!(
+            err(&off, &req(Stage::Release)),
+            PlanError::NoReleaseVersion(_)
+        ));
+        // An rc at HEAD is always the one to promote, even an old one.
+        let at_head = facts_off_history(Some("main"), &["v3.8.3"], &["v3.3.3-rc.5"]);
+        assert_eq!(
+            run(&at_head, &req(Stage::Release)).tags,
+            ["release-v3.3.3", "v3.3.3", "3.3.3"]
+        );
+    }
+
+    #[test]
+    fn release_on_a_branch_of_one_version_promotes_only_that_version() {
+        let f = facts(
+            Some("release-v3.8.1"),
+            &["v3.8.0", "v3.8.1-rc.4", "v3.8.2-rc.0"],
+            &[],
+        );
+        assert_eq!(
+            run(&f, &req(Stage::Release)).version,
+            Some(Version::new(3, 8, 1))
+        );
+        let released = facts(Some("release-v3.8.1"), &["v3.8.1", "v3.8.2-rc.0"], &[]);
+        let e = err(&released, &req(Stage::Release));
+        assert!(e.to_string().contains("of 3.8.1"), "{e}");
+    }
+
+    #[test]
+    fn dev_tags_never_take_another_stages_tag() {
+        for (branch, owner) in [
+            ("release-v3.8.3", "release"),
+            ("latest", "release"),
+            ("v3.8.3", "release"),
+            ("3.8.3", "release"),
+            ("3.8", "release"),
+            ("3", "release"),
+            ("v3.8.3-alpha.1", "release"),
+            ("v3.8.1-rc.2", "release"),
+            ("rc0", "rc"),
+            ("nightly", "nightly"),
+            ("nightly-20261124-abcdef0", "nightly"),
+            ("3.8.3-patch.2", "patch"),
+            ("sha-1234567", "dev (another commit's)"),
+        ] {
+            let p = run(&facts(Some(branch), &[], &[]), &req(Stage::Dev));
+            let expected = distinct_branch_tag(branch);
+            assert_eq!(p.tags, [expected.as_str(), "sha-0123456"], "{branch}");
+            assert!(p.tags[0].starts_with("branch-"), "{branch}");
+            assert!(
+                p.notes.iter().any(|n| n.contains(owner)),
+                "{branch}: {:?}",
+                p.notes
+            );
+        }
+        // Ordinary names, OpenIM's odd ones included, stay as they are.
+        for branch in [
+            "main",
+            "3.8.3-patch",
+            "pre-release-v3.8.4",
+            "test-v3dev1",
+            "js-server",
+        ] {
+            let p = run(&facts(Some(branch), &[], &[]), &req(Stage::Dev));
+            assert_eq!(p.tags[0], branch);
+            assert!(p.notes.is_empty());
+        }
+        // With a prefixed template, `latest` is harmless.
+        let mut cfg = TagsConfig::default();
+        cfg.dev.tags = vec!["dev-{branch}".into()];
+        let p = plan(&facts(Some("latest"), &[], &[]), &req(Stage::Dev), &cfg).unwrap();
+        assert_eq!(p.tags, ["dev-latest"]);
+    }
+
+    #[test]
+    fn rc_continues_an_open_series_on_heads_history() {
+        let f = facts(Some("main"), &["v3.7.1", "v3.8.0-rc.0"], &[]);
+        assert_eq!(
+            run(&f, &req(Stage::Rc)).git_tag.as_deref(),
+            Some("v3.8.0-rc.1")
+        );
+        // A series of another branch is not this branch's.
+        let off = facts_off_history(Some("main"), &["v3.7.1", "v3.8.0-rc.0"], &[]);
+        assert_eq!(
+            run(&off, &req(Stage::Rc)).git_tag.as_deref(),
+            Some("v3.7.2-rc.0")
+        );
+        // A stale series below the latest release is closed.
+        let stale = facts(Some("main"), &["v3.3.3-rc.1", "v3.8.3"], &[]);
+        assert_eq!(
+            run(&stale, &req(Stage::Rc)).git_tag.as_deref(),
+            Some("v3.8.4-rc.0")
+        );
+        // An explicit --bump starts a new series.
+        let mut r = req(Stage::Rc);
+        r.bump = Some(Bump::Minor);
+        assert_eq!(run(&f, &r).git_tag.as_deref(), Some("v3.8.0-rc.1"));
+        r.bump = Some(Bump::Major);
+        assert_eq!(run(&f, &r).git_tag.as_deref(), Some("v4.0.0-rc.0"));
+        // On a release line, an open series of the line is continued.
+        let line = facts(Some("release-v3.8"), &["v3.8.1", "v3.8.3-rc.0"], &[]);
+        assert_eq!(
+            run(&line, &req(Stage::Rc)).git_tag.as_deref(),
+            Some("v3.8.3-rc.1")
+        );
+    }
+
+    #[test]
+    fn bump_where_it_does_not_apply_is_refused() {
+        let f = facts(Some("release-v3.8"), &["v3.8.1"], &[]);
+        let mut r = req(Stage::Rc);
+        r.bump = Some(Bump::Minor);
+        assert!(matches!(err(&f, &r), PlanError::BumpNotApplicable(_)));
+        let main = facts(Some("main"), &["v3.8.1"], &[]);
+        r.version = Some(Version::new(3, 9, 0));
+        assert!(matches!(err(&main, &r), PlanError::BumpNotApplicable(_)));
+        for stage in [Stage::Dev, Stage::Release, Stage::Patch, Stage::Nightly] {
+            let mut r = req(stage);
+            r.bump = Some(Bump::Patch);
+            let e = err(&main, &r);
+            assert!(matches!(e, PlanError::BumpNotApplicable(_)), "{stage}: {e}");
+        }
+    }
+
+    #[test]
+    fn existing_means_the_candidate_head_carries() {
+        let mut r = req(Stage::Rc);
+        r.existing = true;
+        let f = facts(
+            Some("main"),
+            &["v3.8.3", "v3.8.4-rc.0", "v3.8.4-rc.2"],
+            &["v3.8.4-rc.1"],
+        );
+        let p = run(&f, &r);
+        assert_eq!(p.git_tag.as_deref(), Some("v3.8.4-rc.1"));
+        assert_eq!(p.tags, ["v3.8.4-rc.1", "rc1"]);
+        assert_eq!(p.git_tag_state, Some(GitTagState::AtHead));
+        let none = facts(Some("main"), &["v3.8.3", "v3.8.4-rc.0"], &[]);
+        let e = err(&none, &r);
+        assert!(matches!(e, PlanError::NoCurrentTag { .. }), "{e}");
+        assert!(e.to_string().contains("tag --stage rc --push"), "{e}");
+        let mut p = req(Stage::Patch);
+        p.existing = true;
+        let patched = facts(Some("3.8.3-patch"), &["v3.8.3"], &["v3.8.3-patch.16"]);
+        assert_eq!(
+            run(&patched, &p).git_tag.as_deref(),
+            Some("v3.8.3-patch.16")
+        );
+    }
+
+    #[test]
+    fn patch_follows_openim_patch_releases() {
+        let mut tags = vec!["v3.8.2".to_string(), "v3.8.3".to_string()];
+        tags.extend((1..=16).map(|n| format!("v3.8.3-patch.{n}")));
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let f = facts(Some("3.8.3-patch"), &tags, &[]);
+        let p = run(&f, &req(Stage::Patch));
+        assert_eq!(p.git_tag.as_deref(), Some("v3.8.3-patch.17"));
+        assert_eq!(p.rc, Some(17));
+        assert_eq!(
+            p.tags,
+            ["v3.8.3-patch.17", "3.8.3-patch.17", "3.8", "3", "latest"]
+        );
+        // The first patch is .1; a patch of an older line moves no alias
+        // that a newer release holds.
+        let old = facts(Some("release-v3.7"), &["v3.7.1", "v3.8.3"], &[]);
+        let p = run(&old, &req(Stage::Patch));
+        assert_eq!(p.git_tag.as_deref(), Some("v3.7.1-patch.1"));
+        assert_eq!(p.tags, ["v3.7.1-patch.1", "3.7.1-patch.1"]);
+        // Without a branch that names it: the release on HEAD's history.
+        let detached = facts(None, &["v3.8.3", "v3.8.3-patch.1"], &[]);
+        assert_eq!(
+            run(&detached, &req(Stage::Patch)).git_tag.as_deref(),
+            Some("v3.8.3-patch.2")
+        );
+        // …unless a newer release of its line is out (main at 3.8.1).
+        let mut main = facts_off_history(Some("main"), &["v3.8.1", "v3.8.3"], &[]);
+        main.reachable.insert("v3.8.1".into());
+        let e = err(&main, &req(Stage::Patch));
+        assert!(e.to_string().contains("--version 3.8.1"), "{e}");
+        // Only released versions are patched.
+        let e = err(
+            &facts(Some("pre-release-v3.8.4"), &["v3.8.3"], &[]),
+            &req(Stage::Patch),
+        );
+        assert!(matches!(e, PlanError::NotReleased(..)), "{e}");
+        // An rc on a patch branch is refused with the way out.
+        let e = err(&f, &req(Stage::Rc));
+        assert!(e.to_string().contains("--stage patch"), "{e}");
+    }
+
+    #[test]
+    fn default_release_branch_matches_openims_names() {
+        let pattern = &TagsConfig::default().release_branch;
+        let t = |b: &str| branch_target(Some(b), pattern).map(|t| t.to_string());
+        for (branch, want) in [
+            ("release-v3.0", Some("3.0")),
+            ("release-v3.7", Some("3.7")),
+            ("release-v3.8.1", Some("3.8.1")),
+            ("release-v3.8.3", Some("3.8.3")),
+            ("pre-release-v3.8.4", Some("3.8.4")),
+            ("3.8.3-patch", Some("3.8.3")),
+            ("v1.8.4-patch", Some("1.8.4")),
+            ("release/v3.9", Some("3.9")),
+            ("3.8", Some("3.8")),
+            ("main", None),
+            ("3.8.3-patch-bak", None),
+            ("test/release-v3.3", None),
+            ("v3.8-js-sdk-only", None),
+            ("changelog-v3.8.2", None),
+            ("test-v2.3.0release", None),
+        ] {
+            assert_eq!(t(branch).as_deref(), want, "{branch}");
+        }
+    }
+    #[test]
+    fn a_cut_history_refuses_rather_than_guess() {
+        // Shallow clone: v3.8.4-rc.0's place is unknown; it decides the rc.
+        let mut f = facts_off_history(Some("main"), &["v3.8.3", "v3.8.4-rc.0"], &[]);
+        f.unknown.insert("v3.8.4-rc.0".into());
+        let e = err(&f, &req(Stage::Rc));
+        assert!(matches!(e, PlanError::UnknownHistory(..)), "{e}");
+        assert!(e.to_string().contains("fetch-depth: 0"), "{e}");
+        assert!(matches!(
+            err(&f, &req(Stage::Release)),
+            PlanError::UnknownHistory(..)
+        ));
+        // …unless the answer does not depend on it: the rc at HEAD, an
+        // explicit version, or a stale candidate below the latest release.
+        let mut at_head = f.clone();
+        at_head.head_tags.push("v3.8.4-rc.1".into());
+        at_head.tags.push("v3.8.4-rc.1".into());
+        assert_eq!(
+            run(&at_head, &req(Stage::Release)).version,
+            Some(Version::new(3, 8, 4))
+        );
+        let mut r = req(Stage::Rc);
+        r.version = Some(Version::new(3, 9, 0));
+        assert_eq!(run(&f, &r).git_tag.as_deref(), Some("v3.9.0-rc.0"));
+        let mut stale = facts_off_history(Some("main"), &["v3.3.3-rc.5", "v3.8.3"], &[]);
+        stale.unknown.insert("v3.3.3-rc.5".into());
+        assert_eq!(
+            run(&stale, &req(Stage::Rc)).git_tag.as_deref(),
+            Some("v3.8.4-rc.0")
+        );
     }
 }

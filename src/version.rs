@@ -176,6 +176,18 @@ impl VersionTags {
         self.released.contains(v)
     }
 
+    /// A tag that shows `v` released: its stable tag, else its first patch tag.
+    pub fn release_tag(&self, v: &Version) -> Option<&str> {
+        let of = |want_stable: bool| {
+            self.tags.iter().find(|(_, k)| {
+                k.base() == v && k.is_released() && matches!(k, TagKind::Stable(_)) == want_stable
+            })
+        };
+        of(true)
+            .or_else(|| of(false))
+            .map(|(name, _)| name.as_str())
+    }
+
     /// Highest rc number of `v`, if any rc of it exists.
     pub fn highest_rc(&self, v: &Version) -> Option<u64> {
         self.tags
@@ -185,6 +197,35 @@ impl VersionTags {
                 _ => None,
             })
             .max()
+    }
+
+    /// Highest patch number of `v` (`vX.Y.Z-patch.N`), if any patch of it exists.
+    pub fn highest_patch(&self, v: &Version) -> Option<u64> {
+        self.tags
+            .iter()
+            .filter_map(|(_, k)| match k {
+                TagKind::Patch { version, n } if version == v => Some(*n),
+                _ => None,
+            })
+            .max()
+    }
+
+    /// The rc tags (name, version) of versions that are not released yet.
+    pub fn unreleased_rc_tags(&self) -> impl Iterator<Item = (&str, &Version)> {
+        self.tags.iter().filter_map(|(name, k)| match k {
+            TagKind::Rc { version, .. } if !self.is_released(version) => {
+                Some((name.as_str(), version))
+            }
+            _ => None,
+        })
+    }
+
+    /// The stable tags (name, version): `vX.Y.Z` without a pre-release.
+    pub fn stable_tags(&self) -> impl Iterator<Item = (&str, &Version)> {
+        self.tags.iter().filter_map(|(name, k)| match k {
+            TagKind::Stable(v) => Some((name.as_str(), v)),
+            _ => None,
+        })
     }
 
     /// Versions that have an rc but no release yet, highest first, filtered.

@@ -2,10 +2,11 @@
 """Stateful fake of the GitHub REST API for the integration tests of openim-release.
 
 Python 3.11 standard library only. It listens on 127.0.0.1 and never talks to
-any other host. Response bodies are built from GitHub's documented examples in
-the fixture directory (``shared/fixtures/github``): every answer is a deep copy
-of a fixture document with the fields that matter filled in from the fake's
-state, and with every ``https://api.github.com``, ``https://github.com``,
+any other host. Response bodies are built from the GitHub-shaped documents in
+the fixture directory (``tests/fixtures/github`` next to this file; its
+README.md maps each file to its endpoint): every answer is a deep copy of a
+fixture document with the fields that matter filled in from the fake's state,
+and with every ``https://api.github.com``, ``https://github.com``,
 ``https://uploads.github.com``, ``https://svn.github.com`` and
 ``https://avatars.githubusercontent.com`` URL rewritten to the fake's own base
 URL (``http://127.0.0.1:PORT``); ``git://`` and ``git@`` clone URLs point at
@@ -20,8 +21,8 @@ Usage
 With ``--port 0`` a free port is picked. Once listening, exactly one line
 ``READY http://127.0.0.1:PORT`` is printed to stdout (flushed). The server runs
 until SIGTERM/SIGINT, then exits 0. ``--fixtures`` defaults to
-``$FAKE_GITHUB_FIXTURES`` or else the first ``<ancestor>/shared/fixtures/github``
-or ``<ancestor>/../shared/fixtures/github`` found walking up from this file.
+``$FAKE_GITHUB_FIXTURES`` or else ``fixtures/github`` in this file's directory
+(``tests/fixtures/github``), so the fake needs nothing outside the repository.
 ``--state-file`` rewrites a JSON snapshot (the ``GET /_fake/state`` document)
 after every request; it is never read back.
 
@@ -30,8 +31,8 @@ Authentication
 Every API request needs ``Authorization: token TOKEN``, ``Authorization: Bearer
 TOKEN`` or ``Authorization: Basic base64(USER:TOKEN)`` (e.g. ``x-access-token``
 as USER). Otherwise: 401 with the ``bad_credentials`` answer of errors.json.
-The authenticated user is the ``user_data.json`` login (``octocat``); it is the
-author of every pull request and release created through the API.
+The authenticated user is the ``user_data.json`` login (``openim-robot``); it is
+the author of every pull request and release created through the API.
 
 API endpoints (an optional ``/api/v3`` path prefix is accepted)
 ---------------------------------------------------------------
@@ -226,17 +227,12 @@ def rewrite_hosts(doc, base_url: str):
     return map_strings(doc, fix)
 
 
-def find_default_fixtures() -> Path | None:
+def find_default_fixtures() -> Path:
+    """``$FAKE_GITHUB_FIXTURES``, or else the repository's tests/fixtures/github."""
     env = os.environ.get("FAKE_GITHUB_FIXTURES")
-    if env and Path(env).is_dir():
+    if env:
         return Path(env)
-    here = Path(__file__).resolve().parent
-    for ancestor in (here, *here.parents):
-        for candidate in (ancestor / "shared" / "fixtures" / "github",
-                          ancestor.parent / "shared" / "fixtures" / "github"):
-            if candidate.is_dir():
-                return candidate
-    return None
+    return Path(__file__).resolve().parent / "fixtures" / "github"
 
 
 def load_fixtures(directory: Path) -> dict:
@@ -480,11 +476,14 @@ class Renderer:
         self.base = base_url
         self.me = self.fx["user"]["login"]
         pull = self.fx["pull"]
-        self.user_template = pull["user"]                       # octocat
-        self.reviewer_template = pull["requested_reviewers"][0]  # other_user
+        # Each template's own login or repository name is what gets replaced.
+        self.user_template = pull["user"]
+        self.reviewer_template = pull["requested_reviewers"][0]
         self.team_template = pull["requested_teams"][0]
-        self.repo_template = pull["base"]["repo"]                # octocat/Hello-World
+        self.repo_template = pull["base"]["repo"]
         self.label_template = self.fx["labels"][0]
+        self.compare_repo = re.search(r"/repos/([^/]+/[^/]+)/compare/",
+                                      self.fx["compare"]["url"]).group(1)
 
     # -- small building blocks ------------------------------------------
 
@@ -495,13 +494,14 @@ class Renderer:
         return f"{self.base}/{repo.owner}/{repo.name}"
 
     def user(self, login: str) -> dict:
-        doc = replace_in_strings(self.user_template, "octocat", login)
+        doc = replace_in_strings(self.user_template, self.user_template["login"], login)
         uid = self.fx["user"]["id"] if login == self.me else stable_id("user", login)
         doc.update(login=login, id=uid, node_id=node_id("User", uid))
         return doc
 
     def reviewer(self, login: str) -> dict:
-        doc = replace_in_strings(self.reviewer_template, "other_user", login)
+        doc = replace_in_strings(self.reviewer_template, self.reviewer_template["login"],
+                                 login)
         uid = self.fx["user"]["id"] if login == self.me else stable_id("user", login)
         doc.update(login=login, id=uid, node_id=node_id("User", uid))
         return doc
@@ -518,7 +518,7 @@ class Renderer:
         return doc
 
     def repo(self, owner: str, repo: Repo, open_count: int) -> dict:
-        doc = replace_in_strings(self.repo_template, "octocat/Hello-World",
+        doc = replace_in_strings(self.repo_template, self.repo_template["full_name"],
                                  f"{owner}/{repo.name}")
         rid = stable_id("repo", owner.lower(), repo.name.lower())
         doc.update(id=rid, node_id=node_id("Repository", rid), name=repo.name,
@@ -658,8 +658,7 @@ class Renderer:
         return doc
 
     def compare(self, repo: Repo, base: str, head: str) -> dict:
-        doc = replace_in_strings(self.fx["compare"], "XAMPPRocky/octocrab",
-                                 repo.full_name)
+        doc = replace_in_strings(self.fx["compare"], self.compare_repo, repo.full_name)
         spec = f"{base}...{head}"
         doc.update(url=f"{self.api(repo)}/compare/{spec}",
                    html_url=f"{self.web(repo)}/compare/{spec}",
@@ -1387,8 +1386,8 @@ def make_server(port: int, token: str, fixtures_dir: Path,
 
 def resolve_fixtures(arg: str | None) -> Path:
     directory = Path(arg) if arg else find_default_fixtures()
-    if directory is None or not directory.is_dir():
-        sys.exit(f"fake_github: fixture directory not found ({arg or 'searched upwards for shared/fixtures/github'})")
+    if not directory.is_dir():
+        sys.exit(f"fake_github: fixture directory {directory} not found")
     missing = [n for n in FIXTURE_FILES.values() if not (directory / n).is_file()]
     if missing:
         sys.exit(f"fake_github: {directory} lacks {', '.join(missing)}")
@@ -1488,7 +1487,7 @@ class SelfTest:
         for auth in (f"token {self.TOKEN}", f"Bearer {self.TOKEN}",
                      "Basic " + base64.b64encode(f"x-access-token:{self.TOKEN}".encode()).decode()):
             status, headers, body = self.call("GET", "/user", auth=auth)
-            self.check(f"auth {auth.split()[0]}", status == 200 and body["login"] == "octocat",
+            self.check(f"auth {auth.split()[0]}", status == 200 and body["login"] == self.me,
                        (status, body))
         self.check("user has no real host", "github.com" not in json.dumps(body), body)
         self.check("content-type", headers["content-type"] == "application/json; charset=utf-8",
@@ -1651,7 +1650,7 @@ class SelfTest:
         status, _, pr = self.call("DELETE", path, {"reviewers": ["alice"], "team_reviewers": []})
         self.check("reviewers remove", status == 200
                    and [u["login"] for u in pr["requested_reviewers"]] == ["bob"], pr)
-        status, _, err = self.call("POST", path, {"reviewers": ["octocat"]})
+        status, _, err = self.call("POST", path, {"reviewers": [self.me]})
         self.check("author as reviewer -> 422", status == 422, (status, err))
         status, _, err = self.call("POST", path, {})
         self.check("reviewers missing -> 422", status == 422, (status, err))
@@ -1801,7 +1800,7 @@ class SelfTest:
         self.check("control merge", status == 200 and snap["merged"] and snap["state"] == "closed", snap)
         _, _, pr = self.call("GET", "/repos/openimsdk/open-im-server/pulls/1")
         self.check("merged visible", pr["merged"] is True and pr["merged_at"]
-                   and pr["state"] == "closed" and pr["merged_by"]["login"] == "octocat", pr)
+                   and pr["state"] == "closed" and pr["merged_by"]["login"] == self.me, pr)
         status, _, err = self.call("PATCH", "/repos/openimsdk/open-im-server/pulls/1", {"state": "open"})
         self.check("reopen merged -> 422", status == 422, status)
         status, _, snap = self.control("POST", f"{repo}/2/close")
@@ -1848,7 +1847,7 @@ class SelfTest:
         """The real CLI: READY line, default fixture discovery, SIGTERM exit 0."""
         cmd = [sys.executable, os.path.abspath(__file__), "--port", "0", "--token", "sub-token"]
         default = find_default_fixtures()
-        if default is None or default.resolve() != self.fixtures_dir.resolve():
+        if not default.is_dir() or default.resolve() != self.fixtures_dir.resolve():
             cmd += ["--fixtures", str(self.fixtures_dir)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         try:
@@ -1869,6 +1868,11 @@ class SelfTest:
             proc.stdout.close()
 
     @property
+    def me(self):
+        """The authenticated user: the user_data.json login."""
+        return load_fixtures(self.fixtures_dir)["user"]["login"]
+
+    @property
     def label_keys(self):
         return load_fixtures(self.fixtures_dir)["labels"][0].keys()
 
@@ -1885,7 +1889,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Stateful fake GitHub REST API for tests.")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = pick a free one)")
     parser.add_argument("--token", help="the only accepted token")
-    parser.add_argument("--fixtures", help="fixture directory (default: shared/fixtures/github found upwards)")
+    parser.add_argument("--fixtures", help="fixture directory (default: $FAKE_GITHUB_FIXTURES, else tests/fixtures/github)")
     parser.add_argument("--state-file", help="write a JSON snapshot of the state here after each request")
     parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
     parser.add_argument("--self-test", action="store_true", help="run the built-in self-test and exit")

@@ -10,6 +10,7 @@ use crate::config::{self, Config};
 use crate::deploy::{self, ChartSpec, DeployInputs, DeployPlan, Release};
 use crate::exit::{self, BadInput};
 use crate::git::Repo;
+use crate::stage::PlanError;
 use crate::stage::Stage;
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -390,12 +391,23 @@ pub fn resolve_release(
     if let Some(stage) = args.stage {
         let repo =
             repo.ok_or_else(|| BadInput("--stage needs a git repository (use -C)".into()))?;
-        let plan = plan_stage(repo, config, stage, args.version.as_deref(), None, quiet)?;
-        tag = match &args.image_tag {
-            Some(t) => Some(t.clone()),
-            None => Some(deploy_tag(config, stage, &plan.tags, &plan.sha)?),
-        };
-        version = plan.version.map(|v| v.to_string());
+        match plan_stage(repo, config, stage, args.version.as_deref(), None, quiet) {
+            Ok(plan) => {
+                tag = match &args.image_tag {
+                    Some(t) => Some(t.clone()),
+                    None => Some(deploy_tag(config, stage, &plan.tags, &plan.sha)?),
+                };
+                version = plan.version.map(|v| v.to_string());
+            }
+            // With --image-tag the stage only names the environment: an rc
+            // not created yet (release checks before reserving it) is fine.
+            Err(e)
+                if args.image_tag.is_some()
+                    && e.chain().any(|c| {
+                        matches!(c.downcast_ref(), Some(PlanError::NoCurrentTag { .. }))
+                    }) => {}
+            Err(e) => return Err(e),
+        }
     }
     if let Some(v) = &args.version {
         let v = crate::version::parse_user_version(v)

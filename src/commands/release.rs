@@ -81,11 +81,11 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
     if let Some(v) = &args.version {
         tag_args.extend(["--version", v]);
     }
-    let reserve = args.stage == Stage::Rc && !dry_run && !args.no_git_tag;
+    let reserve = args.stage.is_numbered() && !dry_run && !args.no_git_tag;
     if reserve {
         check()?;
         tag_args.push("--push");
-        runner.step("reserving the rc number (git tag)");
+        runner.step(&format!("reserving the {stage} number (git tag)"));
     }
     let tag = runner.json(&tag_args)?;
     let tags: Vec<String> = tag["tags"]

@@ -12,7 +12,7 @@ use crate::version::{self, parse_user_version};
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 /// How often a push of a taken rc number is recomputed and retried.
@@ -61,10 +61,11 @@ pub fn run(global: &GlobalArgs, args: &TagArgs) -> Result<i32> {
         bump: args.bump,
         date: parse_date(args.date.as_deref())?,
         aliases: !args.no_aliases,
+        existing: false,
     };
     if args.version.is_some() && matches!(args.stage, Stage::Dev | Stage::Nightly) {
         return Err(BadInput(format!(
-            "--version applies to the rc and release stages; the {} stage has no version",
+            "--version applies to the rc, release and patch stages; the {} stage has no version",
             args.stage
         ))
         .into());
@@ -131,8 +132,9 @@ pub fn run(global: &GlobalArgs, args: &TagArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-/// The tags of a stage as `tag --stage` computes them, creating nothing:
-/// for commands that build or deploy with those tags.
+/// The tags of a stage for commands that build or deploy with them, creating
+/// nothing. rc and patch mean the candidate HEAD already carries (the one
+/// being built or deployed), not the next number `tag --stage rc` gives.
 pub fn plan_stage(
     repo: &Repo,
     config: &Config,
@@ -147,9 +149,10 @@ pub fn plan_stage(
             .map(parse_user_version)
             .transpose()
             .map_err(|e| BadInput(format!("--version: {e}")))?,
-        bump: version::Bump::Patch,
+        bump: None,
         date: parse_date(None)?,
         aliases: true,
+        existing: true,
     };
     let head = repo.head()?;
     let ctx = Ctx {
@@ -181,7 +184,8 @@ fn parse_date(text: Option<&str>) -> Result<NaiveDate> {
 }
 
 /// `--branch`, else GITHUB_HEAD_REF (pull requests), else GITHUB_REF_NAME
-/// (unless the workflow runs for a tag), else the checked-out branch.
+/// (unless the workflow runs for a tag), else the checked-out branch. A full
+/// ref name (`refs/heads/x`, as `github.ref` gives it) names branch `x`.
 fn resolve_branch(explicit: Option<&str>, head: &Head) -> Option<String> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     explicit
@@ -192,6 +196,11 @@ fn resolve_branch(explicit: Option<&str>, head: &Head) -> Option<String> {
             (!is_tag).then(|| env("GITHUB_REF_NAME")).flatten()
         })
         .or_else(|| head.branch.clone())
+        .map(|b| {
+            b.strip_prefix("refs/heads/")
+                .map(str::to_string)
+                .unwrap_or(b)
+        })
 }
 
 struct Ctx<'a> {
@@ -279,7 +288,7 @@ impl Ctx<'_> {
                     if created {
                         self.repo.delete_tag(&git_tag)?;
                     }
-                    let retry = request.stage == Stage::Rc
+                    let retry = request.stage.is_numbered()
                         && !err.is_auth()
                         && attempt < MAX_ATTEMPTS
                         && self.remote_reachable(remote);
@@ -387,8 +396,10 @@ impl Ctx<'_> {
     }
 
     /// The facts the rules need. Tags come from the local repository; the
-    /// remote's are added when pushing (to see concurrent runs) and in a
-    /// shallow clone (which lacks them).
+    /// remote's are added when pushing (to see concurrent runs), in a
+    /// shallow clone (which lacks them) and in a clone without version tags
+    /// (`git clone --no-tags`), so that every way of asking gives the answer
+    /// `--push` acts on.
     fn facts(&self, stage: Stage) -> Result<Facts> {
         let mut facts = Facts {
             head_sha: self.head.sha.clone(),
@@ -403,39 +414,66 @@ impl Ctx<'_> {
         let nightly = Template::parse(&tags_cfg.nightly.git_tag)
             .context("parsing tags.nightly.git_tag")?
             .matcher();
+        let is_version = |name: &str| version::classify(name, &tags_cfg.prefix).is_some();
         let relevant = |name: &str| match stage {
-            Stage::Release => version::classify(name, &tags_cfg.prefix).is_some(),
+            Stage::Release | Stage::Rc | Stage::Patch => is_version(name),
             Stage::Nightly => name == tags_cfg.nightly.marker || nightly.is_match(name),
-            Stage::Rc | Stage::Dev => false,
+            Stage::Dev => false,
         };
         let mut head_tags = self
             .repo
             .tags_pointing_at(&self.head.sha, local.iter().filter(|t| relevant(&t.name)))?;
         let mut names: BTreeSet<String> = local.into_iter().map(|t| t.name).collect();
+        // Commits of the tags only the remote has, for the ancestry questions.
+        let mut remote_only: HashMap<String, String> = HashMap::new();
 
+        let remote = &self.git.remote;
         let shallow = self.repo.is_shallow();
-        if shallow || self.git.push {
-            let remote = &self.git.remote;
-            let listed = self.repo.remote_tags(remote).map_err(|e| {
-                if shallow {
-                    GitError::ShallowWithoutTags {
+        let versioned = matches!(stage, Stage::Rc | Stage::Release | Stage::Patch);
+        let untagged =
+            versioned && !names.iter().any(|n| is_version(n)) && self.repo.has_remote(remote);
+        if shallow || self.git.push || untagged {
+            let listed = match self.repo.remote_tags(remote) {
+                Ok(listed) => listed,
+                Err(e) if shallow => {
+                    return Err(GitError::ShallowWithoutTags {
                         remote: remote.clone(),
                         reason: format!("{e:#}"),
                     }
-                    .into()
-                } else {
-                    e
+                    .into())
                 }
-            })?;
+                Err(e) if untagged && !self.git.push => {
+                    return Err(GitError::NoVersionTags {
+                        remote: remote.clone(),
+                        prefix: tags_cfg.prefix.clone(),
+                        reason: format!("{e:#}"),
+                    }
+                    .into())
+                }
+                Err(e) => return Err(e),
+            };
+            if untagged && listed.iter().any(|t| is_version(&t.name)) {
+                self.note(&format!(
+                    "this clone has no version tags; using the tags of {}",
+                    self.repo.remote_display(remote)
+                ));
+            }
             for t in listed {
                 if t.commit == self.head.sha && relevant(&t.name) && !head_tags.contains(&t.name) {
                     head_tags.push(t.name.clone());
+                }
+                if !names.contains(&t.name) {
+                    remote_only.insert(t.name.clone(), t.commit);
                 }
                 names.insert(t.name);
             }
         }
         facts.tags = names.into_iter().collect();
         facts.head_tags = head_tags;
+        let asked = stage::ancestry_questions(stage, &facts.tags, tags_cfg);
+        (facts.reachable, facts.unknown) =
+            self.repo
+                .reachable_from(&self.head.sha, &asked, &remote_only)?;
         Ok(facts)
     }
 }

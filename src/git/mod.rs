@@ -29,6 +29,17 @@ pub enum GitError {
     ShallowWithoutTags { remote: String, reason: String },
     #[error("remote `{0}` does not exist; pass --remote NAME or add it with `git remote add`")]
     NoRemote(String),
+    #[error(
+        "this clone has no `{prefix}X.Y.Z` tags and remote `{remote}` could not be listed \
+         ({reason}), so the next version cannot be known; fetch the tags with \
+         `git fetch --tags` (in GitHub Actions: `fetch-depth: 0` on actions/checkout), or \
+         pass --version X.Y.Z"
+    )]
+    NoVersionTags {
+        remote: String,
+        prefix: String,
+        reason: String,
+    },
 }
 
 /// The commit being built.
@@ -252,6 +263,55 @@ impl Repo {
             }
         }
         Ok(out)
+    }
+
+    /// Whether `remote` names a configured remote.
+    pub fn has_remote(&self, remote: &str) -> bool {
+        self.repo.find_remote(remote).is_ok()
+    }
+
+    /// Which of the tags `names` have their commit at `head` or among its
+    /// ancestors: `(reachable, unknown)`. A tag is looked up locally, else in
+    /// `remote_commits` (tags only a remote has). In a full clone every
+    /// ancestor of HEAD is here, so a commit that is not is no ancestor; in a
+    /// shallow clone the history is cut, so a tag not found on it is
+    /// `unknown`. A tag of a tree or blob is no commit and never reachable.
+    pub fn reachable_from(
+        &self,
+        head: &str,
+        names: &[String],
+        remote_commits: &std::collections::HashMap<String, String>,
+    ) -> Result<(
+        std::collections::BTreeSet<String>,
+        std::collections::BTreeSet<String>,
+    )> {
+        let head = git2::Oid::from_str(head).context("parsing HEAD sha")?;
+        let shallow = self.repo.is_shallow();
+        let mut out = std::collections::BTreeSet::new();
+        let mut unknown = std::collections::BTreeSet::new();
+        for name in names {
+            let commit = match self.repo.find_reference(&format!("refs/tags/{name}")) {
+                Ok(r) => r.peel_to_commit().ok().map(|c| c.id()),
+                Err(_) => remote_commits
+                    .get(name)
+                    .and_then(|c| git2::Oid::from_str(c).ok())
+                    .filter(|oid| self.repo.find_commit(*oid).is_ok()),
+            };
+            let Some(commit) = commit else {
+                if shallow && remote_commits.contains_key(name) {
+                    unknown.insert(name.clone());
+                }
+                continue;
+            };
+            let reached =
+                commit == head || self.repo.graph_descendant_of(head, commit).unwrap_or(false);
+            if reached {
+                out.insert(name.clone());
+            } else if shallow {
+                unknown.insert(name.clone());
+            }
+        }
+        Ok((out, unknown))
     }
 
     /// The URL of a remote, with any credentials removed (for messages).

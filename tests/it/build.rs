@@ -215,6 +215,14 @@ fn stage_tags_come_from_git() {
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     repo.atag(&["v3.8.0"]);
     repo.commit("fix");
+    // The rc being built is the one HEAD carries: without it, refused.
+    let err = fails_with(
+        build_cmd(s, &repo).args(["--stage", "rc", "--service", "openim-api"]),
+        2,
+    );
+    assert!(err.contains("tag --stage rc --push"), "{err}");
+    assert!(services::inspect_raw(&format!("{ns}/openim-api:rc0"), None).is_err());
+    repo.atag(&["v3.8.1-rc.0"]);
     let json = json_ok(build_cmd(s, &repo).args(["--stage", "rc", "--service", "openim-api"]));
     assert_eq!(json["tags"], serde_json::json!(["v3.8.1-rc.0", "rc0"]));
     assert_eq!(images(&json).len(), 1);

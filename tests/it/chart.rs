@@ -193,11 +193,13 @@ pub fn source_repo(registry: &str, deploy_url: &str, repository: &str, extra: &s
     repo
 }
 
-/// Tag the source v3.8.0, add a fix, `chart apply --stage rc` (v3.8.1-rc.0)
-/// on the deploy checkout `root`, unverified; its JSON.
+/// Tag the source v3.8.0, add a fix tagged v3.8.1-rc.0, `chart apply
+/// --stage rc` (the rc HEAD carries) on the deploy checkout `root`,
+/// unverified; its JSON.
 fn apply_first_rc(src: &TestRepo, root: &Path) -> serde_json::Value {
     src.atag(&["v3.8.0"]);
     src.commit("fix");
+    src.atag(&["v3.8.1-rc.0"]);
     json_ok(bin(src.path()).args([
         "chart",
         "apply",
@@ -398,6 +400,7 @@ fn an_unreachable_registry_is_named_as_such() {
     );
     src.atag(&["v3.8.0"]);
     src.commit("fix");
+    src.atag(&["v3.8.1-rc.0"]);
     let before = read(root, "docker-compose/.env");
     let err = fails_with(
         bin(src.path())

@@ -1,5 +1,5 @@
 //! Runs tests/fake_github.py (a stateful fake of GitHub's REST API built on
-//! the shapes in shared/fixtures/github) for one test.
+//! the response shapes in tests/fixtures/github) for one test.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -70,6 +70,27 @@ impl FakeGitHub {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// One authenticated API call: the status and the parsed JSON answer.
+    pub fn api(&self, token: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--noproxy", "*", "-X", method])
+            .args(["-H", &format!("Authorization: token {token}")])
+            .args(["-w", "\n%{http_code}"]);
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "-d", &b.to_string()]);
+        }
+        let out = cmd.arg(format!("{}{path}", self.url)).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (json, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+        let status = status.trim().parse().unwrap_or_else(|_| {
+            panic!(
+                "{method} {path}: no status from curl: {text:?} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (status, serde_json::from_str(json).unwrap_or(Value::Null))
     }
 
     pub fn state(&self) -> Value {

@@ -69,6 +69,8 @@ fn setup(extra_config: &str) -> Option<Setup> {
     let src = source_repo("ghcr.io/openimsdk", &url, &repository, extra_config);
     src.atag(&["v3.8.0"]);
     src.commit("fix");
+    // The rc being deployed: `--stage rc` means the one HEAD carries.
+    src.atag(&["v3.8.1-rc.0"]);
     let gh = FakeGitHub::start(&s.git_token);
     Some(Setup {
         s,

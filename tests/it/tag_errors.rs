@@ -15,7 +15,7 @@ fn unknown_stage() {
     let repo = TestRepo::new();
     let err = fails_with(repo.bin().args(["tag", "--stage", "staging"]), 2);
     assert!(err.contains("invalid value 'staging'"), "{err}");
-    assert!(err.contains("dev, rc, release, nightly"), "{err}");
+    assert!(err.contains("dev, rc, release, patch, nightly"), "{err}");
     // In GitHub Actions the usage error is an annotation too.
     let out = repo
         .bin()

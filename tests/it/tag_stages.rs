@@ -126,7 +126,9 @@ fn rc_bump_and_explicit_version() {
         cmd.args(["tag", "--stage", "rc"]).args(args);
         lines(&stdout_ok(&mut cmd))[0].to_string()
     };
-    assert_eq!(tags(&[]), "v3.8.1-rc.0");
+    // The open series on HEAD's history is continued; --bump starts one.
+    assert_eq!(tags(&[]), "v3.9.0-rc.1");
+    assert_eq!(tags(&["--bump", "patch"]), "v3.8.1-rc.0");
     assert_eq!(tags(&["--bump", "minor"]), "v3.9.0-rc.1");
     assert_eq!(tags(&["--bump", "major"]), "v4.0.0-rc.0");
     assert_eq!(tags(&["--version", "3.10.0"]), "v3.10.0-rc.0");
