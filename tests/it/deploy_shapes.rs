@@ -589,3 +589,38 @@ fn the_dev_release_plan_deploys_the_tag_of_the_commit() {
         "{out}"
     );
 }
+
+/// gitops reports the same warnings and skipped subcharts (JSON fields
+/// `warnings`, `skipped`), and refuses with --strict.
+#[test]
+fn gitops_reports_warnings_and_skipped_subcharts_and_strict_refuses() {
+    let s = crate::need_services!();
+    let (deploy_url, name) = crate::gitops::deploy_remote(s, "ghcr.io/openimsdk");
+    // The infra subchart alone, as if it were a chart of ours.
+    let src = source(
+        "[ghcr.io/openimsdk]",
+        &format!(
+            "deploy:\n  url: {deploy_url}\n  repository: openimsdk/{name}\n  charts:\n    - path: charts/openim-server\n    - path: charts/openim-server/charts/redis\n"
+        ),
+    );
+    let gitops = |extra: &[&str]| {
+        let mut cmd = bin(src.path());
+        cmd.env("GITHUB_TOKEN", &s.git_token)
+            .args(["gitops", "--version", "3.8.1", "--image-tag", "v3.8.1"])
+            .args(["--stage-name", "rc", "--dry-run", "--no-verify"])
+            .args(extra);
+        cmd
+    };
+    let json = json_ok(&mut gitops(&[]));
+    assert_eq!(json["changed"], true);
+    assert_eq!(
+        names(&json["warnings"], "file"),
+        ["charts/openim-server/charts/redis"]
+    );
+    assert_eq!(names(&json["skipped"], "name"), ["redis"]);
+    let err = fails_with(&mut gitops(&["--strict"]), 2);
+    assert!(
+        err.contains("(--strict): charts/openim-server/charts/redis: its values"),
+        "{err}"
+    );
+}
