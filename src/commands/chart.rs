@@ -122,12 +122,15 @@ fn bump(global: &GlobalArgs, args: &ChartBumpArgs) -> Result<i32> {
         })
         .unwrap_or(false);
     if has_subcharts && registries.is_empty() && services.is_empty() {
+        let why = match &own_repo {
+            Some(r) => format!("the image of {values_name} (`{r}`) names no registry"),
+            None => format!("{values_name} names no repository beside `{}`", args.key),
+        };
         return Err(BadInput(format!(
-            "cannot tell which subcharts of {} deploy your services: {values_name} names no \
-             repository beside `{}`; pass --registry with the registry of your images (e.g. \
-             --registry ghcr.io/openimsdk), or --config with your openim-release.yaml",
+            "cannot tell which subcharts of {} deploy your services: {why}; pass --registry \
+             with the registry of your images (e.g. --registry ghcr.io/openimsdk), or --config \
+             with your openim-release.yaml",
             args.chart_dir.display(),
-            args.key
         ))
         .into());
     }

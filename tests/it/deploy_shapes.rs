@@ -220,8 +220,18 @@ fn bump_asks_for_the_registry_when_nothing_names_it() {
     let before = snapshot(root);
     let err = fails_with(&mut bump(root, "charts/openim-chat", &["--no-verify"]), 2);
     assert!(
-        err.contains("cannot tell which subcharts of charts/openim-chat deploy your services")
-            && err.contains("--registry"),
+        err.contains("cannot tell which subcharts of charts/openim-chat deploy your services: the image of charts/openim-chat/values.yaml (`nginx`) names no registry; pass --registry"),
+        "{err}"
+    );
+    // An umbrella whose own values have no image at all.
+    let other = tempfile::tempdir().unwrap();
+    crate::deploy_fixture::write_layout(other.path(), "ghcr.io/openimsdk");
+    let err = fails_with(
+        &mut bump(other.path(), "charts/openim-server", &["--no-verify"]),
+        2,
+    );
+    assert!(
+        err.contains("charts/openim-server/values.yaml names no repository beside `image.tag`; pass --registry"),
         "{err}"
     );
     // With a registry: the chart's own key is set as asked, but it deploys
