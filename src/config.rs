@@ -760,8 +760,11 @@ mod tests {
         assert_eq!(c.tags.nightly.keep, 14);
         assert_eq!(c.stages["dev"].mode, Some(DeployMode::Push));
         assert_eq!(
-            c.deploy.unwrap().charts[0].images["openim-api"],
-            "image.tag"
+            c.deploy.unwrap().charts[0].values,
+            Some(ValuesFiles(vec![
+                "charts/openim-server/values.yaml".into(),
+                "k8s-open-im-server-config.yaml".into()
+            ]))
         );
     }
 
