@@ -84,6 +84,11 @@ fn escape_property(text: &str) -> String {
 
 /// An `::error::` annotation, with file and line when known.
 pub fn error_annotation(message: &str, file: Option<&str>, line: Option<usize>) -> String {
+    annotation("error", message, file, line)
+}
+
+/// A `::<kind>::` annotation (`error`, `warning`, `notice`).
+pub fn annotation(kind: &str, message: &str, file: Option<&str>, line: Option<usize>) -> String {
     let mut props = Vec::new();
     if let Some(f) = file {
         props.push(format!("file={}", escape_property(f)));
@@ -96,7 +101,7 @@ pub fn error_annotation(message: &str, file: Option<&str>, line: Option<usize>) 
     } else {
         format!(" {}", props.join(","))
     };
-    format!("::error{props}::{}", escape_data(message))
+    format!("::{kind}{props}::{}", escape_data(message))
 }
 
 /// Tell the runner to mask a secret in logs (printed on stdout).

@@ -63,6 +63,14 @@ pub enum ChartError {
     BadChartVersion { file: String, version: String },
     #[error("{file}: has no `version`; a Chart.yaml needs one")]
     NoChartVersion { file: String },
+    /// A key path an image tag must not be written to: it holds a number,
+    /// a boolean, a list or a mapping, or it is missing beside a look-alike.
+    #[error("{file}: key path `{key}`{detail}")]
+    KeyRefused {
+        file: String,
+        key: String,
+        detail: String,
+    },
 }
 
 /// One scalar that changed, for the diff summary and the PR body.
@@ -120,6 +128,109 @@ pub fn set_value(
     Ok(new_text)
 }
 
+/// Two keys that are probably meant to be the same: equal but for case,
+/// `-` and `_`, or one edit apart (a typo such as `tga` for `tag`).
+fn similar_keys(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| !matches!(c, '-' | '_'))
+            .flat_map(char::to_lowercase)
+            .collect::<Vec<char>>()
+    };
+    let (x, y) = (norm(a), norm(b));
+    if x == y {
+        return true;
+    }
+    x.len().min(y.len()) >= 3 && edit_distance(&x, &y) <= 1
+}
+
+/// Optimal string alignment distance (an adjacent swap counts as one edit).
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// Refuse a key path an image tag (or digest) must not be written to: one
+/// holding a number, a boolean, a list or a mapping, and a missing key whose
+/// sibling looks like the one meant (`image.Tag` beside `tag: ""`), which
+/// would otherwise be added as a new key that nothing reads.
+pub fn check_image_key(text: &str, file: &str, key: &str) -> Result<(), ChartError> {
+    let p = path(key, file)?;
+    let err = yaml_err(file);
+    match yamledit::kind(text, &p).map_err(&err)? {
+        Some((yamledit::ValueKind::String(_) | yamledit::ValueKind::Null, _)) => Ok(()),
+        Some((found, line)) => {
+            let hint = match &found {
+                yamledit::ValueKind::Mapping => {
+                    let inner = yamledit::keys(text, &p).map_err(&err)?.unwrap_or_default();
+                    match inner.iter().find(|(k, _)| k == "tag") {
+                        Some(_) => format!("; did you mean `{key}.tag`?"),
+                        None => "; pass the key path of the tag itself".to_string(),
+                    }
+                }
+                _ => "; is the key path right?".to_string(),
+            };
+            Err(ChartError::KeyRefused {
+                file: file.to_string(),
+                key: key.to_string(),
+                detail: format!(
+                    " (line {line}) holds {}, not an image tag; refusing to overwrite it{hint}",
+                    found.describe()
+                ),
+            })
+        }
+        None => {
+            let (parent, last) = p.split_at(p.len() - 1);
+            let siblings = yamledit::keys(text, parent)
+                .map_err(&err)?
+                .unwrap_or_default();
+            match siblings
+                .into_iter()
+                .find(|(k, _)| similar_keys(k, &last[0]))
+            {
+                Some((existing, line)) => {
+                    let mut fixed = parent.to_vec();
+                    fixed.push(existing.clone());
+                    let why = if existing.to_lowercase() == last[0].to_lowercase() {
+                        " (keys are case-sensitive)"
+                    } else {
+                        ""
+                    };
+                    Err(ChartError::KeyRefused {
+                        file: file.to_string(),
+                        key: key.to_string(),
+                        detail: format!(
+                            ": there is no `{missing}` but there is `{existing}` (line {line}); \
+                             refusing to add `{missing}` beside it{why}: did you mean `{}`?",
+                            yamledit::format_path(&fixed),
+                            missing = last[0]
+                        ),
+                    })
+                }
+                None => Ok(()),
+            }
+        }
+    }
+}
+
 /// Set the image tag at `key` (and the digest, as `pin` says).
 pub fn set_image(
     text: &str,
@@ -130,6 +241,7 @@ pub fn set_image(
     pin: DigestPin,
     changes: &mut Vec<ScalarChange>,
 ) -> Result<String, ChartError> {
+    check_image_key(text, file, key)?;
     match (pin, digest) {
         (DigestPin::Tag, Some(d)) => set_value(text, file, key, &format!("{tag}@{d}"), changes),
         (DigestPin::Key, Some(d)) => {
@@ -138,6 +250,7 @@ pub fn set_image(
                 Some((parent, _)) => format!("{parent}.digest"),
                 None => "digest".to_string(),
             };
+            check_image_key(&text, file, &digest_key)?;
             set_value(&text, file, &digest_key, d, changes)
         }
         _ => set_value(text, file, key, tag, changes),
@@ -219,38 +332,106 @@ pub fn bump_chart_version(current: &str, bump: ChartBump) -> Option<String> {
     Some(format!("{prefix}{next}"))
 }
 
-/// Which image repositories count as a service: `(repository, service)`
-/// where repository is e.g. `openim/openim-api` or `ghcr.io/openimsdk/openim-api`.
+/// Which image repositories count as a service's: `<registry>/<service>`
+/// for every configured registry (Docker Hub names with and without
+/// `docker.io/`) and service.
 #[derive(Debug, Clone)]
 pub struct ImageMatcher {
-    entries: Vec<(String, String)>,
+    /// (prefix as written in an image reference, registry as configured)
+    prefixes: Vec<(String, String)>,
+    /// None: any name in a configured registry is a service (`chart bump`
+    /// without a configuration).
+    services: Option<Vec<String>>,
+}
+
+/// What an image repository is, for the deploy edits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageClass {
+    /// `<registry>/<service>` of a configured registry and service.
+    Service(String),
+    /// In a configured registry, but not a configured service.
+    NotAService,
+    /// Named like a service, in a registry that is not configured.
+    Elsewhere(String),
+    /// Anything else (`redis`, `bitnami/redis`).
+    Other,
 }
 
 impl ImageMatcher {
     /// From registries (`ghcr.io/openimsdk`, `docker.io/openim`) × services.
     /// Docker Hub names match with and without `docker.io/`.
     pub fn new(registries: &[String], services: &[String]) -> ImageMatcher {
-        let mut entries = Vec::new();
-        for s in services {
-            for r in registries {
-                let r = r.trim_end_matches('/');
-                entries.push((format!("{r}/{s}"), s.clone()));
-                if let Some(short) = r.strip_prefix("docker.io/") {
-                    entries.push((format!("{short}/{s}"), s.clone()));
-                } else if !r.contains('.') && !r.contains(':') && r != "localhost" {
-                    // `openim` means docker.io/openim
-                    entries.push((format!("docker.io/{r}/{s}"), s.clone()));
-                }
-            }
-        }
-        ImageMatcher { entries }
+        let mut m = ImageMatcher::any_service(registries);
+        m.services = Some(services.to_vec());
+        m
     }
 
-    pub fn service_of(&self, repository: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(r, _)| r == repository)
-            .map(|(_, s)| s.as_str())
+    /// Every name in these registries counts as a service.
+    pub fn any_service(registries: &[String]) -> ImageMatcher {
+        let mut prefixes = Vec::new();
+        for r in registries {
+            let r = r.trim_end_matches('/').to_string();
+            prefixes.push((r.clone(), r.clone()));
+            if let Some(short) = r.strip_prefix("docker.io/") {
+                prefixes.push((short.to_string(), r.clone()));
+            } else if !r.contains('.') && !r.contains(':') && r != "localhost" {
+                // `openim` means docker.io/openim
+                prefixes.push((format!("docker.io/{r}"), r.clone()));
+            }
+        }
+        ImageMatcher {
+            prefixes,
+            services: None,
+        }
+    }
+
+    /// The registries as configured, for messages.
+    pub fn registries(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for (_, r) in &self.prefixes {
+            if !out.contains(&r.as_str()) {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    pub fn is_service(&self, name: &str) -> bool {
+        self.services
+            .as_ref()
+            .is_some_and(|s| s.iter().any(|x| x == name))
+    }
+
+    pub fn classify(&self, repository: &str) -> ImageClass {
+        for (prefix, _) in &self.prefixes {
+            let Some(name) = repository
+                .strip_prefix(prefix.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+            else {
+                continue;
+            };
+            if name.is_empty() || name.contains('/') {
+                continue;
+            }
+            return match &self.services {
+                None => ImageClass::Service(name.to_string()),
+                Some(_) if self.is_service(name) => ImageClass::Service(name.to_string()),
+                Some(_) => ImageClass::NotAService,
+            };
+        }
+        match repository.rsplit_once('/') {
+            Some((_, name)) if !repository.contains("://") && self.is_service(name) => {
+                ImageClass::Elsewhere(name.to_string())
+            }
+            _ => ImageClass::Other,
+        }
+    }
+
+    pub fn service_of(&self, repository: &str) -> Option<String> {
+        match self.classify(repository) {
+            ImageClass::Service(s) => Some(s),
+            _ => None,
+        }
     }
 }
 
@@ -273,23 +454,6 @@ fn image_ref_re() -> &'static Regex {
     })
 }
 
-/// Rewrite `repo:tag` in the value part of a line, returning the new value.
-fn rewrite_ref(
-    value: &str,
-    matcher: &ImageMatcher,
-    tag: &str,
-    digest_of: &dyn Fn(&str) -> Option<String>,
-) -> Option<(String, String, String)> {
-    let caps = image_ref_re().captures(value)?;
-    let repo = caps.name("repo")?.as_str();
-    let service = matcher.service_of(repo)?.to_string();
-    let new = match digest_of(&service) {
-        Some(d) => format!("{repo}:{tag}@{d}"),
-        None => format!("{repo}:{tag}"),
-    };
-    Some((service, value.to_string(), new))
-}
-
 /// What to rewrite and what with: one target per call.
 pub struct RefTarget<'a> {
     pub file: &'a str,
@@ -298,9 +462,24 @@ pub struct RefTarget<'a> {
     pub digest_of: &'a dyn Fn(&str) -> Option<String>,
 }
 
+/// The result of rewriting a manifest or `.env` file.
+#[derive(Debug, Clone, Default)]
+pub struct RefScan {
+    pub text: String,
+    /// References that changed.
+    pub changes: Vec<RefChange>,
+    /// Lines that reference a service image (changed or already up to date).
+    pub matched: usize,
+    /// (line, repository, service): a service's name in a registry that is
+    /// not configured; left as it is.
+    pub elsewhere: Vec<(usize, String, String)>,
+    /// Repositories in a configured registry that are not services.
+    pub not_services: Vec<String>,
+}
+
 /// Kubernetes manifests (and compose files): `image: repo:tag` lines whose
 /// repository is a known service get the new tag; everything else stays.
-pub fn rewrite_manifest(text: &str, target: &RefTarget, changes: &mut Vec<RefChange>) -> String {
+pub fn rewrite_manifest(text: &str, target: &RefTarget) -> RefScan {
     static LINE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let line_re = LINE.get_or_init(|| {
         // A block key (`image: x`, `- image: x`) or a key of a flow mapping
@@ -308,38 +487,53 @@ pub fn rewrite_manifest(text: &str, target: &RefTarget, changes: &mut Vec<RefCha
         Regex::new(r#"(?:^\s*(?:-\s+)?|[{,]\s*)image:\s*["']?(?P<val>[^"'\s#,}]+)"#)
             .expect("static regex")
     });
-    rewrite_refs(text, line_re, target, changes)
+    rewrite_refs(text, line_re, target)
 }
 
 /// Compose `.env` files: `KEY=repo:tag` lines.
-pub fn rewrite_env(text: &str, target: &RefTarget, changes: &mut Vec<RefChange>) -> String {
+pub fn rewrite_env(text: &str, target: &RefTarget) -> RefScan {
     static LINE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let line_re = LINE.get_or_init(|| {
         Regex::new(r#"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*["']?(?P<val>[^"'\s#]+)"#)
             .expect("static regex")
     });
-    rewrite_refs(text, line_re, target, changes)
+    rewrite_refs(text, line_re, target)
 }
 
 /// Replace the `val` group of every matching line that names a service.
-fn rewrite_refs(
-    text: &str,
-    line_re: &Regex,
-    target: &RefTarget,
-    changes: &mut Vec<RefChange>,
-) -> String {
-    rewrite_lines(text, |n, line| {
+fn rewrite_refs(text: &str, line_re: &Regex, target: &RefTarget) -> RefScan {
+    let mut scan = RefScan::default();
+    scan.text = rewrite_lines(text, |n, line| {
         let val = line_re.captures(line)?.name("val")?;
-        let (service, old, new) =
-            rewrite_ref(val.as_str(), target.matcher, target.tag, target.digest_of)?;
-        if old == new {
+        let caps = image_ref_re().captures(val.as_str())?;
+        let repo = caps.name("repo")?.as_str();
+        let service = match target.matcher.classify(repo) {
+            ImageClass::Service(s) => s,
+            ImageClass::Elsewhere(s) => {
+                scan.elsewhere.push((n, repo.to_string(), s));
+                return None;
+            }
+            ImageClass::NotAService => {
+                if !scan.not_services.iter().any(|r| r == repo) {
+                    scan.not_services.push(repo.to_string());
+                }
+                return None;
+            }
+            ImageClass::Other => return None,
+        };
+        scan.matched += 1;
+        let new = match (target.digest_of)(&service) {
+            Some(d) => format!("{repo}:{}@{d}", target.tag),
+            None => format!("{repo}:{}", target.tag),
+        };
+        if val.as_str() == new {
             return None;
         }
-        changes.push(RefChange {
+        scan.changes.push(RefChange {
             file: target.file.to_string(),
             line: n,
             service,
-            old,
+            old: val.as_str().to_string(),
             new: new.clone(),
         });
         Some(format!(
@@ -347,7 +541,8 @@ fn rewrite_refs(
             &line[..val.start()],
             &line[val.end()..]
         ))
-    })
+    });
+    scan
 }
 
 /// Apply `f` to each line (without its ending); endings are kept as they
@@ -408,7 +603,6 @@ mod tests {
     #[test]
     fn manifests_only_touch_known_services() {
         let text = "apiVersion: apps/v1\r\nkind: Deployment\r\nspec:\r\n  containers:\r\n    - name: api\r\n      image: openim/openim-api:v3.8.3 # pinned\r\n    - name: redis\r\n      image: redis:7\r\n    - image: \"ghcr.io/openimsdk/openim-push:v3.8.3\"\r\n      name: push";
-        let mut changes = Vec::new();
         let m = matcher();
         let target = RefTarget {
             file: "k8s.yaml",
@@ -416,35 +610,89 @@ mod tests {
             tag: "v3.8.4",
             digest_of: &|_| None,
         };
-        let out = rewrite_manifest(text, &target, &mut changes);
+        let scan = rewrite_manifest(text, &target);
+        let out = scan.text;
         assert_eq!(
             out,
             text.replace("openim-api:v3.8.3", "openim-api:v3.8.4")
                 .replace("openim-push:v3.8.3", "openim-push:v3.8.4")
         );
-        assert_eq!(changes.len(), 2);
-        assert_eq!(changes[0].line, 6);
-        assert_eq!(changes[0].service, "openim-api");
-        // Rerun: nothing to change.
-        let mut again = Vec::new();
-        assert_eq!(rewrite_manifest(&out, &target, &mut again), out);
-        assert!(again.is_empty());
+        assert_eq!(scan.changes.len(), 2);
+        assert_eq!(scan.matched, 2);
+        assert_eq!(scan.changes[0].line, 6);
+        assert_eq!(scan.changes[0].service, "openim-api");
+        // Rerun: nothing to change, but the images still match.
+        let again = rewrite_manifest(&out, &target);
+        assert_eq!(again.text, out);
+        assert!(again.changes.is_empty());
+        assert_eq!(again.matched, 2);
 
         // Flow mappings too, the rest of the line as it was.
         let flow = "containers:\n  - {name: api, image: ghcr.io/openimsdk/openim-api:v3.8.3}\n  - {image: 'redis:7', name: r}\n";
-        let mut changes = Vec::new();
+        let scan = rewrite_manifest(flow, &target);
         assert_eq!(
-            rewrite_manifest(flow, &target, &mut changes),
+            scan.text,
             flow.replace("openim-api:v3.8.3", "openim-api:v3.8.4")
         );
-        assert_eq!(changes.len(), 1);
+        assert_eq!(scan.changes.len(), 1);
+
+        // A service in a registry that is not configured: left, and reported.
+        let other = "image: registry.example.com/team/openim-api:v1\nimage: bitnami/redis:7\n";
+        let scan = rewrite_manifest(other, &target);
+        assert_eq!(scan.text, other);
+        assert_eq!(scan.matched, 0);
+        assert_eq!(
+            scan.elsewhere,
+            [(
+                1,
+                "registry.example.com/team/openim-api".to_string(),
+                "openim-api".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn images_are_classified_by_registry_and_service() {
+        let m = matcher();
+        assert_eq!(
+            m.classify("openim/openim-api"),
+            ImageClass::Service("openim-api".into())
+        );
+        assert_eq!(
+            m.classify("docker.io/openim/openim-push"),
+            ImageClass::Service("openim-push".into())
+        );
+        assert_eq!(
+            m.classify("ghcr.io/openimsdk/openim-api"),
+            ImageClass::Service("openim-api".into())
+        );
+        assert_eq!(
+            m.classify("ghcr.io/openimsdk/openim-gateway-proxy"),
+            ImageClass::NotAService
+        );
+        assert_eq!(
+            m.classify("ghcr.io/openimsdk/sub/openim-api"),
+            ImageClass::Elsewhere("openim-api".into())
+        );
+        assert_eq!(
+            m.classify("registry.example.com/someone/openim-push"),
+            ImageClass::Elsewhere("openim-push".into())
+        );
+        assert_eq!(m.classify("bitnami/redis"), ImageClass::Other);
+        assert_eq!(m.classify("openim-api"), ImageClass::Other);
+        let any = ImageMatcher::any_service(&["ghcr.io/openimsdk/".into()]);
+        assert_eq!(
+            any.classify("ghcr.io/openimsdk/whatever"),
+            ImageClass::Service("whatever".into())
+        );
+        assert_eq!(any.classify("bitnami/redis"), ImageClass::Other);
+        assert_eq!(any.registries(), ["ghcr.io/openimsdk"]);
     }
 
     #[test]
     fn env_files_and_digests() {
         let text = "# images\nOPENIM_SERVER_IMAGE=openim/openim-server:v3.8.3\nOPENIM_API_IMAGE=openim/openim-api:v3.8.3\nMONGO_IMAGE=mongo:7\n";
         let d = "sha256:".to_string() + &"a".repeat(64);
-        let mut changes = Vec::new();
         let m = matcher();
         let digest_of = |s: &str| (s == "openim-api").then(|| d.clone());
         let target = RefTarget {
@@ -453,10 +701,101 @@ mod tests {
             tag: "v3.8.4",
             digest_of: &digest_of,
         };
-        let out = rewrite_env(text, &target, &mut changes);
+        let scan = rewrite_env(text, &target);
+        let out = &scan.text;
         assert!(out.contains(&format!("OPENIM_API_IMAGE=openim/openim-api:v3.8.4@{d}\n")));
         assert!(out.contains("OPENIM_SERVER_IMAGE=openim/openim-server:v3.8.3\n"));
         assert!(out.contains("MONGO_IMAGE=mongo:7\n"));
-        assert_eq!(changes.len(), 1);
+        assert_eq!(scan.changes.len(), 1);
+        // The digest is part of what is compared: a re-run is a no-op.
+        let again = rewrite_env(out, &target);
+        assert!(again.changes.is_empty() && again.matched == 1);
+    }
+
+    #[test]
+    fn image_keys_that_cannot_hold_a_tag_are_refused() {
+        let values = "replicaCount: 1\nimage:\n  repository: ghcr.io/openimsdk/openim-api\n  tag: \"\"\nautoscaling:\n  enabled: false\n  cpu: 0.5\nhosts: [a]\nplain:\n  repository: x\n";
+        let refused = |key: &str| {
+            let mut changes = Vec::new();
+            let e = set_image(
+                values,
+                "values.yaml",
+                key,
+                "v1",
+                None,
+                DigestPin::None,
+                &mut changes,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(changes.is_empty());
+            e
+        };
+        let e = refused("image.Tag");
+        assert!(
+            e.contains("there is no `Tag` but there is `tag` (line 4)")
+                && e.contains("case-sensitive")
+                && e.contains("did you mean `image.tag`?"),
+            "{e}"
+        );
+        let e = refused("image.tga");
+        assert!(
+            e.contains("did you mean `image.tag`?") && !e.contains("case"),
+            "{e}"
+        );
+        let e = refused("image_.TAG");
+        assert!(e.contains("not found"), "{e}");
+        let e = refused("replicaCount");
+        assert!(e.contains("holds the integer `1`, not an image tag"), "{e}");
+        assert!(refused("autoscaling.enabled").contains("the boolean `false`"));
+        assert!(refused("autoscaling.cpu").contains("the number `0.5`"));
+        assert!(refused("hosts").contains("a list"));
+        let e = refused("image");
+        assert!(
+            e.contains("a mapping") && e.contains("did you mean `image.tag`?"),
+            "{e}"
+        );
+        // What may be written: a string, an empty value, a new `tag` (or
+        // `digest`) under a block mapping with no look-alike.
+        let mut changes = Vec::new();
+        let out = set_image(
+            values,
+            "v",
+            "image.tag",
+            "v1",
+            None,
+            DigestPin::None,
+            &mut changes,
+        )
+        .unwrap();
+        assert!(out.contains("  tag: \"v1\"\n"));
+        let d = format!("sha256:{}", "a".repeat(64));
+        let out = set_image(
+            values,
+            "v",
+            "plain.tag",
+            "v1",
+            Some(&d),
+            DigestPin::Key,
+            &mut changes,
+        )
+        .unwrap();
+        assert!(
+            out.ends_with(&format!(
+                "plain:\n  repository: x\n  tag: v1\n  digest: {d}\n"
+            )),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn look_alike_keys() {
+        assert!(similar_keys("Tag", "tag"));
+        assert!(similar_keys("image_tag", "imageTag"));
+        assert!(similar_keys("tga", "tag"));
+        assert!(similar_keys("digest", "digests"));
+        assert!(!similar_keys("tag", "digest"));
+        assert!(!similar_keys("tag", "repository"));
+        assert!(!similar_keys("ab", "ac"));
     }
 }

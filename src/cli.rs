@@ -200,6 +200,9 @@ pub struct EditArgs {
     /// Exit with code 3 when there is nothing to change.
     #[arg(long)]
     pub exit_code: bool,
+    /// Treat warnings as errors (exit 2, nothing written): a configured file or chart where no image of a configured service was found, an image in a registry that is not configured.
+    #[arg(long)]
+    pub strict: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -230,6 +233,9 @@ pub struct ChartBumpArgs {
     /// How a digest is recorded: `key` (image.digest) or `tag` (tag@sha256:…).
     #[arg(long, value_enum, default_value_t = crate::chart::DigestPin::Key)]
     pub pin: crate::chart::DigestPin,
+    /// Registry and namespace of the services' images (repeatable): a subchart is bumped when it deploys `<registry>/<name>` [default: images.registries of openim-release.yaml, else the registry of the chart's own image].
+    #[arg(long, value_name = "REGISTRY")]
+    pub registry: Vec<String>,
     #[command(flatten)]
     pub edit: EditArgs,
 }
@@ -246,7 +252,7 @@ pub struct ReleaseArgs {
     /// The version (X.Y.Z) for appVersion.
     #[arg(long = "version", value_name = "X.Y.Z")]
     pub version: Option<String>,
-    /// The image tag to deploy [default: the stage's primary tag].
+    /// The image tag to deploy [default: with --stage, the tag naming the commit (sha-<sha7>) for dev, the first tag for the other stages; see stages.<stage>.deploy_tag].
     #[arg(long, value_name = "TAG")]
     pub image_tag: Option<String>,
     /// `build --output json` output: pins the digests it lists.

@@ -14,7 +14,11 @@ use std::path::{Path, PathBuf};
 pub const FILE_NAMES: &[&str] = &["openim-release.yaml", "openim-release.yml"];
 
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, default)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping of the sections tags, images, deploy, gitops, stages"
+)]
 pub struct Config {
     pub tags: TagsConfig,
     pub images: Option<ImagesConfig>,
@@ -26,7 +30,11 @@ pub struct Config {
 
 /// How `release` deploys one stage (stage → environment).
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, default)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping with base, mode, deploy, deploy_tag"
+)]
 pub struct StageConfig {
     /// The deploy branch this stage changes (its environment) [default: deploy.base].
     pub base: Option<String>,
@@ -34,11 +42,29 @@ pub struct StageConfig {
     pub mode: Option<DeployMode>,
     /// Whether this stage touches the deploy repository at all [default: true].
     pub deploy: Option<bool>,
+    /// Which of the stage's image tags the deploy files get: `commit`, the first tag naming the commit (`sha-<sha7>`), so every deploy of new code changes them; `first`, the stage's first tag [default: commit for dev, first for the others].
+    pub deploy_tag: Option<DeployTag>,
+}
+
+/// Which of a stage's tags goes into the deploy files.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DeployTag {
+    /// The first tag that names the commit (holds its short or full sha).
+    Commit,
+    /// The stage's first tag.
+    First,
 }
 
 /// Tag rules. Defaults reproduce the documented behaviour of `tag`.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, default)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping with prefix, release_branch, dev, rc, release, patch, nightly"
+)]
 pub struct TagsConfig {
     /// Prefix of version git tags (`v` in `v3.8.1`).
     pub prefix: String,
@@ -55,7 +81,11 @@ pub struct TagsConfig {
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, default)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping with tags, aliases"
+)]
 pub struct PatchTags {
     /// Image tag templates, primary first.
     pub tags: Vec<String>,
@@ -74,14 +104,18 @@ impl Default for PatchTags {
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a mapping with `tags`")]
 pub struct StageTags {
     /// Image tag templates, primary first.
     pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, default)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping with tags, aliases, alias_policy"
+)]
 pub struct ReleaseTags {
     pub tags: Vec<String>,
     /// Moving aliases, added only where `alias_policy` allows.
@@ -103,7 +137,11 @@ pub enum AliasPolicy {
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, default)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping with tags, git_tag, marker, keep"
+)]
 pub struct NightlyTags {
     pub tags: Vec<String>,
     /// The git tag a nightly creates (with `--create`).
@@ -165,7 +203,11 @@ impl Default for NightlyTags {
 
 /// `images:` — what `build` builds and where it pushes.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, default)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping with registries, platforms, services, compose, labels, …"
+)]
 pub struct ImagesConfig {
     /// Each image is pushed as `<registry>/<service>:<tag>`.
     pub registries: Vec<String>,
@@ -185,7 +227,10 @@ pub struct ImagesConfig {
 }
 
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with `name` (and dockerfile, context, args, target, platforms)"
+)]
 pub struct ServiceConfig {
     pub name: String,
     pub dockerfile: Option<PathBuf>,
@@ -203,7 +248,11 @@ pub struct ServiceConfig {
 
 /// `deploy:` — the deploy repository that `chart`/`gitops` edit.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, default)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping with url, repository, base, mode, charts, manifests, env_files, strict"
+)]
 pub struct DeployConfig {
     pub url: Option<String>,
     /// `owner/name`, for the GitHub API.
@@ -215,6 +264,8 @@ pub struct DeployConfig {
     pub manifests: Vec<PathBuf>,
     /// Compose `.env` files with `KEY=repo:tag` lines.
     pub env_files: Vec<PathBuf>,
+    /// Refuse to edit anything when there is a warning (a file or chart where no image of a configured service was found, an image in a registry that is not configured), as `--strict` does [default: false].
+    pub strict: bool,
 }
 
 #[derive(
@@ -234,13 +285,68 @@ pub enum DeployMode {
     Push,
 }
 
+/// One values file, or several (`values: [a.yaml, b.yaml]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValuesFiles(pub Vec<PathBuf>);
+
+impl<'de> Deserialize<'de> for ValuesFiles {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ValuesFiles;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a path or a list of paths")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ValuesFiles, E> {
+                Ok(ValuesFiles(vec![PathBuf::from(v)]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ValuesFiles, A::Error> {
+                let mut out = Vec::new();
+                while let Some(p) = seq.next_element::<String>()? {
+                    out.push(PathBuf::from(p));
+                }
+                if out.is_empty() {
+                    return Err(serde::de::Error::custom(
+                        "an empty list; name at least one values file, or leave `values` out",
+                    ));
+                }
+                Ok(ValuesFiles(out))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl schemars::JsonSchema for ValuesFiles {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ValuesFiles".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "One values file, or a list of them.",
+            "anyOf": [
+                { "type": "string" },
+                { "type": "array", "items": { "type": "string" }, "minItems": 1 }
+            ]
+        })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with `path` (and values, images, bump, digest, subchart_key)"
+)]
 pub struct ChartTarget {
     pub path: PathBuf,
+    /// The values file(s) whose `images` keys are set [default: <path>/values.yaml].
     #[serde(default)]
-    pub values: Option<PathBuf>,
-    /// service name -> key path of its image tag in the values file.
+    pub values: Option<ValuesFiles>,
+    /// service name -> key path of its image tag in the values files.
     #[serde(default)]
     pub images: BTreeMap<String, String>,
     /// How the chart version moves when something in it changed [default: patch].
@@ -256,7 +362,11 @@ pub struct ChartTarget {
 
 /// `gitops:` — how deploy changes are proposed.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, default)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping with branch, labels, reviewers, commit_message, title, …"
+)]
 pub struct GitopsConfig {
     /// The pull request branch, a template with {stage} [default: openim-release/{stage}].
     pub branch: Option<String>,
@@ -650,9 +760,50 @@ mod tests {
         assert_eq!(c.tags.nightly.keep, 14);
         assert_eq!(c.stages["dev"].mode, Some(DeployMode::Push));
         assert_eq!(
-            c.deploy.unwrap().charts[0].images["openim-api"],
-            "image.tag"
+            c.deploy.unwrap().charts[0].values,
+            Some(ValuesFiles(vec![
+                "charts/openim-server/values.yaml".into(),
+                "k8s-open-im-server-config.yaml".into()
+            ]))
         );
+    }
+
+    #[test]
+    fn values_take_one_file_or_several_and_type_errors_name_no_rust_types() {
+        let c = parse("deploy:\n  charts:\n    - path: a\n      values: a/v.yaml\n    - path: b\n      values: [b/v.yaml, k8s.yaml]\n    - path: c\n").unwrap();
+        let charts = c.deploy.unwrap().charts;
+        assert_eq!(charts[0].values, Some(ValuesFiles(vec!["a/v.yaml".into()])));
+        assert_eq!(
+            charts[1].values,
+            Some(ValuesFiles(vec!["b/v.yaml".into(), "k8s.yaml".into()]))
+        );
+        assert_eq!(charts[2].values, None);
+        refused(
+            "deploy:\n  charts:\n    - path: a\n      values: []\n",
+            4,
+            &["deploy.charts[0].values", "at least one values file"],
+        );
+        for text in [
+            "deploy: x\n",
+            "deploy:\n  charts: [x]\n",
+            "images:\n  services: [x]\n",
+            "stages:\n  dev: x\n",
+            "gitops: 3\n",
+            "tags:\n  dev: 1\n",
+            "tags:\n  release: 1\n",
+            "tags:\n  nightly: 1\n",
+            "tags:\n  patch: 1\n",
+            "tags: 1\n",
+            "images: 1\n",
+            "- a\n",
+            "deploy:\n  charts:\n    - path: a\n      values: 3\n",
+        ] {
+            let (_, msg) = parse(text).unwrap_err();
+            assert!(
+                msg.contains("expected a") && !msg.contains("struct") && !msg.contains("enum"),
+                "{text}: {msg}"
+            );
+        }
     }
 
     #[test]

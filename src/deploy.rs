@@ -2,8 +2,15 @@
 //! which files change and how (via the pure `chart` functions), checking
 //! that every referenced image exists, the unified diff, and writing.
 //! Nothing is written until every edit is computed and verified.
+//!
+//! Nothing is skipped silently: a subchart that is not edited is listed in
+//! [`DeployPlan::skipped`] with the reason, and a configured file or chart
+//! where no image of a configured service was found, or an image of a
+//! service in a registry that is not configured, is a [`Warning`].
 
-use crate::chart::{self, ChartBump, DigestPin, ImageMatcher, RefChange, ScalarChange};
+use crate::chart::{
+    self, ChartBump, DigestPin, ImageClass, ImageMatcher, RefChange, RefScan, ScalarChange,
+};
 use crate::imageref::RegistryPrefix;
 use crate::registry::Registry;
 use anyhow::{anyhow, Context, Result};
@@ -22,29 +29,23 @@ pub struct Release {
     pub digests: BTreeMap<String, String>,
 }
 
-/// Which subcharts of an umbrella chart get the new tag and appVersion.
-#[derive(Debug, Clone)]
-pub enum Subcharts {
-    /// Subcharts named after these services.
-    Named(Vec<String>),
-    /// Subcharts released with the parent: same appVersion as the parent
-    /// before the edit, and an image tag key (the one-off `chart bump`).
-    SameAppVersion,
-}
-
 /// One chart to edit.
 #[derive(Debug, Clone)]
 pub struct ChartSpec {
     /// Chart directory, relative to the checkout root.
     pub dir: PathBuf,
-    /// Values file, relative to the checkout root.
-    pub values: PathBuf,
-    /// (service, key path) pairs in the values file.
+    /// Values files, relative to the checkout root (at least one).
+    pub values: Vec<PathBuf>,
+    /// (service, key path) pairs, each set in every values file that has it.
     pub images: Vec<(String, String)>,
     pub bump: ChartBump,
     pub pin: DigestPin,
-    pub subcharts: Subcharts,
+    /// Key path of the image tag in each subchart's values (and, for a
+    /// chart without `images`, in its own values).
     pub subchart_key: String,
+    /// `images` keys may be missing from every values file (`chart bump` of
+    /// an umbrella whose own values have no image: its subcharts carry them).
+    pub optional_images: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +55,35 @@ pub struct FileEdit {
     pub before: String,
     #[serde(skip)]
     pub after: String,
+}
+
+/// Something that deserves a look: a configured file or chart where no
+/// image of a configured service was found, an image of a service in a
+/// registry that is not configured. `--strict` refuses to go on.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Warning {
+    pub file: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file, self.message)
+    }
+}
+
+/// A subchart of an umbrella chart that was left alone, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SkippedChart {
+    /// The umbrella chart's directory.
+    pub chart: String,
+    /// The subchart's directory.
+    pub subchart: String,
+    /// Its `name`.
+    pub name: String,
+    /// The image repository its values name, if any.
+    pub image: Option<String>,
+    pub reason: String,
 }
 
 /// Every edit, computed before anything is written.
@@ -68,6 +98,8 @@ pub struct DeployPlan {
     pub images: Vec<ImageChange>,
     /// Edited image keys whose repository is unknown (cannot be verified).
     pub unverifiable: Vec<String>,
+    pub warnings: Vec<Warning>,
+    pub skipped: Vec<SkippedChart>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -83,10 +115,27 @@ impl DeployPlan {
     pub fn changed(&self) -> bool {
         !self.files.is_empty()
     }
+
+    fn warn(&mut self, file: impl Into<String>, message: impl Into<String>) {
+        let w = Warning {
+            file: file.into(),
+            message: message.into(),
+        };
+        if !self.warnings.contains(&w) {
+            self.warnings.push(w);
+        }
+    }
+}
+
+/// `1 file`, `2 files`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn rel(p: &Path) -> String {
-    p.to_string_lossy().replace('\\', "/")
+    let s = p.to_string_lossy().replace('\\', "/");
+    let s = s.trim_end_matches('/');
+    s.strip_prefix("./").unwrap_or(s).to_string()
 }
 
 fn read(root: &Path, p: &Path) -> Result<String> {
@@ -118,11 +167,16 @@ impl Texts {
         }
     }
 
+    fn changed(&self, p: &Path) -> bool {
+        self.files.get(&rel(p)).is_some_and(|(b, a)| b != a)
+    }
+
     fn changed_under(&self, dir: &Path) -> bool {
-        let prefix = format!("{}/", rel(dir).trim_end_matches('/'));
+        let dir = rel(dir);
+        let prefix = format!("{dir}/");
         self.files
             .iter()
-            .any(|(k, (b, a))| b != a && (k.starts_with(&prefix) || prefix == "./"))
+            .any(|(k, (b, a))| b != a && (k.starts_with(&prefix) || dir.is_empty()))
     }
 
     fn into_edits(self) -> Vec<FileEdit> {
@@ -144,11 +198,35 @@ pub struct DeployInputs {
     pub charts: Vec<ChartSpec>,
     pub manifests: Vec<PathBuf>,
     pub env_files: Vec<PathBuf>,
+    /// Which images are the services' (subcharts, manifests, .env files).
     pub matcher: ImageMatcher,
     /// Where images live when a values file names no repository.
     pub registries: Vec<String>,
     /// Registries reached over plain HTTP (verification).
     pub insecure: Vec<String>,
+    /// Warnings are errors (`deploy.strict`).
+    pub strict: bool,
+}
+
+impl DeployInputs {
+    /// `ghcr.io/openimsdk, docker.io/openim`, for messages.
+    fn registry_list(&self) -> String {
+        let r = self.matcher.registries();
+        if r.is_empty() {
+            "no registry is configured".to_string()
+        } else {
+            r.join(", ")
+        }
+    }
+}
+
+fn bump_rank(b: ChartBump) -> u8 {
+    match b {
+        ChartBump::None => 0,
+        ChartBump::Patch => 1,
+        ChartBump::Minor => 2,
+        ChartBump::Major => 3,
+    }
 }
 
 /// Plan every edit of `inputs` in the checkout at `root`.
@@ -158,8 +236,32 @@ pub fn plan(root: &Path, inputs: &DeployInputs, release: &Release) -> Result<Dep
         files: BTreeMap::new(),
     };
     let mut out = DeployPlan::default();
+    // chart directory -> (the largest bump asked, its values files)
+    let mut charts: Vec<(String, ChartBump, Vec<PathBuf>)> = Vec::new();
     for spec in &inputs.charts {
-        plan_chart(&mut texts, spec, &inputs.registries, release, &mut out)?;
+        plan_chart(&mut texts, spec, inputs, release, &mut out)?;
+        let dir = rel(&spec.dir);
+        match charts.iter_mut().find(|(d, ..)| *d == dir) {
+            Some((_, bump, values)) => {
+                if bump_rank(spec.bump) > bump_rank(*bump) {
+                    *bump = spec.bump;
+                }
+                values.extend(spec.values.iter().cloned());
+            }
+            None => charts.push((dir, spec.bump, spec.values.clone())),
+        }
+    }
+    // A chart's version moves once per run (however many entries or values
+    // files edit it), and only when something in it changed: a re-run with
+    // nothing to do never creeps it.
+    for (dir, bump, values) in &charts {
+        let dir = Path::new(dir);
+        if texts.changed_under(dir) || values.iter().any(|v| texts.changed(v)) {
+            let chart_yaml = dir.join("Chart.yaml");
+            let text = texts.get(&chart_yaml)?;
+            let bumped = chart::bump_version(&text, &rel(&chart_yaml), *bump, &mut out.scalars)?;
+            texts.put(&chart_yaml, bumped);
+        }
     }
     let digest_of = |s: &str| release.digests.get(s).cloned();
     let surfaces = inputs
@@ -168,8 +270,7 @@ pub fn plan(root: &Path, inputs: &DeployInputs, release: &Release) -> Result<Dep
         .map(|p| {
             (
                 p,
-                chart::rewrite_manifest
-                    as fn(&str, &chart::RefTarget, &mut Vec<RefChange>) -> String,
+                chart::rewrite_manifest as fn(&str, &chart::RefTarget) -> RefScan,
             )
         })
         .chain(
@@ -179,6 +280,12 @@ pub fn plan(root: &Path, inputs: &DeployInputs, release: &Release) -> Result<Dep
                 .map(|p| (p, chart::rewrite_env as _)),
         );
     for (path, rewrite) in surfaces {
+        if !root.join(path).is_file() {
+            return Err(anyhow!(
+                "{} not found: it is listed in deploy: of openim-release.yaml",
+                rel(path)
+            ));
+        }
         let text = texts.get(path)?;
         let file = rel(path);
         let target = chart::RefTarget {
@@ -187,10 +294,42 @@ pub fn plan(root: &Path, inputs: &DeployInputs, release: &Release) -> Result<Dep
             tag: &release.tag,
             digest_of: &digest_of,
         };
-        let mut refs = Vec::new();
-        let new = rewrite(&text, &target, &mut refs);
-        texts.put(path, new);
-        collect_refs(&mut out, refs);
+        let scan = rewrite(&text, &target);
+        texts.put(path, scan.text);
+        for (line, repo, service) in &scan.elsewhere {
+            out.warn(
+                &file,
+                format!(
+                    "line {line}: {repo} is {service} in a registry that is not configured \
+                     ({}); left as it is: add the registry to images.registries, or fix the line",
+                    inputs.registry_list()
+                ),
+            );
+        }
+        if scan.matched == 0 {
+            let near = if scan.not_services.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; it names {}, which {} not a configured service",
+                    scan.not_services.join(", "),
+                    if scan.not_services.len() == 1 {
+                        "is"
+                    } else {
+                        "are"
+                    }
+                )
+            };
+            out.warn(
+                &file,
+                format!(
+                    "no image of a configured service in it (<registry>/<service> for {}){near}: \
+                     nothing to change there; is it listed by mistake?",
+                    inputs.registry_list()
+                ),
+            );
+        }
+        collect_refs(&mut out, scan.changes);
     }
     out.files = texts.into_edits();
     Ok(out)
@@ -218,97 +357,247 @@ fn tag_of(reference: &str) -> Option<String> {
     (!tag.contains('/')).then(|| tag.to_string())
 }
 
-fn has_subcharts(dir: &Path) -> bool {
-    std::fs::read_dir(dir.join("charts"))
+/// The subchart directories of `dir` (those with a Chart.yaml), sorted.
+fn subchart_dirs(root: &Path, dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join(dir).join("charts"))
         .map(|entries| {
             entries
                 .flatten()
-                .any(|e| e.path().join("Chart.yaml").is_file())
+                .filter(|e| e.path().join("Chart.yaml").is_file())
+                .map(|e| dir.join("charts").join(e.file_name()))
+                .collect()
         })
-        .unwrap_or(false)
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+/// The key beside the tag key that names the repository (`image.repository`
+/// for `image.tag`), for messages.
+fn repository_key(tag_key: &str) -> String {
+    match tag_key.rsplit_once('.') {
+        Some((parent, _)) => format!("{parent}.repository"),
+        None => "repository".to_string(),
+    }
 }
 
 fn plan_chart(
     texts: &mut Texts,
     spec: &ChartSpec,
-    registries: &[String],
+    inputs: &DeployInputs,
     release: &Release,
     out: &mut DeployPlan,
 ) -> Result<()> {
     let chart_yaml = spec.dir.join("Chart.yaml");
+    let dir = rel(&spec.dir);
     if !texts.root.join(&chart_yaml).is_file() {
         return Err(anyhow!(
-            "{} not found: is {} a Helm chart?",
+            "{} not found: is {dir} a Helm chart?",
             rel(&chart_yaml),
-            rel(&spec.dir)
         ));
     }
-    let values_name = rel(&spec.values);
-    // Values of the chart itself.
-    for (service, key) in &spec.images {
-        // `chart bump` of an umbrella whose own values have no image: its
-        // subcharts carry the images.
-        let skip_missing = matches!(spec.subcharts, Subcharts::SameAppVersion)
-            && has_subcharts(&texts.root.join(&spec.dir));
-        let target = ValuesImage {
-            values: &spec.values,
-            service,
-            key,
-        };
-        edit_image(texts, out, &target, spec, release, registries, skip_missing)?;
+    for v in &spec.values {
+        if !texts.root.join(v).is_file() {
+            return Err(anyhow!(
+                "{} not found: it is a values file of the chart {dir}",
+                rel(v)
+            ));
+        }
     }
-    // Subcharts of an umbrella chart.
-    let parent_text = texts.get(&chart_yaml)?;
-    let parent_app = crate::yamledit::get(&parent_text, &["appVersion".to_string()])
-        .ok()
-        .flatten();
-    let charts_dir = texts.root.join(&spec.dir).join("charts");
-    if let Ok(entries) = std::fs::read_dir(&charts_dir) {
-        let mut dirs: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.join("Chart.yaml").is_file())
-            .collect();
-        dirs.sort();
-        for dir in dirs {
-            let sub_rel = spec
-                .dir
-                .join("charts")
-                .join(dir.file_name().unwrap_or_default());
-            let sub_chart = sub_rel.join("Chart.yaml");
-            let sub_values = sub_rel.join("values.yaml");
-            let sub_text = texts.get(&sub_chart)?;
-            let name = crate::yamledit::get(&sub_text, &["name".to_string()])
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| {
-                    dir.file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned()
-                });
-            let selected = match &spec.subcharts {
-                Subcharts::Named(services) => services.contains(&name),
-                Subcharts::SameAppVersion => {
-                    let app = crate::yamledit::get(&sub_text, &["appVersion".to_string()])
-                        .ok()
-                        .flatten();
-                    app.is_some() && app == parent_app
-                }
-            };
-            if !selected || !texts.root.join(&sub_values).is_file() {
-                continue;
-            }
-            // Released with the parent but without an image of its own: skip.
-            let skip_missing = matches!(spec.subcharts, Subcharts::SameAppVersion);
+    let regs = inputs.registry_list();
+    // Whether anything in the chart deploys a service.
+    let mut matched = false;
+    // (values file, key) already set, so that a subchart's override is not
+    // set twice.
+    let mut done: BTreeSet<(String, String)> = BTreeSet::new();
+
+    // 1. The chart's own values: the keys the configuration names.
+    for (service, key) in &spec.images {
+        let mut found = 0;
+        let mut first_missing = None;
+        for values in &spec.values {
             let target = ValuesImage {
-                values: &sub_values,
-                service: &name,
-                key: &spec.subchart_key,
+                values,
+                service,
+                key,
             };
-            if !edit_image(texts, out, &target, spec, release, registries, skip_missing)? {
+            match edit_image(texts, out, &target, spec, release, inputs)? {
+                Edit::Done => {
+                    found += 1;
+                    matched = true;
+                    done.insert((rel(values), key.clone()));
+                    check_named_image(texts, out, &target, inputs)?;
+                }
+                Edit::Missing(e) => {
+                    first_missing.get_or_insert(e);
+                }
+            }
+        }
+        if found == 0 && !spec.optional_images {
+            let e = first_missing.expect("no values file and no edit");
+            if spec.values.len() == 1 {
+                return Err(e);
+            }
+            return Err(anyhow!(
+                "`{key}` (the image of {service}) is in none of the values files of {dir} ({}): {e:#}",
+                spec.values.iter().map(|v| rel(v)).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    if !spec.images.is_empty() && spec.values.len() > 1 {
+        for values in &spec.values {
+            let name = rel(values);
+            if !spec
+                .images
+                .iter()
+                .any(|(_, k)| done.contains(&(name.clone(), k.clone())))
+            {
+                out.warn(
+                    &name,
+                    format!(
+                        "none of the image keys of the chart {dir} ({}) is in it: nothing to change there",
+                        spec.images
+                            .iter()
+                            .map(|(_, k)| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    // 2. No keys configured: the chart's own image, if its values name one
+    // of a configured service at the subchart key.
+    if spec.images.is_empty() {
+        for values in &spec.values {
+            let name = rel(values);
+            let text = texts.get(values)?;
+            let Some(repo) = chart::repository_beside(&text, &name, &spec.subchart_key)? else {
+                continue;
+            };
+            match inputs.matcher.classify(&repo) {
+                ImageClass::Service(service) => {
+                    let target = ValuesImage {
+                        values,
+                        service: &service,
+                        key: &spec.subchart_key,
+                    };
+                    if let Edit::Missing(e) =
+                        edit_image(texts, out, &target, spec, release, inputs)?
+                    {
+                        return Err(e);
+                    }
+                    matched = true;
+                    done.insert((name, spec.subchart_key.clone()));
+                }
+                ImageClass::Elsewhere(service) => out.warn(
+                    &name,
+                    format!(
+                        "`{}` deploys {repo}: {service} in a registry that is not configured \
+                         ({regs}); left as it is: add the registry to images.registries, or fix \
+                         `{}`",
+                        spec.subchart_key,
+                        repository_key(&spec.subchart_key)
+                    ),
+                ),
+                ImageClass::NotAService | ImageClass::Other => {}
+            }
+        }
+    }
+
+    // 3. Subcharts of an umbrella chart, each identified by the image it
+    // deploys: in its own values.yaml, and where the chart's values files
+    // override it (`openim-push.image.tag` in the umbrella's values).
+    let subcharts = subchart_dirs(&texts.root, &spec.dir);
+    let tag_path = crate::yamledit::parse_path(&spec.subchart_key).map_err(|e| anyhow!("{e}"))?;
+    for sub in &subcharts {
+        let sub_chart = sub.join("Chart.yaml");
+        let sub_values = sub.join("values.yaml");
+        let sub_text = texts.get(&sub_chart)?;
+        let name = crate::yamledit::get(&sub_text, &["name".to_string()])
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| {
+                sub.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            });
+        // Every place that names the subchart's image: (values file, key
+        // path, whether the key may be added, the repository named there).
+        let mut places: Vec<(PathBuf, String, bool, Option<String>)> = Vec::new();
+        if texts.root.join(&sub_values).is_file() {
+            let text = texts.get(&sub_values)?;
+            let repo = chart::repository_beside(&text, &rel(&sub_values), &spec.subchart_key)?;
+            places.push((sub_values.clone(), spec.subchart_key.clone(), true, repo));
+        }
+        let mut keys = vec![name.clone()];
+        keys.extend(tag_path.iter().cloned());
+        let override_key = crate::yamledit::format_path(&keys);
+        for values in &spec.values {
+            let file = rel(values);
+            if done.contains(&(file.clone(), override_key.clone())) {
                 continue;
             }
+            let text = texts.get(values)?;
+            let repo = chart::repository_beside(&text, &file, &override_key)?;
+            let has_tag = crate::yamledit::kind(&text, &keys).ok().flatten().is_some();
+            if has_tag || repo.is_some() {
+                places.push((values.clone(), override_key.clone(), repo.is_some(), repo));
+            }
+        }
+        // The subchart's own image decides for an override that names no
+        // repository; a subchart without one is known by its name.
+        let own_class = match places.first() {
+            Some((v, _, _, Some(r))) if *v == sub_values => inputs.matcher.classify(r),
+            _ if inputs.matcher.is_service(&name) => ImageClass::Service(name.clone()),
+            _ => ImageClass::Other,
+        };
+        let mut edited = false;
+        let mut seen: Vec<String> = Vec::new();
+        for (values, key, may_add, repo) in &places {
+            let file = rel(values);
+            let class = match repo {
+                Some(r) => inputs.matcher.classify(r),
+                None => own_class.clone(),
+            };
+            if let Some(r) = repo {
+                if !seen.contains(r) {
+                    seen.push(r.clone());
+                }
+            }
+            match class {
+                ImageClass::Service(service) => {
+                    let target = ValuesImage {
+                        values,
+                        service: &service,
+                        key,
+                    };
+                    match edit_image(texts, out, &target, spec, release, inputs)? {
+                        Edit::Done => {
+                            edited = true;
+                            done.insert((file, key.clone()));
+                        }
+                        Edit::Missing(e) if *may_add => return Err(e),
+                        Edit::Missing(_) => {}
+                    }
+                }
+                ImageClass::Elsewhere(service) => out.warn(
+                    &file,
+                    format!(
+                        "`{key}` deploys {}: {service} in a registry that is not configured \
+                         ({regs}); left as it is: add the registry to images.registries, or fix \
+                         `{}`",
+                        repo.as_deref().unwrap_or(&name),
+                        repository_key(key)
+                    ),
+                ),
+                ImageClass::NotAService | ImageClass::Other => {}
+            }
+        }
+        if edited {
+            matched = true;
             let sub_new = chart::set_app_version(
                 &sub_text,
                 &rel(&sub_chart),
@@ -316,23 +605,89 @@ fn plan_chart(
                 &mut out.scalars,
             )?;
             texts.put(&sub_chart, sub_new);
+            continue;
         }
+        let reason = if places.is_empty() {
+            format!("it has no values.yaml and the chart's values do not set `{override_key}`")
+        } else if seen.is_empty() {
+            format!(
+                "its values name no `{}` beside `{}` and `{name}` is not a service name: cannot \
+                 tell which image it deploys",
+                repository_key(&spec.subchart_key),
+                spec.subchart_key
+            )
+        } else {
+            let (mut not_services, mut others, mut elsewhere) =
+                (Vec::new(), Vec::new(), Vec::new());
+            for r in &seen {
+                match inputs.matcher.classify(r) {
+                    ImageClass::NotAService => not_services.push(r.as_str()),
+                    ImageClass::Elsewhere(s) => elsewhere.push(format!(
+                        "{r}: {s} in a registry that is not configured ({regs})"
+                    )),
+                    _ => others.push(r.as_str()),
+                }
+            }
+            let mut why = Vec::new();
+            if !not_services.is_empty() {
+                why.push(format!(
+                    "{}, not one of the configured services",
+                    not_services.join(", ")
+                ));
+            }
+            why.extend(elsewhere);
+            if !others.is_empty() {
+                why.push(format!("{}, not an image in {regs}", others.join(", ")));
+            }
+            format!("it deploys {}", why.join("; "))
+        };
+        if out.skipped.iter().any(|s| s.subchart == rel(sub)) {
+            continue;
+        }
+        out.skipped.push(SkippedChart {
+            chart: dir.clone(),
+            subchart: rel(sub),
+            name: name.clone(),
+            image: seen.first().cloned(),
+            reason,
+        });
     }
-    // The chart itself: appVersion, and the version bumped once when
-    // anything in the chart changed (never on a re-run with nothing to do).
+
+    if !matched {
+        let what = if subcharts.is_empty() {
+            format!(
+                "its values ({}) name no image of a configured service at `{}`",
+                spec.values
+                    .iter()
+                    .map(|v| rel(v))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                spec.subchart_key
+            )
+        } else {
+            format!(
+                "none of its {} deploys a configured service (see the skipped subcharts), nor do its own values",
+                count(subcharts.len(), "subchart", "subcharts")
+            )
+        };
+        out.warn(
+            &dir,
+            format!(
+                "{what}: nothing to change in this chart; name the keys in deploy.charts[].images, \
+                 or check images.registries and the services"
+            ),
+        );
+        return Ok(());
+    }
+    // The chart's appVersion; its version moves in `plan`, once.
+    let parent_text = texts.get(&chart_yaml)?;
     let with_app = chart::set_app_version(
         &parent_text,
         &rel(&chart_yaml),
         release.app_version.as_deref(),
         &mut out.scalars,
     )?;
-    texts.put(&chart_yaml, with_app.clone());
-    if texts.changed_under(&spec.dir) || texts.files.get(&values_name).is_some_and(|(b, a)| b != a)
-    {
-        let bumped =
-            chart::bump_version(&with_app, &rel(&chart_yaml), spec.bump, &mut out.scalars)?;
-        texts.put(&chart_yaml, bumped);
-    }
+    texts.put(&chart_yaml, with_app);
     Ok(())
 }
 
@@ -343,17 +698,57 @@ struct ValuesImage<'a> {
     key: &'a str,
 }
 
+/// What `edit_image` did.
+enum Edit {
+    /// Set (or already the value).
+    Done,
+    /// The key path is not in the file (and cannot be added there).
+    Missing(anyhow::Error),
+}
+
+/// A configured key whose values name a repository: warn when that is not
+/// the configured service's image (a registry that is not configured, or
+/// the key of another service).
+fn check_named_image(
+    texts: &mut Texts,
+    out: &mut DeployPlan,
+    target: &ValuesImage<'_>,
+    inputs: &DeployInputs,
+) -> Result<()> {
+    let name = rel(target.values);
+    let text = texts.get(target.values)?;
+    let Some(repo) = chart::repository_beside(&text, &name, target.key)? else {
+        return Ok(());
+    };
+    let (service, key) = (target.service, target.key);
+    match inputs.matcher.classify(&repo) {
+        ImageClass::Service(s) if s == service => {}
+        ImageClass::Service(s) => out.warn(
+            &name,
+            format!("`{key}` is configured as the image of {service}, but it deploys {repo} ({s})"),
+        ),
+        ImageClass::Elsewhere(_) | ImageClass::NotAService | ImageClass::Other => out.warn(
+            &name,
+            format!(
+                "`{key}` ({service}) deploys {repo}, which is not in a configured registry \
+                 ({}); its tag is set anyway and verification looks it up there",
+                inputs.registry_list()
+            ),
+        ),
+    }
+    Ok(())
+}
+
 /// Set the tag (and digest, as `spec.pin` says) at `target` and record the
-/// change. False when the key is missing and `skip_missing` allows that.
+/// change; `Edit::Missing` when the key is not there.
 fn edit_image(
     texts: &mut Texts,
     out: &mut DeployPlan,
     target: &ValuesImage<'_>,
     spec: &ChartSpec,
     release: &Release,
-    registries: &[String],
-    skip_missing: bool,
-) -> Result<bool> {
+    inputs: &DeployInputs,
+) -> Result<Edit> {
     let text = texts.get(target.values)?;
     let name = rel(target.values);
     let digest = release.digests.get(target.service).map(String::as_str);
@@ -368,7 +763,7 @@ fn edit_image(
         &mut changes,
     ) {
         Ok(t) => t,
-        Err(e) if e.is_not_found() && skip_missing => return Ok(false),
+        Err(e) if e.is_not_found() => return Ok(Edit::Missing(e.into())),
         Err(e) => return Err(e.into()),
     };
     // What the PR body lists, and what verification will look up.
@@ -379,9 +774,16 @@ fn edit_image(
     )
     .ok()
     .flatten();
+    let file = format!("{name}: {key}");
+    if out.images.iter().any(|i| i.file == file) {
+        // Set again by another entry of the same chart: listed once.
+        out.scalars.extend(changes);
+        texts.put(target.values, new);
+        return Ok(Edit::Done);
+    }
     out.images.push(ImageChange {
         service: service.to_string(),
-        file: format!("{name}: {key}"),
+        file,
         old,
         new: tag.clone(),
         digest: (spec.pin != DigestPin::None)
@@ -392,9 +794,9 @@ fn edit_image(
         Some(repo) => {
             out.verify.insert(format!("{repo}:{tag}"));
         }
-        None if registries.is_empty() => out.unverifiable.push(format!("{name}: {key}")),
+        None if inputs.registries.is_empty() => out.unverifiable.push(format!("{name}: {key}")),
         None => {
-            for r in registries {
+            for r in &inputs.registries {
                 out.verify
                     .insert(format!("{}/{service}:{tag}", r.trim_end_matches('/')));
             }
@@ -402,7 +804,7 @@ fn edit_image(
     }
     out.scalars.extend(changes);
     texts.put(target.values, new);
-    Ok(true)
+    Ok(Edit::Done)
 }
 
 /// `ghcr.io/openimsdk/openim-api:v1` → (registry prefix, name, tag).

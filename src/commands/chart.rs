@@ -7,7 +7,7 @@ use crate::cli::{
 };
 use crate::commands::tag::plan_stage;
 use crate::config::{self, Config};
-use crate::deploy::{self, ChartSpec, DeployInputs, DeployPlan, Release, Subcharts};
+use crate::deploy::{self, ChartSpec, DeployInputs, DeployPlan, Release};
 use crate::exit::{self, BadInput};
 use crate::git::Repo;
 use crate::stage::PlanError;
@@ -64,6 +64,10 @@ fn bump(global: &GlobalArgs, args: &ChartBumpArgs) -> Result<i32> {
             return Err(BadInput(format!("--digest `{d}` is not sha256:<64 hex>")).into());
         }
     }
+    for r in &args.registry {
+        crate::imageref::RegistryPrefix::parse(r)
+            .map_err(|e| BadInput(format!("--registry `{r}`: {e}")))?;
+    }
     let chart_name = crate::yamledit::get(
         &std::fs::read_to_string(root.join(&args.chart_dir).join("Chart.yaml"))?,
         &["name".to_string()],
@@ -75,23 +79,87 @@ fn bump(global: &GlobalArgs, args: &ChartBumpArgs) -> Result<i32> {
         .values
         .clone()
         .unwrap_or_else(|| args.chart_dir.join("values.yaml"));
+    let values_name = values.display().to_string();
+    let values_text = std::fs::read_to_string(root.join(&values)).map_err(|e| {
+        BadInput(format!(
+            "{values_name}: {e}; pass the chart's values file with --values"
+        ))
+    })?;
+    // A key path that cannot hold a tag is refused before anything else.
+    crate::chart::check_image_key(&values_text, &values_name, &args.key)
+        .map_err(|e| BadInput(e.to_string()))?;
+    // Which images are the services': the configuration's registries and
+    // services when there is one (here or --config), --registry, else the
+    // registry of the chart's own image.
+    let loaded = config::load(global.config.as_deref(), &root)?;
+    let (mut registries, services, insecure) = match (&loaded.path, &loaded.config.images) {
+        (Some(path), Some(images)) => {
+            let config_root = path.parent().unwrap_or(&root);
+            (
+                images.registries.clone(),
+                known_services(&loaded.config, config_root)?,
+                images.insecure_registries.clone(),
+            )
+        }
+        _ => (Vec::new(), Vec::new(), Vec::new()),
+    };
+    if !args.registry.is_empty() {
+        registries = args.registry.clone();
+    }
+    let own_repo = crate::chart::repository_beside(&values_text, &values_name, &args.key)
+        .ok()
+        .flatten();
+    if registries.is_empty() {
+        if let Some((registry, _)) = own_repo.as_deref().and_then(|r| r.rsplit_once('/')) {
+            registries.push(registry.to_string());
+        }
+    }
+    let has_subcharts = std::fs::read_dir(root.join(&args.chart_dir).join("charts"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().join("Chart.yaml").is_file())
+        })
+        .unwrap_or(false);
+    if has_subcharts && registries.is_empty() && services.is_empty() {
+        let why = match &own_repo {
+            Some(r) => format!("the image of {values_name} (`{r}`) names no registry"),
+            None => format!("{values_name} names no repository beside `{}`", args.key),
+        };
+        return Err(BadInput(format!(
+            "cannot tell which subcharts of {} deploy your services: {why}; pass --registry \
+             with the registry of your images (e.g. --registry ghcr.io/openimsdk), or --config \
+             with your openim-release.yaml",
+            args.chart_dir.display(),
+        ))
+        .into());
+    }
+    let matcher = if services.is_empty() {
+        ImageMatcher::any_service(&registries)
+    } else {
+        ImageMatcher::new(&registries, &services)
+    };
+    // The chart's own image: the service its repository names.
+    let own_service = own_repo
+        .as_deref()
+        .and_then(|r| r.rsplit('/').next())
+        .map_or(chart_name, str::to_string);
     let mut digests = BTreeMap::new();
     if let Some(d) = &args.digest {
-        digests.insert(chart_name.clone(), d.clone());
+        digests.insert(own_service.clone(), d.clone());
     }
-    let spec_values = values.clone();
     let spec = ChartSpec {
         dir: args.chart_dir.clone(),
-        values,
-        images: vec![(chart_name, args.key.clone())],
+        values: vec![values],
+        images: vec![(own_service, args.key.clone())],
         bump: args.chart_bump,
         pin: if args.digest.is_some() {
             args.pin
         } else {
             DigestPin::None
         },
-        subcharts: Subcharts::SameAppVersion,
         subchart_key: args.key.clone(),
+        optional_images: has_subcharts,
     };
     let release = Release {
         tag: args.image_tag.clone(),
@@ -102,22 +170,35 @@ fn bump(global: &GlobalArgs, args: &ChartBumpArgs) -> Result<i32> {
         charts: vec![spec],
         manifests: Vec::new(),
         env_files: Vec::new(),
-        matcher: ImageMatcher::new(&[], &[]),
-        registries: Vec::new(),
-        insecure: Vec::new(),
+        matcher,
+        registries,
+        insecure,
+        strict: false,
     };
     let plan = plan_edits(&root, &inputs, &release)?;
     if plan.images.is_empty() {
-        // Neither the chart's values nor a subchart's have the key: the
-        // image would silently stay where it is.
+        // Neither the chart's values nor a subchart's have an image of ours:
+        // nothing would move.
+        let skipped: Vec<String> = plan
+            .skipped
+            .iter()
+            .map(|s| format!("{} ({})", s.subchart, s.reason))
+            .collect();
         return Err(BadInput(format!(
-            "no `{}` in {} or in the values of a subchart released with it; pass --key (or --values)",
+            "nothing to bump: no `{}` in {values_name}{}; pass --key (or --values, --registry)",
             args.key,
-            spec_values.display()
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", and no subchart deploys a service: {}",
+                    skipped.join("; ")
+                )
+            }
         ))
         .into());
     }
-    finish(&root, &plan, &args.edit, &[])
+    finish(&root, &plan, &args.edit, &inputs, global.quiet)
 }
 
 /// The edits of the deploy files under `root`. What stops them is the files'
@@ -127,17 +208,95 @@ pub fn plan_edits(root: &Path, inputs: &DeployInputs, release: &Release) -> Resu
     deploy::plan(root, inputs, release).map_err(|e| BadInput(format!("{e:#}")).into())
 }
 
-/// What the deploy edits need; `root` is the source repository, where
-/// `images.compose` (whose services count too) is read.
-pub fn deploy_inputs(config: &Config, root: &Path) -> Result<DeployInputs> {
-    let deploy = config.deploy.clone().ok_or_else(|| {
-        BadInput("no `deploy:` section in openim-release.yaml; see docs/gitops.md".into())
-    })?;
+/// The services of the configuration: `images.services` or the compose
+/// file, read in `root` (the source repository).
+fn known_services(config: &Config, root: &Path) -> Result<Vec<String>> {
     let images = config.images.clone().unwrap_or_default();
     let mut services: Vec<String> = super::build::service_specs(root, &images)?
         .into_iter()
         .map(|s| s.name)
         .collect();
+    services.sort();
+    services.dedup();
+    Ok(services)
+}
+
+/// The closest of `names` to `name`, when it is close enough to be a typo.
+fn closest<'a>(name: &str, names: &'a [String]) -> Option<&'a str> {
+    names
+        .iter()
+        .map(|n| (strsim_distance(name, n), n))
+        .filter(|(d, n)| *d <= 2.max(n.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n.as_str())
+}
+
+fn strsim_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// What the deploy edits need; `root` is the source repository, where
+/// `images.compose` (whose services count too) is read.
+pub fn deploy_inputs(loaded: &config::Loaded, root: &Path) -> Result<DeployInputs> {
+    let config = &loaded.config;
+    let deploy = config.deploy.clone().ok_or_else(|| {
+        BadInput("no `deploy:` section in openim-release.yaml; see docs/gitops.md".into())
+    })?;
+    let images = config.images.clone().unwrap_or_default();
+    let mut services = known_services(config, root)?;
+    // A name under deploy.charts[].images must be a service, when the
+    // configuration has any: a typo would deploy nothing, silently.
+    let file = loaded.path.as_ref().map_or_else(
+        || "openim-release.yaml".to_string(),
+        |p| p.display().to_string(),
+    );
+    let text = loaded
+        .path
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    if !services.is_empty() {
+        for (i, c) in deploy.charts.iter().enumerate() {
+            for name in c.images.keys() {
+                if services.contains(name) {
+                    continue;
+                }
+                let line = text
+                    .lines()
+                    .position(|l| {
+                        let t = l.trim_start().trim_start_matches(['{', '-', ' ']);
+                        t.starts_with(&format!("{name}:"))
+                            || l.contains(&format!("{{ {name}:"))
+                            || l.contains(&format!(", {name}:"))
+                            || l.contains(&format!("{{{name}:"))
+                    })
+                    .map(|n| format!(":{}", n + 1))
+                    .unwrap_or_default();
+                let hint = match closest(name, &services) {
+                    Some(c) => format!("did you mean `{c}`?"),
+                    None => "add it to images.services (or the compose file), or fix the name"
+                        .to_string(),
+                };
+                return Err(BadInput(format!(
+                    "{file}{line}: deploy.charts[{i}].images: `{name}` is not a service; the \
+                     services are {}; {hint}",
+                    services.join(", ")
+                ))
+                .into());
+            }
+        }
+    }
     for c in &deploy.charts {
         services.extend(c.images.keys().cloned());
     }
@@ -148,10 +307,10 @@ pub fn deploy_inputs(config: &Config, root: &Path) -> Result<DeployInputs> {
         .iter()
         .map(|c| ChartSpec {
             dir: c.path.clone(),
-            values: c
-                .values
-                .clone()
-                .unwrap_or_else(|| c.path.join("values.yaml")),
+            values: match &c.values {
+                Some(v) => v.0.clone(),
+                None => vec![c.path.join("values.yaml")],
+            },
             images: c
                 .images
                 .iter()
@@ -159,8 +318,8 @@ pub fn deploy_inputs(config: &Config, root: &Path) -> Result<DeployInputs> {
                 .collect(),
             bump: c.bump.unwrap_or(crate::chart::ChartBump::Patch),
             pin: c.digest.unwrap_or_default(),
-            subcharts: Subcharts::Named(services.clone()),
             subchart_key: c.subchart_key.clone().unwrap_or_else(|| "image.tag".into()),
+            optional_images: false,
         })
         .collect();
     Ok(DeployInputs {
@@ -170,7 +329,52 @@ pub fn deploy_inputs(config: &Config, root: &Path) -> Result<DeployInputs> {
         matcher: ImageMatcher::new(&images.registries, &services),
         registries: images.registries.clone(),
         insecure: images.insecure_registries.clone(),
+        strict: deploy.strict,
     })
+}
+
+/// The tag a stage deploys, from the tags `tag --stage` computed for the
+/// commit `sha`: as `stages.<stage>.deploy_tag` says; by default the dev
+/// stage deploys the tag naming the commit (`sha-<sha7>`), not the moving
+/// branch tag, which would leave every later deploy with nothing to change.
+pub fn deploy_tag(config: &Config, stage: Stage, tags: &[String], sha: &str) -> Result<String> {
+    use crate::config::DeployTag;
+    let first = tags
+        .first()
+        .cloned()
+        .ok_or_else(|| BadInput(format!("the {stage} stage computed no image tag")))?;
+    let configured = config.stages.get(stage.as_str()).and_then(|s| s.deploy_tag);
+    let rule = configured.unwrap_or(if stage == Stage::Dev {
+        DeployTag::Commit
+    } else {
+        DeployTag::First
+    });
+    if rule == DeployTag::First {
+        return Ok(first);
+    }
+    let short = &sha[..sha.len().min(7)];
+    if let Some(t) = tags
+        .iter()
+        .find(|t| !short.is_empty() && (t.contains(sha) || t.contains(short)))
+    {
+        return Ok(t.clone());
+    }
+    let why = format!(
+        "none of the {stage} tags ({}) names the commit {short}: add a tag with {{sha7}} to \
+         tags.{stage}.tags (as `sha-{{sha7}}`)",
+        tags.join(", ")
+    );
+    if configured.is_some() {
+        return Err(BadInput(format!(
+            "stages.{stage}.deploy_tag is commit, but {why}, or set deploy_tag: first"
+        ))
+        .into());
+    }
+    eprintln!(
+        "warning: deploying the moving tag {first}: {why}; otherwise a deploy of a later commit \
+         finds nothing to change"
+    );
+    Ok(first)
 }
 
 /// The release from --stage (in the source repository) and overrides.
@@ -192,7 +396,10 @@ pub fn resolve_release(
             repo.ok_or_else(|| BadInput("--stage needs a git repository (use -C)".into()))?;
         match plan_stage(repo, config, stage, args.version.as_deref(), None, quiet) {
             Ok(plan) => {
-                tag = plan.tags.first().cloned();
+                tag = match &args.image_tag {
+                    Some(t) => Some(t.clone()),
+                    None => Some(deploy_tag(config, stage, &plan.tags, &plan.sha)?),
+                };
                 version = plan.version.map(|v| v.to_string());
             }
             // With --image-tag the stage only names the environment: an rc
@@ -259,7 +466,7 @@ fn apply(global: &GlobalArgs, args: &ChartApplyArgs) -> Result<i32> {
         .as_ref()
         .map_or(dir.clone(), |r| r.root().to_path_buf());
     let loaded = config::load(global.config.as_deref(), &root_for_config)?;
-    let inputs = deploy_inputs(&loaded.config, &root_for_config)?;
+    let inputs = deploy_inputs(&loaded, &root_for_config)?;
     let resolved = resolve_release(repo.as_ref(), &loaded.config, &args.release, global.quiet)?;
     let deploy_dir = if args.dir.is_absolute() {
         args.dir.clone()
@@ -267,7 +474,7 @@ fn apply(global: &GlobalArgs, args: &ChartApplyArgs) -> Result<i32> {
         dir.join(&args.dir)
     };
     let plan = plan_edits(&deploy_dir, &inputs, &resolved.release)?;
-    finish(&deploy_dir, &plan, &args.edit, &inputs.insecure)
+    finish(&deploy_dir, &plan, &args.edit, &inputs, global.quiet)
 }
 
 #[derive(Serialize)]
@@ -279,12 +486,72 @@ struct ChartOutput<'a> {
     changes: &'a [crate::chart::ScalarChange],
     references: &'a [crate::chart::RefChange],
     images: &'a [crate::deploy::ImageChange],
+    warnings: &'a [crate::deploy::Warning],
+    skipped: &'a [crate::deploy::SkippedChart],
+}
+
+/// Tell what was left alone and what deserves a look (stderr; warnings
+/// also as annotations in GitHub Actions). Warnings are printed even with
+/// `-q`.
+pub fn report(plan: &DeployPlan, quiet: bool) {
+    if !quiet {
+        for s in &plan.skipped {
+            eprintln!("skipped subchart {} ({}): {}", s.subchart, s.name, s.reason);
+        }
+    }
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+        if actions::in_actions() {
+            println!(
+                "{}",
+                actions::annotation("warning", &w.message, Some(&w.file), None)
+            );
+        }
+    }
+}
+
+/// `--strict` (or `deploy.strict`): a warning stops everything, before
+/// anything is written.
+pub fn refuse_warnings(plan: &DeployPlan, strict: bool) -> Result<()> {
+    if strict && !plan.warnings.is_empty() {
+        return Err(BadInput(format!(
+            "refusing to edit anything with {} (--strict): {}",
+            deploy::count(plan.warnings.len(), "warning", "warnings"),
+            plan.warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The closing line when nothing changes: "up to date" only when it is true.
+pub fn nothing_to_change(plan: &DeployPlan) -> String {
+    if plan.warnings.is_empty() {
+        "nothing to change: every file is up to date".to_string()
+    } else {
+        format!(
+            "nothing to change, but see the {} above: something configured deploys no configured service",
+            deploy::count(plan.warnings.len(), "warning", "warnings")
+        )
+    }
 }
 
 /// Verify, then print and (unless a dry run) write.
-pub fn finish(root: &Path, plan: &DeployPlan, edit: &EditArgs, insecure: &[String]) -> Result<i32> {
+pub fn finish(
+    root: &Path,
+    plan: &DeployPlan,
+    edit: &EditArgs,
+    inputs: &DeployInputs,
+    quiet: bool,
+) -> Result<i32> {
+    report(plan, quiet);
+    refuse_warnings(plan, edit.strict || inputs.strict)?;
     if plan.changed() && !edit.no_verify {
-        check_images(plan, insecure)?;
+        check_images(plan, &inputs.insecure)?;
     }
     if plan.changed() && !edit.dry_run {
         deploy::write(root, plan)?;
@@ -297,6 +564,8 @@ pub fn finish(root: &Path, plan: &DeployPlan, edit: &EditArgs, insecure: &[Strin
         changes: &plan.scalars,
         references: &plan.references,
         images: &plan.images,
+        warnings: &plan.warnings,
+        skipped: &plan.skipped,
     };
     let json = serde_json::to_string(&doc).context("serializing the chart output")?;
     match edit.output {
@@ -305,12 +574,12 @@ pub fn finish(root: &Path, plan: &DeployPlan, edit: &EditArgs, insecure: &[Strin
             if plan.changed() {
                 print!("{}", deploy::unified_diff(plan));
             } else {
-                eprintln!("nothing to change: every file is up to date");
+                eprintln!("{}", nothing_to_change(plan));
             }
             if edit.dry_run && plan.changed() {
                 eprintln!(
-                    "dry run: {} files would change; nothing was written",
-                    plan.files.len()
+                    "dry run: {} would change; nothing was written",
+                    deploy::count(plan.files.len(), "file", "files")
                 );
             }
         }

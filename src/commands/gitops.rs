@@ -6,7 +6,8 @@
 use crate::actions;
 use crate::cli::{GitopsArgs, GlobalArgs, OutputFormat};
 use crate::commands::chart::{
-    check_images, deploy_inputs, plan_edits, resolve_release, NOTHING_TO_CHANGE,
+    check_images, deploy_inputs, plan_edits, refuse_warnings, report, resolve_release,
+    NOTHING_TO_CHANGE,
 };
 use crate::config::{self, DeployMode, GitopsConfig};
 use crate::deploy::{self, DeployPlan};
@@ -36,6 +37,8 @@ struct GitopsOutput {
     files: Vec<String>,
     images: Vec<crate::deploy::ImageChange>,
     api_calls: usize,
+    warnings: Vec<crate::deploy::Warning>,
+    skipped: Vec<crate::deploy::SkippedChart>,
 }
 
 fn template(t: &str, stage: &str, version: &str, tag: &str, services: &str) -> String {
@@ -87,7 +90,7 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
         .url
         .clone()
         .ok_or_else(|| BadInput("deploy.url is not set: the deploy repository to clone".into()))?;
-    let inputs = deploy_inputs(&loaded.config, &root)?;
+    let inputs = deploy_inputs(&loaded, &root)?;
     let resolved = resolve_release(repo.as_ref(), &loaded.config, &args.release, global.quiet)?;
     // The stage's environment (`stages.<stage>`), then `deploy:`.
     let stage_cfg = resolved
@@ -190,6 +193,10 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
     out.changed = plan.changed();
     out.files = plan.files.iter().map(|f| f.path.clone()).collect();
     out.images = plan.images.clone();
+    out.warnings = plan.warnings.clone();
+    out.skipped = plan.skipped.clone();
+    report(&plan, global.quiet);
+    refuse_warnings(&plan, args.edit.strict || inputs.strict)?;
     if plan.changed() && !args.edit.no_verify {
         check_images(&plan, &inputs.insecure)?;
     }
@@ -229,14 +236,18 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
                     DeployMode::Push => println!("\nwould commit on {base} of {repository}: {title}"),
                 }
             } else {
-                eprintln!("nothing to change: {base} already deploys {tag}");
+                eprintln!(
+                    "{}",
+                    up_to_date(&plan, &format!("{base} already deploys {tag}"))
+                );
             }
         }
         return emit(&out, &args.edit.output, args.edit.exit_code);
     }
     if !plan.changed() {
-        note(&format!(
-            "nothing to change: {base} of {repository} already deploys {tag}"
+        note(&up_to_date(
+            &plan,
+            &format!("{base} of {repository} already deploys {tag}"),
         ));
         return emit(&out, &args.edit.output, args.edit.exit_code);
     }
@@ -379,6 +390,19 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
         }
     }
     emit(&out, &args.edit.output, false)
+}
+
+/// "nothing to change: main already deploys v1", unless there are warnings:
+/// then what is configured is not all up to date.
+fn up_to_date(plan: &DeployPlan, what: &str) -> String {
+    if plan.warnings.is_empty() {
+        format!("nothing to change: {what}")
+    } else {
+        format!(
+            "nothing to change, but see the {} above: something configured deploys no configured service",
+            deploy::count(plan.warnings.len(), "warning", "warnings")
+        )
+    }
 }
 
 fn emit(out: &GitopsOutput, format: &OutputFormat, exit_code: bool) -> Result<i32> {

@@ -94,10 +94,7 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
         .flatten()
         .filter_map(|t| t.as_str().map(str::to_string))
         .collect();
-    let primary = tags
-        .first()
-        .cloned()
-        .context("the tag step returned no tags")?;
+    tags.first().context("the tag step returned no tags")?;
     let version = tag["version"].as_str().map(str::to_string);
     report["tag"] = tag.clone();
     if args.stage == Stage::Nightly && tag["changed"] == json!(false) && !args.force {
@@ -201,7 +198,10 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
         } else {
             "updating the deploy repository"
         });
-        let mut g: Vec<String> = vec!["gitops".into(), "--image-tag".into(), primary.clone()];
+        // dev deploys `sha-<sha7>`, not the moving branch tag (stages.<stage>.deploy_tag).
+        let sha = tag["sha"].as_str().unwrap_or_default();
+        let deploy_tag = super::chart::deploy_tag(&cfg, args.stage, &tags, sha)?;
+        let mut g: Vec<String> = vec!["gitops".into(), "--image-tag".into(), deploy_tag];
         if let Some(v) = &version {
             g.extend(["--version".into(), v.clone()]);
         }

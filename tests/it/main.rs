@@ -6,6 +6,7 @@ mod chart;
 mod common;
 mod config_docs;
 mod deploy_fixture;
+mod deploy_shapes;
 mod fake_github;
 mod github_fixtures;
 mod gitops;

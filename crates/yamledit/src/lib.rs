@@ -256,6 +256,99 @@ pub fn set(text: &str, path: &[String], value: &str) -> Result<(String, bool), Y
     })
 }
 
+/// What a key holds, as a YAML reader would type it: callers that write
+/// strings (image tags) refuse to overwrite a number, a boolean or a mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueKind {
+    /// A quoted scalar, a plain one that reads as a string, or one tagged `!!str`.
+    String(String),
+    /// Empty, `~` or `null`.
+    Null,
+    Bool(String),
+    Int(String),
+    Float(String),
+    Mapping,
+    Sequence,
+}
+
+impl ValueKind {
+    /// `the integer `1``, `a mapping`, … for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            ValueKind::String(v) => format!("the string `{v}`"),
+            ValueKind::Null => "nothing (null)".to_string(),
+            ValueKind::Bool(v) => format!("the boolean `{v}`"),
+            ValueKind::Int(v) => format!("the integer `{v}`"),
+            ValueKind::Float(v) => format!("the number `{v}`"),
+            ValueKind::Mapping => "a mapping".to_string(),
+            ValueKind::Sequence => "a list".to_string(),
+        }
+    }
+}
+
+/// The kind of value at `path` and the line of its key (None if the path
+/// does not exist). Aliases and merge keys are followed, as by [`get`].
+pub fn kind(text: &str, path: &[String]) -> Result<Option<(ValueKind, usize)>, YamlEditError> {
+    check_path(path)?;
+    let parsed = parse(text)?;
+    let doc = Doc::new(text, &parsed);
+    let Some((node, line)) = doc.node_at(path)? else {
+        return Ok(None);
+    };
+    let kind = match &node.kind {
+        Kind::Mapping { .. } => ValueKind::Mapping,
+        Kind::Sequence { .. } => ValueKind::Sequence,
+        Kind::Alias(_) => unreachable!("node_at dereferences aliases"),
+        Kind::Scalar { value, style } => {
+            let tag = node.tag.as_deref();
+            if *style != ScalarStyle::Plain || tag == Some("tag:yaml.org,2002:str") {
+                ValueKind::String(value.clone())
+            } else if node.is_null() {
+                ValueKind::Null
+            } else {
+                match (tag, classify(value)) {
+                    (Some("tag:yaml.org,2002:bool"), _) | (None, Class::Bool) => {
+                        ValueKind::Bool(value.clone())
+                    }
+                    (Some("tag:yaml.org,2002:int"), _) | (None, Class::Int) => {
+                        ValueKind::Int(value.clone())
+                    }
+                    (Some("tag:yaml.org,2002:float"), _) | (None, Class::Float) => {
+                        ValueKind::Float(value.clone())
+                    }
+                    _ => ValueKind::String(value.clone()),
+                }
+            }
+        }
+    };
+    Ok(Some((kind, line)))
+}
+
+/// The keys of the mapping at `path` (the top level for an empty path), each
+/// with its line; merged keys (`<<`) included. None when the path does not
+/// exist or does not hold a mapping.
+pub fn keys(text: &str, path: &[String]) -> Result<Option<Vec<(String, usize)>>, YamlEditError> {
+    if path.iter().any(String::is_empty) {
+        check_path(path)?;
+    }
+    let parsed = parse(text)?;
+    let doc = Doc::new(text, &parsed);
+    let node = if path.is_empty() {
+        match doc.root {
+            Some(root) => doc.deref(root, path)?,
+            None => return Ok(None),
+        }
+    } else {
+        match doc.node_at(path)? {
+            Some((node, _)) => node,
+            None => return Ok(None),
+        }
+    };
+    let mut out = Vec::new();
+    doc.collect_keys(node, path, 0, &mut out)?;
+    Ok(matches!(node.kind, Kind::Mapping { .. }).then_some(out))
+}
+
 fn check_path(path: &[String]) -> Result<(), YamlEditError> {
     if path.is_empty() {
         return Err(YamlEditError::InvalidPath {
@@ -759,11 +852,12 @@ impl<'a> Doc<'a> {
         Ok(None)
     }
 
-    /// Read the scalar at `path`, following aliases and merge keys.
-    fn read(&self, path: &[String]) -> Result<Option<String>, YamlEditError> {
+    /// The node at `path` (aliases followed) and the line of its key.
+    fn node_at(&self, path: &[String]) -> Result<Option<(&'a Node, usize)>, YamlEditError> {
         let Some(mut current) = self.root else {
             return Ok(None);
         };
+        let mut line = current.line;
         for (i, key) in path.iter().enumerate() {
             current = self.deref(current, path)?;
             if current.is_null() {
@@ -773,11 +867,51 @@ impl<'a> Doc<'a> {
                 return Err(not_a_mapping(path, i, current));
             }
             match self.lookup(current, key, path, 0)? {
-                Some(found) => current = found.node,
+                Some(found) => {
+                    if let (Some(j), Kind::Mapping { entries, .. }) = (found.local, &current.kind) {
+                        line = entries[j].0.line;
+                    } else {
+                        line = found.node.line;
+                    }
+                    current = found.node;
+                }
                 None => return Ok(None),
             }
         }
-        let current = self.deref(current, path)?;
+        Ok(Some((self.deref(current, path)?, line)))
+    }
+
+    /// The keys of `map`, its own first, then those merged in by `<<`.
+    fn collect_keys(
+        &self,
+        map: &'a Node,
+        path: &[String],
+        depth: usize,
+        out: &mut Vec<(String, usize)>,
+    ) -> Result<(), YamlEditError> {
+        let Kind::Mapping { entries, .. } = &map.kind else {
+            return Ok(());
+        };
+        for (k, _) in entries.iter().filter(|(k, _)| !k.is_merge_key()) {
+            if let Some(v) = k.scalar_value() {
+                if !out.iter().any(|(seen, _)| seen == v) {
+                    out.push((v.to_string(), k.line));
+                }
+            }
+        }
+        if depth < MAX_MERGE_DEPTH {
+            for (source, _) in self.merge_sources(map, path)? {
+                self.collect_keys(source, path, depth + 1, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Read the scalar at `path`, following aliases and merge keys.
+    fn read(&self, path: &[String]) -> Result<Option<String>, YamlEditError> {
+        let Some((current, _)) = self.node_at(path)? else {
+            return Ok(None);
+        };
         match &current.kind {
             Kind::Scalar { value, .. } => Ok(Some(value.clone())),
             _ => Err(YamlEditError::NotAScalar {
@@ -2637,5 +2771,33 @@ rpc:
             }
         }
         assert!(checked > 1000, "{checked}");
+    }
+
+    #[test]
+    fn kinds_and_keys_are_read_as_a_yaml_reader_types_them() {
+        let text = "a: 1\nb: true\nc: 1.5\nd: \"1\"\ne: v1\nf:\ng: [x]\nh: {i: 1}\nj: !!str 2\nk: ~\nbase: &b\n  m: 1\nn:\n  <<: *b\n  o: 2\n";
+        let kind_of = |k: &str| kind(text, &p(k)).unwrap().map(|(v, _)| v);
+        assert_eq!(kind_of("a"), Some(ValueKind::Int("1".into())));
+        assert_eq!(kind_of("b"), Some(ValueKind::Bool("true".into())));
+        assert_eq!(kind_of("c"), Some(ValueKind::Float("1.5".into())));
+        assert_eq!(kind_of("d"), Some(ValueKind::String("1".into())));
+        assert_eq!(kind_of("e"), Some(ValueKind::String("v1".into())));
+        assert_eq!(kind_of("f"), Some(ValueKind::Null));
+        assert_eq!(kind_of("g"), Some(ValueKind::Sequence));
+        assert_eq!(kind_of("h"), Some(ValueKind::Mapping));
+        assert_eq!(kind_of("j"), Some(ValueKind::String("2".into())));
+        assert_eq!(kind_of("k"), Some(ValueKind::Null));
+        assert_eq!(kind_of("n.m"), Some(ValueKind::Int("1".into())));
+        assert_eq!(kind_of("zz"), None);
+        assert_eq!(kind(text, &p("h.i")).unwrap().unwrap().1, 8);
+        let names = |path: &[String]| {
+            keys(text, path)
+                .unwrap()
+                .map(|ks| ks.into_iter().map(|(k, _)| k).collect::<Vec<_>>())
+        };
+        assert_eq!(names(&p("n")), Some(vec!["o".to_string(), "m".to_string()]));
+        assert_eq!(names(&p("a")), None);
+        assert_eq!(names(&p("missing")), None);
+        assert_eq!(names(&[]).unwrap().len(), 12);
     }
 }
