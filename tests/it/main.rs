@@ -7,6 +7,7 @@ mod common;
 mod config_docs;
 mod deploy_fixture;
 mod fake_github;
+mod fixtures;
 mod gitops;
 mod init;
 mod proxy;
