@@ -273,6 +273,10 @@ pub struct GitopsArgs {
     /// The deploy branch to change instead of deploy.base.
     #[arg(long, value_name = "BRANCH")]
     pub base: Option<String>,
+    /// Deploy only these services (repeatable): only their image tags are
+    /// set, and no appVersion moves (it would move the others' images too).
+    #[arg(long = "service", value_name = "NAME")]
+    pub service: Vec<String>,
     /// Name of the stage in branch names and messages when no --stage is given.
     #[arg(long, hide = true, value_name = "NAME")]
     pub stage_name: Option<String>,

@@ -4,12 +4,13 @@
 //! changes nothing and says so.
 
 use crate::actions;
+use crate::chart::ImageMatcher;
 use crate::cli::{GitopsArgs, GlobalArgs, OutputFormat};
 use crate::commands::chart::{
     check_images, deploy_inputs, plan_edits, resolve_release, NOTHING_TO_CHANGE,
 };
 use crate::config::{self, DeployMode, GitopsConfig};
-use crate::deploy::{self, DeployPlan};
+use crate::deploy::{self, DeployInputs, DeployPlan, Subcharts};
 use crate::exit::{self, BadInput};
 use crate::git::{Author, PushError, Repo};
 use crate::github::{api_url_from_env, GitHub, PrAction};
@@ -69,6 +70,40 @@ fn repository_from_url(url: &str) -> Option<String> {
     (!owner.is_empty() && !name.is_empty()).then(|| format!("{owner}/{name}"))
 }
 
+/// Narrow the deploy edits to `selected` services: their values keys,
+/// subcharts and image references; nothing of the others.
+fn only_services(
+    inputs: &mut DeployInputs,
+    config: &config::Config,
+    root: &std::path::Path,
+    selected: &[String],
+) -> Result<()> {
+    let images = config.images.clone().unwrap_or_default();
+    let mut known: Vec<String> = crate::commands::build::service_specs(root, &images)?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    for c in config.deploy.iter().flat_map(|d| &d.charts) {
+        known.extend(c.images.keys().cloned());
+    }
+    known.sort();
+    known.dedup();
+    if let Some(unknown) = selected.iter().find(|s| !known.contains(s)) {
+        return Err(BadInput(format!(
+            "--service {unknown}: no such service; known services: {}",
+            known.join(", ")
+        ))
+        .into());
+    }
+    let keep: Vec<String> = selected.to_vec();
+    for chart in &mut inputs.charts {
+        chart.images.retain(|(service, _)| keep.contains(service));
+        chart.subcharts = Subcharts::Named(keep.clone());
+    }
+    inputs.matcher = ImageMatcher::new(&images.registries, &keep);
+    Ok(())
+}
+
 pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
     let dir = match &global.directory {
         Some(d) => d.clone(),
@@ -87,8 +122,14 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
         .url
         .clone()
         .ok_or_else(|| BadInput("deploy.url is not set: the deploy repository to clone".into()))?;
-    let inputs = deploy_inputs(&loaded.config, &root)?;
-    let resolved = resolve_release(repo.as_ref(), &loaded.config, &args.release, global.quiet)?;
+    let mut inputs = deploy_inputs(&loaded.config, &root)?;
+    let mut resolved = resolve_release(repo.as_ref(), &loaded.config, &args.release, global.quiet)?;
+    if !args.service.is_empty() {
+        only_services(&mut inputs, &loaded.config, &root, &args.service)?;
+        // A chart's appVersion is the default tag of every image in it that
+        // has no tag of its own: moving it would deploy the others too.
+        resolved.release.app_version = None;
+    }
     // The stage's environment (`stages.<stage>`), then `deploy:`.
     let stage_cfg = resolved
         .stage
