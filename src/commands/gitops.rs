@@ -4,13 +4,12 @@
 //! changes nothing and says so.
 
 use crate::actions;
-use crate::chart::ImageMatcher;
 use crate::cli::{GitopsArgs, GlobalArgs, OutputFormat};
 use crate::commands::chart::{
     check_images, deploy_inputs, plan_edits, resolve_release, NOTHING_TO_CHANGE,
 };
 use crate::config::{self, DeployMode, GitopsConfig};
-use crate::deploy::{self, DeployInputs, DeployPlan, Subcharts};
+use crate::deploy::{self, DeployPlan};
 use crate::exit::{self, BadInput};
 use crate::git::{Author, PushError, Repo};
 use crate::github::{api_url_from_env, GitHub, PrAction};
@@ -70,11 +69,11 @@ fn repository_from_url(url: &str) -> Option<String> {
     (!owner.is_empty() && !name.is_empty()).then(|| format!("{owner}/{name}"))
 }
 
-/// Narrow the deploy edits to `selected` services: their values keys,
-/// subcharts and image references; nothing of the others.
+/// Narrow the deploy to `selected` services: the deploy edits see a
+/// configuration whose services are those alone (the chart keys of the
+/// others dropped), so nothing of the others is edited.
 fn only_services(
-    inputs: &mut DeployInputs,
-    config: &config::Config,
+    config: &mut config::Config,
     root: &std::path::Path,
     selected: &[String],
 ) -> Result<()> {
@@ -95,12 +94,22 @@ fn only_services(
         ))
         .into());
     }
-    let keep: Vec<String> = selected.to_vec();
-    for chart in &mut inputs.charts {
-        chart.images.retain(|(service, _)| keep.contains(service));
-        chart.subcharts = Subcharts::Named(keep.clone());
+    let images = config.images.get_or_insert_with(Default::default);
+    images.compose = None;
+    images.services = selected
+        .iter()
+        .map(|name| config::ServiceConfig {
+            name: name.clone(),
+            dockerfile: None,
+            context: None,
+            args: Default::default(),
+            target: None,
+            platforms: None,
+        })
+        .collect();
+    for chart in config.deploy.iter_mut().flat_map(|d| &mut d.charts) {
+        chart.images.retain(|service, _| selected.contains(service));
     }
-    inputs.matcher = ImageMatcher::new(&images.registries, &keep);
     Ok(())
 }
 
@@ -113,7 +122,7 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
     let root = repo
         .as_ref()
         .map_or(dir.clone(), |r| r.root().to_path_buf());
-    let loaded = config::load(global.config.as_deref(), &root)?;
+    let mut loaded = config::load(global.config.as_deref(), &root)?;
     let deploy_cfg = loaded.config.deploy.clone().ok_or_else(|| {
         BadInput("no `deploy:` section in openim-release.yaml; see docs/gitops.md".into())
     })?;
@@ -122,14 +131,14 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
         .url
         .clone()
         .ok_or_else(|| BadInput("deploy.url is not set: the deploy repository to clone".into()))?;
-    let mut inputs = deploy_inputs(&loaded.config, &root)?;
     let mut resolved = resolve_release(repo.as_ref(), &loaded.config, &args.release, global.quiet)?;
     if !args.service.is_empty() {
-        only_services(&mut inputs, &loaded.config, &root, &args.service)?;
+        only_services(&mut loaded.config, &root, &args.service)?;
         // A chart's appVersion is the default tag of every image in it that
         // has no tag of its own: moving it would deploy the others too.
         resolved.release.app_version = None;
     }
+    let inputs = deploy_inputs(&loaded.config, &root)?;
     // The stage's environment (`stages.<stage>`), then `deploy:`.
     let stage_cfg = resolved
         .stage
@@ -270,7 +279,7 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
                     DeployMode::Push => println!("\nwould commit on {base} of {repository}: {title}"),
                 }
             } else {
-                eprintln!("nothing to change: {base} already deploys {tag}");
+                note(&format!("nothing to change: {base} already deploys {tag}"));
             }
         }
         return emit(&out, &args.edit.output, args.edit.exit_code);
