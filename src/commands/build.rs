@@ -313,7 +313,14 @@ async fn build(global: &GlobalArgs, args: &BuildArgs) -> Result<i32> {
 
     if args.dry_run {
         let outcomes: Vec<Outcome> = plan.images.iter().map(Outcome::planned).collect();
-        print_outcomes(args.output, tags_shown, &outcomes, true, Vec::new())?;
+        print_outcomes(
+            global.quiet,
+            args.output,
+            tags_shown,
+            &outcomes,
+            true,
+            Vec::new(),
+        )?;
         return Ok(exit::OK);
     }
 
@@ -361,7 +368,14 @@ async fn build(global: &GlobalArgs, args: &BuildArgs) -> Result<i32> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let outcomes = builder::run(&shared, &plan, jobs).await;
     let legs: Vec<Leg> = outcomes.iter().flat_map(|o| o.legs.clone()).collect();
-    print_outcomes(args.output, tags_shown, &outcomes, false, legs)?;
+    print_outcomes(
+        global.quiet,
+        args.output,
+        tags_shown,
+        &outcomes,
+        false,
+        legs,
+    )?;
     Ok(finish(&outcomes))
 }
 
@@ -519,9 +533,9 @@ fn finish(outcomes: &[Outcome]) -> i32 {
         exit::OK
     } else {
         eprintln!(
-            "{} of {} services failed: {}",
+            "{} of {} failed: {}",
             failed.len(),
-            outcomes.len(),
+            text::count(outcomes.len(), "service"),
             failed
                 .iter()
                 .map(|f| f.service.as_str())
@@ -533,6 +547,7 @@ fn finish(outcomes: &[Outcome]) -> i32 {
 }
 
 fn print_outcomes(
+    quiet: bool,
     format: OutputFormat,
     tags: &[String],
     outcomes: &[Outcome],
@@ -569,10 +584,10 @@ fn print_outcomes(
                     }
                 }
             }
-            if dry_run {
+            if dry_run && !quiet {
                 eprintln!(
-                    "dry run: {} services, platforms {}; nothing was built or pushed",
-                    outcomes.len(),
+                    "dry run: {}, platforms {}; nothing was built or pushed",
+                    text::count(outcomes.len(), "service"),
                     outcomes
                         .iter()
                         .flat_map(|o| o.platforms.iter().cloned())
@@ -667,8 +682,9 @@ async fn merge(global: &GlobalArgs, args: &MergeArgs) -> Result<i32> {
             .map_err(|e| BadInput(format!("reading {}: {e}", f.display())))?;
         let parsed: LegFile = serde_json::from_str(&text).map_err(|e| {
             BadInput(format!(
-                "{}: not the JSON of `build --push-by-digest --output json`: {e}",
-                f.display()
+                "{}: not the JSON of `build --push-by-digest --output json`: {}",
+                f.display(),
+                text::serde_message(&e.to_string(), "an object")
             ))
         })?;
         legs.extend(parsed.legs);
@@ -714,7 +730,14 @@ async fn merge(global: &GlobalArgs, args: &MergeArgs) -> Result<i32> {
         .collect::<Result<_>>()?;
     if args.dry_run {
         let outcomes: Vec<Outcome> = group_planned(&legs, &prefixes, &tags);
-        print_outcomes(args.output, &tags, &outcomes, true, Vec::new())?;
+        print_outcomes(
+            global.quiet,
+            args.output,
+            &tags,
+            &outcomes,
+            true,
+            Vec::new(),
+        )?;
         return Ok(exit::OK);
     }
     let regs = connect_registries(&p, &prefixes).await?;
@@ -733,7 +756,14 @@ async fn merge(global: &GlobalArgs, args: &MergeArgs) -> Result<i32> {
         progress: Progress::new(global.quiet),
     };
     let outcomes = builder::merge(&shared, &legs, &tags).await;
-    print_outcomes(args.output, &tags, &outcomes, false, Vec::new())?;
+    print_outcomes(
+        global.quiet,
+        args.output,
+        &tags,
+        &outcomes,
+        false,
+        Vec::new(),
+    )?;
     Ok(finish(&outcomes))
 }
 
