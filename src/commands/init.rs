@@ -298,14 +298,17 @@ fn prefix_of(token: &str, kind: Kind, services: &[String]) -> Option<Result<Stri
         if kind == Kind::Image {
             return None;
         }
-        // `ghcr.io/openimsdk/${{ env.IMAGE_NAME }}`: a known namespace with a
+        // An image list names repositories: `ghcr.io/openimsdk/${{
+        // env.IMAGE_NAME }}` is the namespace `ghcr.io/openimsdk` with a
         // variable image name.
-        let (known, _) = token.split_once("${").unwrap_or((token, ""));
-        let known = known.trim_end_matches('/');
-        if kind == Kind::Images && known.contains('/') {
-            return valid(known).map(Ok);
+        let namespace = match kind {
+            Kind::Images => token.rsplit_once('/').map_or(token, |(n, _)| n),
+            _ => token,
+        };
+        if !namespace.contains("${") {
+            return valid(namespace).map(Ok);
         }
-        return Some(Err(token.to_string()));
+        return Some(Err(namespace.to_string()));
     }
     if token.starts_with('$') {
         return None;
