@@ -113,6 +113,7 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
         deploy_enabled,
         pull_request,
         deploy_url: cfg.deploy.as_ref().and_then(|d| d.url.clone()),
+        dry_run,
     };
 
     // 1. Tags.
@@ -325,6 +326,7 @@ struct Preflight<'a> {
     deploy_enabled: bool,
     pull_request: bool,
     deploy_url: Option<String>,
+    dry_run: bool,
 }
 
 impl Preflight<'_> {
@@ -393,7 +395,9 @@ impl Preflight<'_> {
                 Err((_, failure)) => failure.named(name),
             });
         }
-        if !self.runner.quiet {
+        // `release` lists what passed as it goes (failures end in the
+        // error); `plan` shows every check in its own output.
+        if !self.runner.quiet && !self.dry_run {
             for c in checks.iter().filter(|c| c.ok) {
                 eprintln!("    {}", c.line());
             }
