@@ -312,6 +312,7 @@ fn a_release_of_one_service_deploys_only_that_service() {
         plan.contains("+++ b/charts/openim-server/charts/openim-push/values.yaml"),
         "{plan}"
     );
+    assert!(plan.contains("ok      services: 1 service, "), "{plan}");
     assert!(!plan.contains("+appVersion"), "{plan}");
     assert!(!plan.contains("+OPENIM_API_IMAGE"), "{plan}");
     assert!(plan.contains("+OPENIM_PUSH_IMAGE"), "{plan}");
@@ -538,6 +539,21 @@ fn plan_shows_every_check_and_fails_when_release_would() {
         "{stdout}"
     );
     assert!(tag_list(w.origin.path()).iter().all(|t| !t.contains("rc")));
+}
+
+/// -q: nothing on stderr but errors.
+#[test]
+fn quiet_means_nothing_on_stderr() {
+    let repo = crate::build::fixture(&["127.0.0.1:9/none".to_string()], &["linux/amd64"]);
+    for args in [
+        &["-q", "build", "--tag", "x", "--dry-run"][..],
+        &["-q", "build", "--stage", "dev", "--dry-run"][..],
+        &["-q", "tag", "--stage", "rc"][..],
+    ] {
+        let out = repo.bin().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
 }
 
 /// Options that would be silently ignored are refused (exit 2), before
