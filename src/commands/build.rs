@@ -227,11 +227,36 @@ struct BuildOutput<'a> {
 /// Options that would be silently ignored in this combination: refused.
 fn refuse_inapplicable(args: &BuildArgs) -> Result<()> {
     let src = &args.tags;
-    let given = if args.push_by_digest {
-        "--push-by-digest"
-    } else {
-        "--tag"
-    };
+    refuse_inapplicable_tags(
+        src,
+        if args.push_by_digest {
+            "--push-by-digest"
+        } else {
+            "--tag"
+        },
+    )?;
+    if args.push_by_digest && !src.tag.is_empty() {
+        return Err(BadInput(
+            "--push-by-digest pushes no tags (`build merge` tags the legs); drop --tag".into(),
+        )
+        .into());
+    }
+    if args.all_or_none && (args.no_push || args.push_by_digest) {
+        return Err(BadInput(format!(
+            "--all-or-none is about writing tags, and {} writes none; drop one of them",
+            if args.no_push {
+                "--no-push"
+            } else {
+                "--push-by-digest"
+            }
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// `--version`/`--branch` apply to the tags `--stage` computes.
+fn refuse_inapplicable_tags(src: &TagSource, given: &str) -> Result<()> {
     if src.stage.is_none() {
         for (set, option) in [
             (src.version.is_some(), "--version"),
@@ -253,23 +278,6 @@ fn refuse_inapplicable(args: &BuildArgs) -> Result<()> {
             ))
             .into());
         }
-    }
-    if args.push_by_digest && !src.tag.is_empty() {
-        return Err(BadInput(
-            "--push-by-digest pushes no tags (`build merge` tags the legs); drop --tag".into(),
-        )
-        .into());
-    }
-    if args.all_or_none && (args.no_push || args.push_by_digest) {
-        return Err(BadInput(format!(
-            "--all-or-none is about writing tags, and {} writes none; drop one of them",
-            if args.no_push {
-                "--no-push"
-            } else {
-                "--push-by-digest"
-            }
-        ))
-        .into());
     }
     Ok(())
 }
@@ -675,6 +683,7 @@ fn missing_legs(services: &[ServiceSpec], legs: &[Leg]) -> Vec<String> {
 }
 
 async fn merge(global: &GlobalArgs, args: &MergeArgs) -> Result<i32> {
+    refuse_inapplicable_tags(&args.tags, "--tag")?;
     let p = open(global)?;
     let mut legs = Vec::new();
     for f in &args.files {
