@@ -467,13 +467,17 @@ impl Preflight<'_> {
         let at = self.repo.remote_display(remote);
         if let Some(g) = git_tag {
             if let Some(t) = listed.iter().find(|t| t.name == g) {
-                if stage == Stage::Release && t.commit != head {
-                    return Some(elsewhere(g, &t.commit, &format!("on {at} ")));
-                }
-                return Some(Check::passed(
-                    name,
-                    format!("{g} is on {at} at HEAD already"),
-                ));
+                return Some(if t.commit == head {
+                    Check::passed(name, format!("{g} is on {at} at HEAD already"))
+                } else if stage == Stage::Release {
+                    elsewhere(g, &t.commit, &format!("on {at} "))
+                } else {
+                    // A concurrent rc took this number: release takes the next.
+                    Check::passed(
+                        name,
+                        format!("{g} is taken on {at}; release takes the next number"),
+                    )
+                });
             }
             return Some(Check::passed(name, format!("{g} is new; {at} answers")));
         }
