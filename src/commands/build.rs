@@ -616,10 +616,14 @@ fn print_outcomes(
             "### openim-release build\n\n| service | status | digest |\n|---|---|---|\n",
         );
         for o in outcomes {
+            // The status as the JSON names it (`built`, `unchanged`, …).
+            let status = serde_json::to_value(o.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
             md.push_str(&format!(
-                "| {} | {:?} | `{}` |\n",
+                "| {} | {status} | `{}` |\n",
                 o.service,
-                o.status,
                 o.digest.as_deref().unwrap_or("-")
             ));
         }

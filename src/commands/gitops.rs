@@ -364,8 +364,8 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
                     // The pull request stands; a reviewer GitHub refuses
                     // (the author, a non-collaborator) is worth a warning.
                     eprintln!(
-                        "warning: requesting reviewers {:?}: {e:#}",
-                        gitops_cfg.reviewers
+                        "warning: requesting reviewers {}: {e:#}",
+                        gitops_cfg.reviewers.join(", ")
                     );
                 }
                 anyhow::Ok((pr, action))
