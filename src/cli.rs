@@ -122,10 +122,18 @@ pub enum Command {
     )]
     Release(ReleaseCmdArgs),
 
-    /// The plan of `release`: tags, image references, deploy diff, PR. Changes nothing.
+    /// The plan of `release`: its checks, tags, image references, deploy diff, PR. Changes nothing.
+    #[command(
+        long_about = "The plan of `release` (= release --dry-run): the checks release runs \
+            before its first side effect (the engine, each registry with its credentials, the \
+            token, origin and a version not released from another commit, the deploy \
+            repository), each shown as passed or failed; the tags and git tag; every image \
+            reference; the deploy diff and the pull request. Changes nothing. Exits 0 only when \
+            release would get past its checks, else with the code release would stop with."
+    )]
     Plan(ReleaseCmdArgs),
 
-    /// Write openim-release.yaml from what the repository has (compose build file, Dockerfiles, charts).
+    /// Write openim-release.yaml (or --config FILE) from what the repository has: compose build file, Dockerfiles, charts, .env files, the registries its workflows push to.
     Init(InitArgs),
 
     /// Print the JSON Schema of openim-release.yaml (for editors and CI checks).
