@@ -452,11 +452,11 @@ async fn push_platform(shared: &Shared, service: &str, img: &ExportedImage) -> R
         shared.progress.line(
             service,
             &format!(
-                "{} {}: {} of {} blobs uploaded, manifest {}",
+                "{} {}: {} of {} uploaded, manifest {}",
                 r.prefix(),
                 img.platform,
                 sent,
-                img.layers.len() + 1,
+                crate::text::count(img.layers.len() + 1, "blob"),
                 short(&img.manifest.digest)
             ),
         );

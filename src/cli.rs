@@ -122,10 +122,18 @@ pub enum Command {
     )]
     Release(ReleaseCmdArgs),
 
-    /// The plan of `release`: tags, image references, deploy diff, PR. Changes nothing.
+    /// The plan of `release`: its checks, tags, image references, deploy diff, PR. Changes nothing.
+    #[command(
+        long_about = "The plan of `release` (= release --dry-run): the checks release runs \
+            before its first side effect (the engine, each registry with its credentials, the \
+            token, origin and a version not released from another commit, the deploy \
+            repository), each shown as passed or failed; the tags and git tag; every image \
+            reference; the deploy diff and the pull request. Changes nothing. Exits 0 only when \
+            release would get past its checks, else with the code release would stop with."
+    )]
     Plan(ReleaseCmdArgs),
 
-    /// Write openim-release.yaml from what the repository has (compose build file, Dockerfiles, charts).
+    /// Write openim-release.yaml (or --config FILE) from what the repository has: compose build file, Dockerfiles, charts, .env files, the registries its workflows push to.
     Init(InitArgs),
 
     /// Print the JSON Schema of openim-release.yaml (for editors and CI checks).
@@ -281,6 +289,10 @@ pub struct GitopsArgs {
     /// The deploy branch to change instead of deploy.base.
     #[arg(long, value_name = "BRANCH")]
     pub base: Option<String>,
+    /// Deploy only these services (repeatable): only their image tags are
+    /// set, and no appVersion moves (it would move the others' images too).
+    #[arg(long = "service", value_name = "NAME")]
+    pub service: Vec<String>,
     /// Name of the stage in branch names and messages when no --stage is given.
     #[arg(long, hide = true, value_name = "NAME")]
     pub stage_name: Option<String>,

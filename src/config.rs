@@ -464,7 +464,7 @@ pub fn parse(text: &str) -> Result<Config, (Option<usize>, String)> {
                 Some(i) => msg[..i].to_string(),
                 None => msg,
             };
-            (line, msg)
+            (line, readable(&msg))
         })?
     };
     validate(&config)
@@ -482,6 +482,98 @@ pub fn parse(text: &str) -> Result<Config, (Option<usize>, String)> {
         }
     }
     Ok(config)
+}
+
+/// serde's message in the file's terms: the allowed words of a field that
+/// takes one (an enum given a mapping or list), no Rust type names.
+fn readable(msg: &str) -> String {
+    const TAG: &str = "a YAML tag starting with '!'";
+    let path = msg.split_once(": ").map(|(p, _)| p).filter(|p| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-[]".contains(c))
+    });
+    let msg = match (msg.contains(TAG), path.and_then(allowed_words)) {
+        (true, Some(words)) => msg.replace(
+            TAG,
+            &format!(
+                "one of {}",
+                words
+                    .iter()
+                    .map(|w| format!("`{w}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        _ => msg.to_string(),
+    };
+    if path.is_none() && msg.contains("expected struct Config") {
+        return msg.replace(
+            "expected struct Config",
+            "expected a mapping of the sections tags, images, deploy, gitops, stages",
+        );
+    }
+    crate::text::serde_message(&msg, "a mapping")
+}
+
+/// The words a field takes (`deploy.mode` → pr, push), from the schema.
+fn allowed_words(path: &str) -> Option<Vec<String>> {
+    let schema: serde_json::Value = serde_json::from_str(&json_schema()).ok()?;
+    let defs = schema.get("$defs").cloned().unwrap_or_default();
+    fn resolve(defs: &serde_json::Value, start: &serde_json::Value) -> serde_json::Value {
+        let mut node = start;
+        for _ in 0..8 {
+            if let Some(r) = node.get("$ref").and_then(|r| r.as_str()) {
+                match r.strip_prefix("#/$defs/").and_then(|n| defs.get(n)) {
+                    Some(d) => node = d,
+                    None => break,
+                }
+            } else if let Some(options) = node.get("anyOf").and_then(|a| a.as_array()) {
+                match options
+                    .iter()
+                    .find(|o| o.get("type") != Some(&"null".into()))
+                {
+                    Some(o) => node = o,
+                    None => break,
+                }
+            } else {
+                break;
+            }
+        }
+        node.clone()
+    }
+    let resolve = |node: &serde_json::Value| resolve(&defs, node);
+    let mut node = resolve(&schema);
+    for segment in path.split('.') {
+        let (key, indexes) = match segment.find('[') {
+            Some(i) => (&segment[..i], segment[i..].matches('[').count()),
+            None => (segment, 0),
+        };
+        if !key.is_empty() {
+            let next = node
+                .get("properties")
+                .and_then(|p| p.get(key))
+                .or_else(|| node.get("additionalProperties"))?;
+            node = resolve(next);
+        }
+        for _ in 0..indexes {
+            node = resolve(node.get("items")?);
+        }
+    }
+    if let Some(list) = node.get("enum").and_then(|e| e.as_array()) {
+        return Some(
+            list.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+        );
+    }
+    let consts: Vec<String> = node
+        .get("oneOf")?
+        .as_array()?
+        .iter()
+        .filter_map(|o| o.get("const").and_then(|c| c.as_str()).map(str::to_string))
+        .collect();
+    (!consts.is_empty()).then_some(consts)
 }
 
 /// The first line (1-based) whose text contains `needle`.
@@ -900,6 +992,58 @@ mod tests {
         let c = parse("# nothing here\n").unwrap();
         assert_eq!(c.tags.prefix, "v");
         assert_eq!(c.tags.rc.tags[0], "v{version}-rc.{n}");
+    }
+
+    #[test]
+    fn type_errors_name_no_rust_types() {
+        for (text, line, needles) in [
+            (
+                "images: []\n",
+                1,
+                &["images: invalid type: sequence, expected a mapping"][..],
+            ),
+            (
+                "images:\n  services:\n    - x\n",
+                3,
+                &["images.services[0]: invalid type: string \"x\", expected a mapping"],
+            ),
+            (
+                "deploy:\n  mode: {a: 1}\n",
+                2,
+                &["deploy.mode: invalid type: mapping, expected one of `pr`, `push`"],
+            ),
+            (
+                "deploy:\n  charts:\n    - path: x\n      bump: [1]\n",
+                4,
+                &["expected one of `major`, `minor`, `patch`, `none`"],
+            ),
+            (
+                "tags:\n  release:\n    alias_policy: []\n",
+                3,
+                &["expected one of `highest`, `per-line`"],
+            ),
+            (
+                "stages:\n  rc:\n    mode: [x]\n",
+                3,
+                &["stages.rc.mode: invalid type: sequence, expected one of `pr`, `push`"],
+            ),
+            (
+                "- a\n",
+                1,
+                &["expected a mapping of the sections tags, images"],
+            ),
+            (
+                "tags:\n  nightly:\n    keep: -1\n",
+                3,
+                &["expected a whole number"],
+            ),
+        ] {
+            refused(text, line, needles);
+            let (_, msg) = parse(text).unwrap_err();
+            for rust in ["struct ", "enum ", "YAML tag", "u32", "Config"] {
+                assert!(!msg.contains(rust), "{rust} in {msg}");
+            }
+        }
     }
 
     #[test]

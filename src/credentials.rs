@@ -116,6 +116,7 @@ pub fn lookup(registry: &RegistryPrefix) -> Result<Option<Credentials>> {
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading docker config {}", path.display()))?;
     let config: DockerConfig = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!(crate::text::serde_message(&e.to_string(), "an object")))
         .with_context(|| format!("parsing docker config {}", path.display()))?;
     from_config(&config, registry, &path.display().to_string())
 }

@@ -21,6 +21,12 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
     if let Some(code) = crate::commands::release::step_code(err) {
         return code;
     }
+    if let Some(failed) = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::checks::ChecksFailed>())
+    {
+        return failed.code();
+    }
     let input = err.chain().any(|c| {
         c.is::<BadInput>() || c.is::<ConfigError>() || c.is::<PlanError>() || c.is::<GitError>()
     });

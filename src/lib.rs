@@ -7,6 +7,7 @@ pub mod actions;
 pub mod builder;
 pub mod buildplan;
 pub mod chart;
+pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod registry;
 pub mod secret;
 pub mod stage;
 pub mod template;
+pub mod text;
 pub mod version;
 
 // The pure parsers and editors live in crates of their own (crates/);

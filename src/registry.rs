@@ -135,6 +135,11 @@ impl Registry {
         &self.prefix
     }
 
+    /// Whether credentials were found for this registry.
+    pub fn has_credentials(&self) -> bool {
+        self.credentials.is_some()
+    }
+
     fn error(&self, what: &str, status: Option<u16>, detail: impl Into<String>) -> RegistryError {
         RegistryError {
             registry: self.prefix.host.clone(),

@@ -4,6 +4,7 @@
 use crate::actions;
 use crate::builder::{self, Leg, Outcome, PushMode, Shared, Status};
 use crate::buildplan::{self, BuildPlan, ServiceSpec};
+use crate::checks::{Check, ChecksFailed};
 use crate::cli::{
     BuildAction, BuildArgs, BuildCmd, GlobalArgs, ImageSelect, MatrixArgs, MergeArgs, OutputFormat,
     TagSource,
@@ -18,6 +19,8 @@ use crate::imageref::RegistryPrefix;
 use crate::labels::{self, BuildInfo};
 use crate::progress::Progress;
 use crate::registry::Registry;
+use crate::stage::Stage;
+use crate::text;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -221,8 +224,70 @@ struct BuildOutput<'a> {
     legs: Vec<Leg>,
 }
 
+/// Options that would be silently ignored in this combination: refused.
+fn refuse_inapplicable(args: &BuildArgs) -> Result<()> {
+    let src = &args.tags;
+    refuse_inapplicable_tags(
+        src,
+        if args.push_by_digest {
+            "--push-by-digest"
+        } else {
+            "--tag"
+        },
+    )?;
+    if args.push_by_digest && !src.tag.is_empty() {
+        return Err(BadInput(
+            "--push-by-digest pushes no tags (`build merge` tags the legs); drop --tag".into(),
+        )
+        .into());
+    }
+    if args.all_or_none && (args.no_push || args.push_by_digest) {
+        return Err(BadInput(format!(
+            "--all-or-none is about writing tags, and {} writes none; drop one of them",
+            if args.no_push {
+                "--no-push"
+            } else {
+                "--push-by-digest"
+            }
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// `--version`/`--branch` apply to the tags `--stage` computes.
+fn refuse_inapplicable_tags(src: &TagSource, given: &str) -> Result<()> {
+    if src.stage.is_none() {
+        for (set, option) in [
+            (src.version.is_some(), "--version"),
+            (src.branch.is_some(), "--branch"),
+        ] {
+            if set {
+                return Err(BadInput(format!(
+                    "{option} applies with --stage (the tags it computes); with {given} it \
+                     would be ignored: drop {option}, or use --stage instead"
+                ))
+                .into());
+            }
+        }
+    }
+    if let (Some(stage), Some(_)) = (src.stage, &src.version) {
+        if matches!(stage, Stage::Dev | Stage::Nightly) {
+            return Err(BadInput(format!(
+                "--version applies to the rc and release stages; the {stage} stage has no version"
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
 async fn build(global: &GlobalArgs, args: &BuildArgs) -> Result<i32> {
+    refuse_inapplicable(args)?;
     let p = open(global)?;
+    if args.check {
+        return check(global, &p, args).await;
+    }
     let all = services(&p)?;
     let (tags, version) = if args.push_by_digest {
         (vec!["by-digest".to_string()], None)
@@ -256,7 +321,14 @@ async fn build(global: &GlobalArgs, args: &BuildArgs) -> Result<i32> {
 
     if args.dry_run {
         let outcomes: Vec<Outcome> = plan.images.iter().map(Outcome::planned).collect();
-        print_outcomes(args.output, tags_shown, &outcomes, true, Vec::new())?;
+        print_outcomes(
+            global.quiet,
+            args.output,
+            tags_shown,
+            &outcomes,
+            true,
+            Vec::new(),
+        )?;
         return Ok(exit::OK);
     }
 
@@ -273,31 +345,6 @@ async fn build(global: &GlobalArgs, args: &BuildArgs) -> Result<i32> {
     };
     if let Some(first) = plan.images.first() {
         check_registries(&regs, &first.service.name).await?;
-    }
-    if args.check {
-        let registries: Vec<String> = plan.registries.iter().map(ToString::to_string).collect();
-        let ready = serde_json::json!({
-            "schema_version": 1,
-            "ready": true,
-            "images": plan.images.len(),
-            "engine": engine.host,
-            "registries": registries,
-        });
-        match args.output {
-            OutputFormat::Json => println!("{ready}"),
-            OutputFormat::Text => println!(
-                "ready to build {} image(s): engine {} (API {}), registries {}",
-                plan.images.len(),
-                engine.host,
-                engine.api_version,
-                if registries.is_empty() {
-                    "none (--no-push)".to_string()
-                } else {
-                    registries.join(", ")
-                }
-            ),
-        }
-        return Ok(exit::OK);
     }
     let workdir = tempfile::Builder::new()
         .prefix("openim-release-build-")
@@ -329,8 +376,147 @@ async fn build(global: &GlobalArgs, args: &BuildArgs) -> Result<i32> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let outcomes = builder::run(&shared, &plan, jobs).await;
     let legs: Vec<Leg> = outcomes.iter().flat_map(|o| o.legs.clone()).collect();
-    print_outcomes(args.output, tags_shown, &outcomes, false, legs)?;
+    print_outcomes(
+        global.quiet,
+        args.output,
+        tags_shown,
+        &outcomes,
+        false,
+        legs,
+    )?;
     Ok(finish(&outcomes))
+}
+
+/// `build --check`: what a build needs, each part checked on its own (the
+/// services and their files, the engine, every registry with its
+/// credentials), so that one failure does not hide another.
+async fn check(global: &GlobalArgs, p: &Project, args: &BuildArgs) -> Result<i32> {
+    let registries = registries_of(p, &args.select);
+    let mut checks = Vec::new();
+    let planned = (|| -> Result<BuildPlan> {
+        let all = services(p)?;
+        let (mut tags, _) = resolve_tags(p, &args.tags, global.quiet)?;
+        if tags.is_empty() {
+            tags.push("check".into());
+        }
+        let plan = buildplan::plan(
+            &all,
+            &args.select.service,
+            &args.select.platform,
+            &registries,
+            &tags,
+        )
+        .map_err(|e| BadInput(e.to_string()))?;
+        check_files(p, &plan)?;
+        Ok(plan)
+    })();
+    let (images, probe) = match &planned {
+        Ok(plan) => {
+            let names: Vec<&str> = plan
+                .images
+                .iter()
+                .map(|i| i.service.name.as_str())
+                .collect();
+            checks.push(Check::passed(
+                "services",
+                format!(
+                    "{}, Dockerfiles and contexts present: {}",
+                    text::count(names.len(), "service"),
+                    names.join(", ")
+                ),
+            ));
+            (
+                plan.images.len(),
+                names.first().map_or("check", |n| n).to_string(),
+            )
+        }
+        Err(e) => {
+            checks.push(Check::failed("services", e));
+            (0, "check".to_string())
+        }
+    };
+    let mut engine_host = None;
+    match Engine::connect().await {
+        Ok(engine) => {
+            checks.push(Check::passed(
+                "engine",
+                format!("{} (API {})", engine.host, engine.api_version),
+            ));
+            engine_host = Some(engine.host);
+        }
+        Err(e) => checks.push(Check::failed("engine", &e)),
+    }
+    let prefixes: Vec<RegistryPrefix> = match &planned {
+        Ok(plan) => plan.registries.clone(),
+        Err(_) => registries
+            .iter()
+            .filter_map(|r| RegistryPrefix::parse(r).ok())
+            .collect(),
+    };
+    if args.no_push {
+    } else if prefixes.is_empty() {
+        checks.push(Check::failed(
+            "registries",
+            &BadInput("none: add `images.registries` or pass --registry (or --no-push)".into())
+                .into(),
+        ));
+    } else {
+        for prefix in &prefixes {
+            let name = format!("registry {prefix}");
+            let usable = async {
+                let regs = connect_registries(p, std::slice::from_ref(prefix)).await?;
+                regs[0].check(&prefix.repository(&probe)).await?;
+                anyhow::Ok(regs[0].has_credentials())
+            };
+            match usable.await {
+                Ok(true) => checks.push(Check::passed(name, "answers; credentials accepted")),
+                Ok(false) => checks.push(Check::passed(
+                    name,
+                    "answers without credentials (none configured for it)",
+                )),
+                Err(e) => checks.push(Check::failed(name, &e)),
+            }
+        }
+    }
+    let ready = checks.iter().all(|c| c.ok);
+    let shown: Vec<String> = prefixes.iter().map(ToString::to_string).collect();
+    let doc = serde_json::json!({
+        "schema_version": 1,
+        "ready": ready,
+        "images": images,
+        "engine": engine_host,
+        "registries": shown,
+        "checks": checks,
+    });
+    match args.output {
+        OutputFormat::Json => println!("{doc}"),
+        OutputFormat::Text => {
+            for c in &checks {
+                println!("{}", c.line());
+            }
+            if ready {
+                println!(
+                    "ready to build {}: engine {}, registries {}",
+                    text::count(images, "image"),
+                    engine_host.as_deref().unwrap_or_default(),
+                    if shown.is_empty() {
+                        "none (--no-push)".to_string()
+                    } else {
+                        shown.join(", ")
+                    }
+                );
+            }
+        }
+    }
+    if ready {
+        Ok(exit::OK)
+    } else {
+        Err(ChecksFailed {
+            consequence: "so the build stopped before changing anything".into(),
+            checks,
+        }
+        .into())
+    }
 }
 
 fn finish(outcomes: &[Outcome]) -> i32 {
@@ -355,9 +541,9 @@ fn finish(outcomes: &[Outcome]) -> i32 {
         exit::OK
     } else {
         eprintln!(
-            "{} of {} services failed: {}",
+            "{} of {} failed: {}",
             failed.len(),
-            outcomes.len(),
+            text::count(outcomes.len(), "service"),
             failed
                 .iter()
                 .map(|f| f.service.as_str())
@@ -369,6 +555,7 @@ fn finish(outcomes: &[Outcome]) -> i32 {
 }
 
 fn print_outcomes(
+    quiet: bool,
     format: OutputFormat,
     tags: &[String],
     outcomes: &[Outcome],
@@ -405,10 +592,10 @@ fn print_outcomes(
                     }
                 }
             }
-            if dry_run {
+            if dry_run && !quiet {
                 eprintln!(
-                    "dry run: {} services, platforms {}; nothing was built or pushed",
-                    outcomes.len(),
+                    "dry run: {}, platforms {}; nothing was built or pushed",
+                    text::count(outcomes.len(), "service"),
                     outcomes
                         .iter()
                         .flat_map(|o| o.platforms.iter().cloned())
@@ -429,10 +616,14 @@ fn print_outcomes(
             "### openim-release build\n\n| service | status | digest |\n|---|---|---|\n",
         );
         for o in outcomes {
+            // The status as the JSON names it (`built`, `unchanged`, …).
+            let status = serde_json::to_value(o.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
             md.push_str(&format!(
-                "| {} | {:?} | `{}` |\n",
+                "| {} | {status} | `{}` |\n",
                 o.service,
-                o.status,
                 o.digest.as_deref().unwrap_or("-")
             ));
         }
@@ -496,6 +687,7 @@ fn missing_legs(services: &[ServiceSpec], legs: &[Leg]) -> Vec<String> {
 }
 
 async fn merge(global: &GlobalArgs, args: &MergeArgs) -> Result<i32> {
+    refuse_inapplicable_tags(&args.tags, "--tag")?;
     let p = open(global)?;
     let mut legs = Vec::new();
     for f in &args.files {
@@ -503,8 +695,9 @@ async fn merge(global: &GlobalArgs, args: &MergeArgs) -> Result<i32> {
             .map_err(|e| BadInput(format!("reading {}: {e}", f.display())))?;
         let parsed: LegFile = serde_json::from_str(&text).map_err(|e| {
             BadInput(format!(
-                "{}: not the JSON of `build --push-by-digest --output json`: {e}",
-                f.display()
+                "{}: not the JSON of `build --push-by-digest --output json`: {}",
+                f.display(),
+                text::serde_message(&e.to_string(), "an object")
             ))
         })?;
         legs.extend(parsed.legs);
@@ -550,7 +743,14 @@ async fn merge(global: &GlobalArgs, args: &MergeArgs) -> Result<i32> {
         .collect::<Result<_>>()?;
     if args.dry_run {
         let outcomes: Vec<Outcome> = group_planned(&legs, &prefixes, &tags);
-        print_outcomes(args.output, &tags, &outcomes, true, Vec::new())?;
+        print_outcomes(
+            global.quiet,
+            args.output,
+            &tags,
+            &outcomes,
+            true,
+            Vec::new(),
+        )?;
         return Ok(exit::OK);
     }
     let regs = connect_registries(&p, &prefixes).await?;
@@ -569,7 +769,14 @@ async fn merge(global: &GlobalArgs, args: &MergeArgs) -> Result<i32> {
         progress: Progress::new(global.quiet),
     };
     let outcomes = builder::merge(&shared, &legs, &tags).await;
-    print_outcomes(args.output, &tags, &outcomes, false, Vec::new())?;
+    print_outcomes(
+        global.quiet,
+        args.output,
+        &tags,
+        &outcomes,
+        false,
+        Vec::new(),
+    )?;
     Ok(finish(&outcomes))
 }
 

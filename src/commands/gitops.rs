@@ -72,6 +72,50 @@ fn repository_from_url(url: &str) -> Option<String> {
     (!owner.is_empty() && !name.is_empty()).then(|| format!("{owner}/{name}"))
 }
 
+/// Narrow the deploy to `selected` services: the deploy edits see a
+/// configuration whose services are those alone (the chart keys of the
+/// others dropped), so nothing of the others is edited.
+fn only_services(
+    config: &mut config::Config,
+    root: &std::path::Path,
+    selected: &[String],
+) -> Result<()> {
+    let images = config.images.clone().unwrap_or_default();
+    let mut known: Vec<String> = crate::commands::build::service_specs(root, &images)?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    for c in config.deploy.iter().flat_map(|d| &d.charts) {
+        known.extend(c.images.keys().cloned());
+    }
+    known.sort();
+    known.dedup();
+    if let Some(unknown) = selected.iter().find(|s| !known.contains(s)) {
+        return Err(BadInput(format!(
+            "--service {unknown}: no such service; known services: {}",
+            known.join(", ")
+        ))
+        .into());
+    }
+    let images = config.images.get_or_insert_with(Default::default);
+    images.compose = None;
+    images.services = selected
+        .iter()
+        .map(|name| config::ServiceConfig {
+            name: name.clone(),
+            dockerfile: None,
+            context: None,
+            args: Default::default(),
+            target: None,
+            platforms: None,
+        })
+        .collect();
+    for chart in config.deploy.iter_mut().flat_map(|d| &mut d.charts) {
+        chart.images.retain(|service, _| selected.contains(service));
+    }
+    Ok(())
+}
+
 pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
     let dir = match &global.directory {
         Some(d) => d.clone(),
@@ -81,7 +125,7 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
     let root = repo
         .as_ref()
         .map_or(dir.clone(), |r| r.root().to_path_buf());
-    let loaded = config::load(global.config.as_deref(), &root)?;
+    let mut loaded = config::load(global.config.as_deref(), &root)?;
     let deploy_cfg = loaded.config.deploy.clone().ok_or_else(|| {
         BadInput("no `deploy:` section in openim-release.yaml; see docs/gitops.md".into())
     })?;
@@ -90,8 +134,14 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
         .url
         .clone()
         .ok_or_else(|| BadInput("deploy.url is not set: the deploy repository to clone".into()))?;
+    let mut resolved = resolve_release(repo.as_ref(), &loaded.config, &args.release, global.quiet)?;
+    if !args.service.is_empty() {
+        only_services(&mut loaded.config, &root, &args.service)?;
+        // A chart's appVersion is the default tag of every image in it that
+        // has no tag of its own: moving it would deploy the others too.
+        resolved.release.app_version = None;
+    }
     let inputs = deploy_inputs(&loaded, &root)?;
-    let resolved = resolve_release(repo.as_ref(), &loaded.config, &args.release, global.quiet)?;
     // The stage's environment (`stages.<stage>`), then `deploy:`.
     let stage_cfg = resolved
         .stage
@@ -236,10 +286,7 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
                     DeployMode::Push => println!("\nwould commit on {base} of {repository}: {title}"),
                 }
             } else {
-                eprintln!(
-                    "{}",
-                    up_to_date(&plan, &format!("{base} already deploys {tag}"))
-                );
+                note(&up_to_date(&plan, &format!("{base} already deploys {tag}")));
             }
         }
         return emit(&out, &args.edit.output, args.edit.exit_code);
@@ -325,8 +372,8 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
                     // The pull request stands; a reviewer GitHub refuses
                     // (the author, a non-collaborator) is worth a warning.
                     eprintln!(
-                        "warning: requesting reviewers {:?}: {e:#}",
-                        gitops_cfg.reviewers
+                        "warning: requesting reviewers {}: {e:#}",
+                        gitops_cfg.reviewers.join(", ")
                     );
                 }
                 anyhow::Ok((pr, action))

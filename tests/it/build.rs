@@ -298,7 +298,7 @@ fn auth_registry_needs_credentials_and_never_shows_them() {
 }
 
 /// `OPENIM_RELEASE_REGISTRY_<HOST>` of a registry host.
-fn credentials_key(registry: &str) -> String {
+pub fn credentials_key(registry: &str) -> String {
     format!(
         "OPENIM_RELEASE_REGISTRY_{}",
         registry.to_uppercase().replace(['.', ':'], "_")

@@ -8,6 +8,7 @@ mod config_docs;
 mod deploy_fixture;
 mod deploy_shapes;
 mod fake_github;
+mod fixtures;
 mod github_fixtures;
 mod gitops;
 mod init;

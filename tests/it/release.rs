@@ -18,15 +18,53 @@ struct World {
 /// An OpenIM-shaped source repository (images) with an origin, a deploy
 /// repository on the git server, and the fake GitHub.
 fn world() -> Option<World> {
+    world_with(|s, ns| {
+        let (deploy_url, name) = crate::gitops::deploy_remote(s, ns);
+        let cfg = format!(
+            "deploy:\n  url: {deploy_url}\n  repository: openimsdk/{name}\n  base: main\n  charts:\n    - path: charts/openim-server\n  manifests: [k8s/openim-api.yaml]\n  env_files: [docker-compose/.env]\nstages:\n  dev: {{ deploy: false }}\n"
+        );
+        (deploy_url, name, cfg)
+    })
+}
+
+/// The same source repository deploying to a repository in helm-charts'
+/// shape (tests/fixtures/release/helm-charts): the umbrella chart deploys
+/// openim-api with `tag: ""`, its image following the umbrella's appVersion.
+fn helm_world() -> Option<World> {
+    world_with(|s, ns| {
+        let (_, deploy_url) = services::git_server_repo(s, "deploy");
+        let seed = TestRepo::empty();
+        crate::fixtures::copy("release/helm-charts", seed.path(), ns);
+        seed.git(&["add", "-A"]);
+        seed.git(&["commit", "-q", "-m", "seed"]);
+        seed.git(&["push", "-q", &services::authed(s, &deploy_url), "main"]);
+        let name = deploy_url
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".git")
+            .to_string();
+        let repository = format!("openimsdk/{name}");
+        let cfg = crate::fixtures::text(
+            "release/deploy-helm-charts.yaml",
+            &[("@DEPLOY_URL@", &deploy_url), ("@REPOSITORY@", &repository)],
+        );
+        (deploy_url, name, cfg)
+    })
+}
+
+/// `deploy(services, registry namespace)` sets up the deploy repository
+/// and returns its URL, name and the `deploy:` config for it.
+fn world_with(
+    deploy: impl FnOnce(&'static Services, &str) -> (String, String, String),
+) -> Option<World> {
     let s = services::services()?;
     let ns = format!("{}/{}", s.registry, services::unique_namespace("rel"));
-    let (deploy_url, name) = crate::gitops::deploy_remote(s, &ns);
+    let (deploy_url, name, deploy_cfg) = deploy(s, &ns);
 
     let src = crate::build::fixture(std::slice::from_ref(&ns), &["linux/amd64", "linux/arm64"]);
     let mut cfg = read(src.path(), "openim-release.yaml");
-    cfg.push_str(&format!(
-        "deploy:\n  url: {deploy_url}\n  repository: openimsdk/{name}\n  base: main\n  charts:\n    - path: charts/openim-server\n  manifests: [k8s/openim-api.yaml]\n  env_files: [docker-compose/.env]\nstages:\n  dev: {{ deploy: false }}\n"
-    ));
+    cfg.push_str(&deploy_cfg);
     src.write("openim-release.yaml", &cfg);
     src.git(&["add", "-A"]);
     src.git(&["commit", "-q", "-m", "deploy config"]);
@@ -260,4 +298,310 @@ fn bad_input_is_found_before_anything_is_reserved() {
     assert_eq!(tag_list(w.origin.path()), ["v3.8.0"], "no rc number taken");
     assert!(services::inspect_raw(&format!("{}/openim-api:rc0", w.ns), None).is_err());
     assert!(w.gh.pulls(&w.repository).is_empty());
+}
+
+/// `release --service` builds that service only, and deploys only it: in
+/// helm-charts' shape the umbrella's appVersion is openim-api's image tag,
+/// so it must not move either.
+#[test]
+fn a_release_of_one_service_deploys_only_that_service() {
+    let Some(w) = helm_world() else { return };
+    let one = ["--stage", "rc", "--service", "openim-push"];
+    let plan = stdout_ok(w.release(&["plan"]).args(one));
+    assert!(
+        plan.contains("+++ b/charts/openim-server/charts/openim-push/values.yaml"),
+        "{plan}"
+    );
+    assert!(plan.contains("ok      services: 1 service, "), "{plan}");
+    assert!(!plan.contains("+appVersion"), "{plan}");
+    assert!(!plan.contains("+OPENIM_API_IMAGE"), "{plan}");
+    assert!(plan.contains("+OPENIM_PUSH_IMAGE"), "{plan}");
+
+    let json = json_ok(w.release(&["release"]).args(one));
+    let built: Vec<&str> = json["build"]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(built, ["openim-push"]);
+    let digest = json["build"]["images"][0]["digest"].as_str().unwrap();
+    assert_eq!(w.gh.pulls(&w.repository).len(), 1);
+
+    let branch = w.deploy_branch("openim-release/rc");
+    let fixture = tempfile::tempdir().unwrap();
+    crate::fixtures::copy("release/helm-charts", fixture.path(), &w.ns);
+    let before = |f: &str| read(fixture.path(), f);
+    let after = |f: &str| read(branch.path(), f);
+    let push_values = "charts/openim-server/charts/openim-push/values.yaml";
+    assert_eq!(
+        after(push_values),
+        before(push_values).replace("tag: \"\"", "tag: \"v3.8.1-rc.0\"")
+    );
+    // Nothing of the services not built: openim-api (the umbrella's image,
+    // whose tag is the umbrella's appVersion) and openim-rpc-user.
+    for f in [
+        "charts/openim-server/values.yaml",
+        "charts/openim-server/charts/openim-push/Chart.yaml",
+        "charts/openim-server/charts/openim-rpc-user/Chart.yaml",
+        "charts/openim-server/charts/openim-rpc-user/values.yaml",
+    ] {
+        assert_eq!(after(f), before(f), "{f}");
+    }
+    let chart = after("charts/openim-server/Chart.yaml");
+    assert!(chart.contains("appVersion: \"3.8.0\""), "{chart}");
+    assert!(chart.contains("version: 0.1.18"), "{chart}");
+    let env = after("docker-compose/.env");
+    assert!(
+        env.contains(&format!("OPENIM_API_IMAGE={}/openim-api:v3.8.0 ", w.ns)),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!(
+            "OPENIM_PUSH_IMAGE={}/openim-push:v3.8.1-rc.0@{digest}",
+            w.ns
+        )),
+        "{env}"
+    );
+}
+
+/// Shaped like open-im-server's history: v3.8.0 released, hotfixes tagged
+/// v3.8.0-patch.N on later commits. `--version 3.8.0` on a hotfix commit is
+/// a version already released from another commit: refused by the checks,
+/// before any image (`latest` among them) is pushed; `plan` shows it.
+#[test]
+fn a_version_released_from_another_commit_is_refused_before_anything_is_pushed() {
+    let Some(w) = world() else { return };
+    w.src.tag(&["v3.8.0-patch.1"]);
+    w.src.git(&["push", "-q", "origin", "v3.8.0-patch.1"]);
+    let origin_tags = tag_list(w.origin.path());
+    let nothing_pushed = |version: &str| {
+        for tag in [
+            format!("v{version}"),
+            format!("release-v{version}"),
+            version.to_string(),
+            "latest".to_string(),
+        ] {
+            let reference = format!("{}/openim-api:{tag}", w.ns);
+            assert!(
+                services::inspect_raw(&reference, None).is_err(),
+                "{reference} was pushed"
+            );
+        }
+        assert_eq!(tag_list(w.origin.path()), origin_tags, "no git tag pushed");
+        assert!(w.gh.pulls(&w.repository).is_empty());
+    };
+
+    let release = ["--stage", "release", "--version", "3.8.0"];
+    let out = w.release(&["plan"]).args(release).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("FAILED  git tag: v3.8.0 already exists at "),
+        "{stdout}"
+    );
+    let err = fails_with(w.release(&["release"]).args(release), 2);
+    assert!(err.contains("git tag: v3.8.0 already exists at"), "{err}");
+    nothing_pushed("3.8.0");
+
+    // Released on origin only (this clone has not fetched the tag).
+    w.src.git(&["tag", "v3.8.1", "HEAD~1"]);
+    w.src.git(&["push", "-q", "origin", "v3.8.1"]);
+    w.src.git(&["tag", "-d", "v3.8.1"]);
+    let origin_tags = tag_list(w.origin.path());
+    let err = fails_with(
+        &mut w.release(&["release", "--stage", "release", "--version", "3.8.1"]),
+        2,
+    );
+    assert!(err.contains("v3.8.1 already exists on "), "{err}");
+    for tag in ["v3.8.1", "latest"] {
+        let reference = format!("{}/openim-api:{tag}", w.ns);
+        assert!(
+            services::inspect_raw(&reference, None).is_err(),
+            "{reference}"
+        );
+    }
+    assert_eq!(tag_list(w.origin.path()), origin_tags);
+}
+
+/// `plan` runs the checks `release` runs before its first side effect and
+/// shows each; it fails exactly when `release` would stop at them.
+#[test]
+fn plan_shows_every_check_and_fails_when_release_would() {
+    let Some(w) = world() else { return };
+    let out = stdout_ok(&mut w.release(&["plan", "--stage", "rc"]));
+    for check in [
+        "ok      token: ",
+        "ok      services: 3 services",
+        "ok      engine: ",
+        &format!("ok      registry {}: ", w.ns),
+        "ok      git tag: ",
+        "ok      deploy repository: ",
+    ] {
+        assert!(out.contains(check), "{check} in:\n{out}");
+    }
+    let json = json_ok(&mut w.release(&["plan", "--stage", "rc"]));
+    assert!(
+        json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ok"] == true),
+        "{json}"
+    );
+    // -q: nothing on stderr when all is well.
+    let quiet = w
+        .release(&["-q", "plan", "--stage", "rc"])
+        .output()
+        .unwrap();
+    assert!(quiet.status.success());
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
+
+    // No token: the plan is still shown, the check fails, exit 2.
+    let out = w
+        .release(&["plan", "--stage", "rc"])
+        .env_remove("GITHUB_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stdout.contains("FAILED  token: GITHUB_TOKEN"), "{stdout}");
+    assert!(stdout.contains("ok      engine: "), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{}/openim-api:v3.8.1-rc.0  (", w.ns)),
+        "the images are still planned: {stdout}"
+    );
+    assert!(stderr.contains("`release` would stop there"), "{stderr}");
+    let out = w
+        .release(&["plan", "--stage", "rc", "--output", "json"])
+        .env_remove("GITHUB_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "token")
+        .unwrap();
+    assert_eq!(token["ok"], false, "{json}");
+
+    // No engine: exit 1, as release would.
+    let out = w
+        .release(&["plan", "--stage", "rc"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAILED  engine: cannot reach"), "{stdout}");
+    assert!(
+        stdout.contains("+          image: "),
+        "the deploy diff: {stdout}"
+    );
+
+    // A registry that needs credentials, without them; then with them.
+    let auth_ns = format!(
+        "{}/{}",
+        w.s.auth_registry,
+        services::unique_namespace("rel")
+    );
+    let cfg = read(w.src.path(), "openim-release.yaml").replace(
+        &format!("    - {}\n", w.ns),
+        &format!("    - {}\n    - {auth_ns}\n", w.ns),
+    );
+    w.src.write("openim-release.yaml", &cfg);
+    let out = w.release(&["plan", "--stage", "rc"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("FAILED  registry {auth_ns}: ")),
+        "{stdout}"
+    );
+    let key = crate::build::credentials_key(&w.s.auth_registry);
+    stdout_ok(
+        w.release(&["plan", "--stage", "rc"])
+            .env(format!("{key}_USERNAME"), &w.s.auth_user)
+            .env(format!("{key}_PASSWORD"), &w.s.auth_password),
+    );
+
+    // An unknown service: exit 2, and nothing planned for the images.
+    let out = w
+        .release(&["plan", "--stage", "rc", "--service", "nope"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("FAILED  services: unknown service `nope`"),
+        "{stdout}"
+    );
+    assert!(tag_list(w.origin.path()).iter().all(|t| !t.contains("rc")));
+}
+
+/// -q: nothing on stderr but errors.
+#[test]
+fn quiet_means_nothing_on_stderr() {
+    let repo = crate::build::fixture(&["127.0.0.1:9/none".to_string()], &["linux/amd64"]);
+    for args in [
+        &["-q", "build", "--tag", "x", "--dry-run"][..],
+        &["-q", "build", "--stage", "dev", "--dry-run"][..],
+        &["-q", "tag", "--stage", "rc"][..],
+    ] {
+        let out = repo.bin().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
+}
+
+/// Options that would be silently ignored are refused (exit 2), before
+/// anything is looked at.
+#[test]
+fn options_that_do_not_apply_are_refused() {
+    let repo = crate::build::fixture(&["127.0.0.1:9/none".to_string()], &["linux/amd64"]);
+    for (args, needle) in [
+        (&["release", "--stage", "rc", "--force"][..], "--force"),
+        (
+            &["plan", "--stage", "dev", "--no-git-tag"][..],
+            "--no-git-tag",
+        ),
+        (
+            &["release", "--stage", "rc", "--skip-build", "--jobs", "2"][..],
+            "--jobs",
+        ),
+        (
+            &["release", "--stage", "rc", "--skip-gitops", "--no-verify"][..],
+            "--no-verify",
+        ),
+        (&["plan", "--stage", "rc", "--no-verify"][..], "--no-verify"),
+        (
+            &["build", "--tag", "x", "--version", "3.9.0"][..],
+            "--version",
+        ),
+        (&["build", "--tag", "x", "--branch", "main"][..], "--branch"),
+        (
+            &["build", "--stage", "dev", "--version", "3.9.0"][..],
+            "--version",
+        ),
+        (
+            &[
+                "build",
+                "--push-by-digest",
+                "--tag",
+                "x",
+                "--platform",
+                "linux/amd64",
+            ][..],
+            "--tag",
+        ),
+        (
+            &["build", "--tag", "x", "--no-push", "--all-or-none"][..],
+            "--all-or-none",
+        ),
+    ] {
+        let err = fails_with(repo.bin().args(args), 2);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
 }

@@ -1375,7 +1375,8 @@ fn verify(
     let doc = Doc::new(new_text, &new);
     match doc.read(path) {
         Ok(Some(v)) if v == value => Ok(()),
-        Ok(other) => Err(format!("reading the path back gives {other:?}")),
+        Ok(Some(other)) => Err(format!("reading the path back gives `{other}`")),
+        Ok(None) => Err("reading the path back finds nothing".to_string()),
         Err(e) => Err(format!("reading the path back fails: {e}")),
     }
 }

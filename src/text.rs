@@ -1,0 +1,95 @@
+//! Words in messages: counts with the noun in the right number.
+
+/// `1 file`, `2 files`, `0 registries`.
+pub fn count(n: usize, singular: &str) -> String {
+    format!("{n} {}", noun(n, singular))
+}
+
+/// The noun alone, singular for 1 and plural otherwise.
+pub fn noun(n: usize, singular: &str) -> String {
+    if n == 1 {
+        return singular.to_string();
+    }
+    match singular.strip_suffix('y') {
+        Some(stem) if !stem.ends_with(['a', 'e', 'o', 'u']) => format!("{stem}ies"),
+        _ => format!("{singular}s"),
+    }
+}
+
+/// A serde message in the terms of the file it is about, without Rust type
+/// names: `expected struct ImagesConfig` is `expected a mapping` (YAML) or
+/// `expected an object` (JSON), `expected u32` a whole number. `container`
+/// is `a mapping` or `an object`.
+pub fn serde_message(msg: &str, container: &str) -> String {
+    use regex::Regex;
+    use std::sync::OnceLock;
+    static RULES: OnceLock<Vec<(Regex, &'static str)>> = OnceLock::new();
+    let rules = RULES.get_or_init(|| {
+        [
+            (r"\bstruct [A-Za-z_][A-Za-z0-9_]*", "{c}"),
+            (r"\bexpected a map\b", "expected {c}"),
+            (r"\binvalid type: map\b", "invalid type: {bare}"),
+            (r"\benum [A-Za-z_][A-Za-z0-9_]*", "one word of a fixed list"),
+            (
+                r"\ba YAML tag starting with '!'",
+                "one word of a fixed list",
+            ),
+            (r"\b[ui](8|16|32|64|128|size)\b", "a whole number"),
+            (r"\bf(32|64)\b", "a number"),
+        ]
+        .into_iter()
+        .map(|(re, to)| (Regex::new(re).expect("static regex"), to))
+        .collect()
+    });
+    let bare = container.rsplit(' ').next().unwrap_or(container);
+    let mut out = msg.to_string();
+    for (re, to) in rules {
+        let to = to.replace("{c}", container).replace("{bare}", bare);
+        out = re.replace_all(&out, to.as_str()).into_owned();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_is_singular_and_everything_else_plural() {
+        assert_eq!(count(1, "file"), "1 file");
+        assert_eq!(count(0, "file"), "0 files");
+        assert_eq!(count(2, "service"), "2 services");
+        assert_eq!(count(1, "registry"), "1 registry");
+        assert_eq!(count(3, "registry"), "3 registries");
+        assert_eq!(count(2, "key"), "2 keys");
+    }
+
+    #[test]
+    fn serde_messages_name_no_rust_types() {
+        assert_eq!(
+            serde_message(
+                "images: invalid type: sequence, expected struct ImagesConfig",
+                "a mapping"
+            ),
+            "images: invalid type: sequence, expected a mapping"
+        );
+        assert_eq!(
+            serde_message(
+                "images.labels: invalid type: sequence, expected a map",
+                "a mapping"
+            ),
+            "images.labels: invalid type: sequence, expected a mapping"
+        );
+        assert_eq!(
+            serde_message(
+                "tags.nightly.keep: invalid value: integer `-1`, expected u32",
+                "a mapping"
+            ),
+            "tags.nightly.keep: invalid value: integer `-1`, expected a whole number"
+        );
+        assert_eq!(
+            serde_message("invalid type: map, expected struct LegFile", "an object"),
+            "invalid type: object, expected an object"
+        );
+    }
+}
