@@ -24,7 +24,7 @@ impl Check {
             name: name.into(),
             ok: true,
             detail: detail.into(),
-            exit_code: crate::exit::OK,
+            exit_code: crate::error::OK,
         }
     }
 
@@ -36,7 +36,7 @@ impl Check {
             name: name.into(),
             ok: false,
             detail: crate::secret::scrub(&format!("{err:#}"), &secrets),
-            exit_code: crate::exit::code_for(err),
+            exit_code: crate::error::code_for(err),
         }
     }
 
@@ -78,11 +78,11 @@ impl Check {
 pub fn exit_code(checks: &[Check]) -> i32 {
     let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
     if failed.is_empty() {
-        crate::exit::OK
-    } else if failed.iter().any(|c| c.exit_code == crate::exit::USAGE) {
-        crate::exit::USAGE
+        crate::error::OK
+    } else if failed.iter().any(|c| c.exit_code == crate::error::USAGE) {
+        crate::error::USAGE
     } else {
-        crate::exit::FAILURE
+        crate::error::FAILURE
     }
 }
 
@@ -110,7 +110,7 @@ fn summary(checks: &[Check], consequence: &str) -> String {
     format!(
         "{} of {} failed, {consequence}: {}",
         failed.len(),
-        crate::text::count(checks.len(), "check"),
+        crate::output::text::count(checks.len(), "check"),
         failed.join("; ")
     )
 }
@@ -126,7 +126,7 @@ mod tests {
             exit_code: 1,
             ..Check::failed("engine", &anyhow::anyhow!("down"))
         };
-        let bad = Check::failed("token", &crate::exit::BadInput("missing".into()).into());
+        let bad = Check::failed("token", &crate::error::BadInput("missing".into()).into());
         assert_eq!(exit_code(std::slice::from_ref(&ok)), 0);
         assert_eq!(exit_code(&[ok.clone(), down.clone()]), 1);
         assert_eq!(exit_code(&[down, bad.clone(), ok]), 2);
@@ -139,7 +139,7 @@ mod tests {
             consequence: "so the release stopped before changing anything".into(),
             checks: vec![
                 Check::passed("engine", "up"),
-                Check::failed("token", &crate::exit::BadInput("missing".into()).into()),
+                Check::failed("token", &crate::error::BadInput("missing".into()).into()),
             ],
         };
         assert_eq!(

@@ -1,7 +1,7 @@
 //! Every clap type of the command line, and nothing else.
 
-use crate::stage::Stage;
-use crate::version::Bump;
+use crate::tag::stage::Stage;
+use crate::tag::version::Bump;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -233,14 +233,14 @@ pub struct ChartBumpArgs {
     #[arg(long, default_value = "image.tag", value_name = "PATH")]
     pub key: String,
     /// How the chart version moves.
-    #[arg(long, value_enum, default_value_t = crate::chart::ChartBump::Patch)]
-    pub chart_bump: crate::chart::ChartBump,
+    #[arg(long, value_enum, default_value_t = crate::deploy::chart::ChartBump::Patch)]
+    pub chart_bump: crate::deploy::chart::ChartBump,
     /// Pin this digest (sha256:…) too.
     #[arg(long, value_name = "DIGEST")]
     pub digest: Option<String>,
     /// How a digest is recorded: `key` (image.digest) or `tag` (tag@sha256:…).
-    #[arg(long, value_enum, default_value_t = crate::chart::DigestPin::Key)]
-    pub pin: crate::chart::DigestPin,
+    #[arg(long, value_enum, default_value_t = crate::deploy::chart::DigestPin::Key)]
+    pub pin: crate::deploy::chart::DigestPin,
     /// Registry and namespace of the services' images (repeatable): a subchart is bumped when it deploys `<registry>/<name>` [default: images.registries of openim-release.yaml, else the registry of the chart's own image].
     #[arg(long, value_name = "REGISTRY")]
     pub registry: Vec<String>,

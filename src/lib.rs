@@ -1,36 +1,30 @@
 //! openim-release: release toolkit for multi-service container projects.
 //!
-//! Pure rules (`version`, `imagetag`, `template`, `stage`, `config`) are kept
-//! apart from I/O (`git`, `actions`); `commands` wires them together.
+//! The layout reads top-down (docs/architecture.md draws it):
+//!
+//! - `commands/`: one thin adapter per subcommand (arguments → domain call →
+//!   output); commands never import each other;
+//! - `release/`-level pipeline and the domains below it: `tag/` (stage rules,
+//!   versions, templates, branch tags), `build/` (services, plan, context,
+//!   export, builder), `deploy/` (chart edits, deploy plan, gitops);
+//! - shared data and rules: `config/`, `oci/` (references, manifests),
+//!   `checks`, `secret`, `error` (error kinds → exit codes);
+//! - `clients/`: the only code that talks to another process or socket (git,
+//!   the Docker engine, registries, credentials, GitHub);
+//! - `output/`: the GitHub Actions protocol, progress, words in messages.
 
-pub mod actions;
-pub mod builder;
-pub mod buildplan;
-pub mod chart;
+pub mod build;
 pub mod checks;
 pub mod cli;
+pub mod clients;
 pub mod commands;
 pub mod config;
-pub mod context;
-pub mod credentials;
 pub mod deploy;
-pub mod docker;
-pub mod dockerfile;
-pub mod exit;
-pub mod export;
-pub mod git;
-pub mod github;
-pub mod imageref;
-pub mod imagetag;
-pub mod labels;
+pub mod error;
 pub mod oci;
-pub mod progress;
-pub mod registry;
+pub mod output;
 pub mod secret;
-pub mod stage;
-pub mod template;
-pub mod text;
-pub mod version;
+pub mod tag;
 
 // The pure parsers and editors live in crates of their own (crates/);
 // re-exported so that `crate::yamledit` and `crate::dockerignore` name them.

@@ -1,9 +1,10 @@
 use clap::Parser;
-use openim_release::{actions, cli::Cli, commands, config::ConfigError, exit, secret};
+use openim_release::output::actions;
+use openim_release::{cli::Cli, commands, config::ConfigError, error, secret};
 
 fn main() {
     quiet_on_closed_stdout();
-    openim_release::git::prefer_lazy_tls_roots();
+    openim_release::clients::git::prefer_lazy_tls_roots();
     let cli = Cli::try_parse().unwrap_or_else(|e| {
         // Usage errors print clap's text (with the usage line); in GitHub
         // Actions the first line also becomes an annotation.
@@ -27,7 +28,7 @@ fn main() {
         Ok(code) => code,
         Err(err) => {
             report(&err);
-            exit::code_for(&err)
+            error::code_for(&err)
         }
     };
     std::process::exit(code);

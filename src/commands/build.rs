@@ -1,26 +1,26 @@
 //! `openim-release build` (and `build matrix`, `build merge`): load the
 //! config, plan, and either print the plan or apply it.
 
-use crate::actions;
-use crate::builder::{self, Leg, Outcome, PushMode, Shared, Status};
-use crate::buildplan::{self, BuildPlan, ServiceSpec};
+use crate::build::builder::{self, Leg, Outcome, PushMode, Shared, Status};
+use crate::build::labels::{self, BuildInfo};
+use crate::build::plan::{self, BuildPlan, ServiceSpec};
 use crate::checks::{Check, ChecksFailed};
 use crate::cli::{
     BuildAction, BuildArgs, BuildCmd, GlobalArgs, ImageSelect, MatrixArgs, MergeArgs, OutputFormat,
     TagSource,
 };
+use crate::clients::credentials;
+use crate::clients::engine::Engine;
+use crate::clients::git::Repo;
+use crate::clients::registry::Registry;
 use crate::commands::tag::plan_stage;
 use crate::config::{self, Config, ImagesConfig};
-use crate::credentials;
-use crate::docker::Engine;
-use crate::exit::{self, BadInput};
-use crate::git::Repo;
-use crate::imageref::RegistryPrefix;
-use crate::labels::{self, BuildInfo};
-use crate::progress::Progress;
-use crate::registry::Registry;
-use crate::stage::Stage;
-use crate::text;
+use crate::error::{self, BadInput};
+use crate::oci::reference::RegistryPrefix;
+use crate::output::actions;
+use crate::output::progress::Progress;
+use crate::output::text;
+use crate::tag::stage::Stage;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -89,7 +89,7 @@ pub fn service_specs(root: &Path, images: &ImagesConfig) -> Result<Vec<ServiceSp
         }
         None => None,
     };
-    buildplan::services(
+    plan::services(
         images,
         compose.as_ref().map(|(d, t)| (d.as_path(), t.as_str())),
     )
@@ -301,7 +301,7 @@ async fn build(global: &GlobalArgs, args: &BuildArgs) -> Result<i32> {
         )
         .into());
     }
-    let plan = buildplan::plan(
+    let plan = plan::plan(
         &all,
         &args.select.service,
         &args.select.platform,
@@ -329,7 +329,7 @@ async fn build(global: &GlobalArgs, args: &BuildArgs) -> Result<i32> {
             true,
             Vec::new(),
         )?;
-        return Ok(exit::OK);
+        return Ok(error::OK);
     }
 
     let progress = Progress::new(global.quiet);
@@ -399,7 +399,7 @@ async fn check(global: &GlobalArgs, p: &Project, args: &BuildArgs) -> Result<i32
         if tags.is_empty() {
             tags.push("check".into());
         }
-        let plan = buildplan::plan(
+        let plan = plan::plan(
             &all,
             &args.select.service,
             &args.select.platform,
@@ -509,7 +509,7 @@ async fn check(global: &GlobalArgs, p: &Project, args: &BuildArgs) -> Result<i32
         }
     }
     if ready {
-        Ok(exit::OK)
+        Ok(error::OK)
     } else {
         Err(ChecksFailed {
             consequence: "so the build stopped before changing anything".into(),
@@ -538,7 +538,7 @@ fn finish(outcomes: &[Outcome]) -> i32 {
         }
     }
     if failed.is_empty() {
-        exit::OK
+        error::OK
     } else {
         eprintln!(
             "{} of {} failed: {}",
@@ -550,7 +550,7 @@ fn finish(outcomes: &[Outcome]) -> i32 {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        exit::FAILURE
+        error::FAILURE
     }
 }
 
@@ -636,7 +636,7 @@ fn matrix(global: &GlobalArgs, args: &MatrixArgs) -> Result<i32> {
     let p = open(global)?;
     let all = services(&p)?;
     let registries = registries_of(&p, &args.select);
-    let plan = buildplan::plan(
+    let plan = plan::plan(
         &all,
         &args.select.service,
         &args.select.platform,
@@ -644,7 +644,7 @@ fn matrix(global: &GlobalArgs, args: &MatrixArgs) -> Result<i32> {
         &["matrix".into()],
     )
     .map_err(|e| BadInput(e.to_string()))?;
-    let m = buildplan::matrix(&plan);
+    let m = plan::matrix(&plan);
     let text = serde_json::to_string(&m).context("serializing the matrix")?;
     match args.output {
         OutputFormat::Json => println!("{text}"),
@@ -659,7 +659,7 @@ fn matrix(global: &GlobalArgs, args: &MatrixArgs) -> Result<i32> {
         }
     }
     actions::write_outputs(&[("matrix", text)])?;
-    Ok(exit::OK)
+    Ok(error::OK)
 }
 
 #[derive(serde::Deserialize)]
@@ -731,7 +731,10 @@ async fn merge(global: &GlobalArgs, args: &MergeArgs) -> Result<i32> {
     if tags.is_empty() {
         return Err(BadInput("no image tags: pass --stage STAGE or --tag TAG".into()).into());
     }
-    if let Some(bad) = tags.iter().find(|t| !crate::imagetag::is_valid_tag(t)) {
+    if let Some(bad) = tags
+        .iter()
+        .find(|t| !crate::oci::reference::is_valid_tag(t))
+    {
         return Err(BadInput(format!("`{bad}` is not a valid image tag")).into());
     }
     let mut registry_names: Vec<String> = legs.iter().flat_map(|l| l.registries.clone()).collect();
@@ -751,7 +754,7 @@ async fn merge(global: &GlobalArgs, args: &MergeArgs) -> Result<i32> {
             true,
             Vec::new(),
         )?;
-        return Ok(exit::OK);
+        return Ok(error::OK);
     }
     let regs = connect_registries(&p, &prefixes).await?;
     let shared = Shared {

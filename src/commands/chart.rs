@@ -1,17 +1,17 @@
 //! `openim-release chart bump|apply`: edit deploy files in a local checkout.
 
-use crate::actions;
-use crate::chart::{DigestPin, ImageMatcher};
 use crate::cli::{
     ChartApplyArgs, ChartBumpArgs, ChartCmd, EditArgs, GlobalArgs, OutputFormat, ReleaseArgs,
 };
+use crate::clients::git::Repo;
 use crate::commands::tag::plan_stage;
 use crate::config::{self, Config};
-use crate::deploy::{self, ChartSpec, DeployInputs, DeployPlan, Release};
-use crate::exit::{self, BadInput};
-use crate::git::Repo;
-use crate::stage::PlanError;
-use crate::stage::Stage;
+use crate::deploy::chart::{DigestPin, ImageMatcher};
+use crate::deploy::edits::{self, ChartSpec, DeployInputs, DeployPlan, Release};
+use crate::error::{self, BadInput};
+use crate::output::actions;
+use crate::tag::stage::PlanError;
+use crate::tag::stage::Stage;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -50,9 +50,9 @@ fn bump(global: &GlobalArgs, args: &ChartBumpArgs) -> Result<i32> {
         ))
         .into());
     }
-    crate::version::parse_user_version(&args.app_version)
+    crate::tag::version::parse_user_version(&args.app_version)
         .map_err(|e| BadInput(format!("--app-version: {e}")))?;
-    if !crate::imagetag::is_valid_tag(&args.image_tag) {
+    if !crate::oci::reference::is_valid_tag(&args.image_tag) {
         return Err(BadInput(format!(
             "--image-tag `{}` is not a valid image tag",
             args.image_tag
@@ -65,7 +65,7 @@ fn bump(global: &GlobalArgs, args: &ChartBumpArgs) -> Result<i32> {
         }
     }
     for r in &args.registry {
-        crate::imageref::RegistryPrefix::parse(r)
+        crate::oci::reference::RegistryPrefix::parse(r)
             .map_err(|e| BadInput(format!("--registry `{r}`: {e}")))?;
     }
     let chart_name = crate::yamledit::get(
@@ -86,7 +86,7 @@ fn bump(global: &GlobalArgs, args: &ChartBumpArgs) -> Result<i32> {
         ))
     })?;
     // A key path that cannot hold a tag is refused before anything else.
-    crate::chart::check_image_key(&values_text, &values_name, &args.key)
+    crate::deploy::chart::check_image_key(&values_text, &values_name, &args.key)
         .map_err(|e| BadInput(e.to_string()))?;
     // Which images are the services': the configuration's registries and
     // services when there is one (here or --config), --registry, else the
@@ -106,7 +106,7 @@ fn bump(global: &GlobalArgs, args: &ChartBumpArgs) -> Result<i32> {
     if !args.registry.is_empty() {
         registries = args.registry.clone();
     }
-    let own_repo = crate::chart::repository_beside(&values_text, &values_name, &args.key)
+    let own_repo = crate::deploy::chart::repository_beside(&values_text, &values_name, &args.key)
         .ok()
         .flatten();
     if registries.is_empty() {
@@ -205,7 +205,7 @@ fn bump(global: &GlobalArgs, args: &ChartBumpArgs) -> Result<i32> {
 /// content against the inputs (no Chart.yaml, a version that is not semver,
 /// a key that is missing or cannot be edited safely): bad input, exit 2.
 pub fn plan_edits(root: &Path, inputs: &DeployInputs, release: &Release) -> Result<DeployPlan> {
-    deploy::plan(root, inputs, release).map_err(|e| BadInput(format!("{e:#}")).into())
+    edits::plan(root, inputs, release).map_err(|e| BadInput(format!("{e:#}")).into())
 }
 
 /// The services of the configuration: `images.services` or the compose
@@ -316,7 +316,7 @@ pub fn deploy_inputs(loaded: &config::Loaded, root: &Path) -> Result<DeployInput
                 .iter()
                 .map(|(s, k)| (s.clone(), k.clone()))
                 .collect(),
-            bump: c.bump.unwrap_or(crate::chart::ChartBump::Patch),
+            bump: c.bump.unwrap_or(crate::deploy::chart::ChartBump::Patch),
             pin: c.digest.unwrap_or_default(),
             subchart_key: c.subchart_key.clone().unwrap_or_else(|| "image.tag".into()),
             optional_images: false,
@@ -413,7 +413,7 @@ pub fn resolve_release(
         }
     }
     if let Some(v) = &args.version {
-        let v = crate::version::parse_user_version(v)
+        let v = crate::tag::version::parse_user_version(v)
             .map_err(|e| BadInput(format!("--version: {e}")))?;
         version = Some(v.to_string());
     }
@@ -422,7 +422,7 @@ pub fn resolve_release(
     }
     let tag =
         tag.ok_or_else(|| BadInput("no image tag: pass --stage STAGE or --image-tag TAG".into()))?;
-    if !crate::imagetag::is_valid_tag(&tag) {
+    if !crate::oci::reference::is_valid_tag(&tag) {
         return Err(BadInput(format!("--image-tag `{tag}` is not a valid image tag")).into());
     }
     let digests = match &args.digests {
@@ -483,11 +483,11 @@ struct ChartOutput<'a> {
     changed: bool,
     dry_run: bool,
     files: Vec<&'a str>,
-    changes: &'a [crate::chart::ScalarChange],
-    references: &'a [crate::chart::RefChange],
-    images: &'a [crate::deploy::ImageChange],
-    warnings: &'a [crate::deploy::Warning],
-    skipped: &'a [crate::deploy::SkippedChart],
+    changes: &'a [crate::deploy::chart::ScalarChange],
+    references: &'a [crate::deploy::chart::RefChange],
+    images: &'a [crate::deploy::edits::ImageChange],
+    warnings: &'a [crate::deploy::edits::Warning],
+    skipped: &'a [crate::deploy::edits::SkippedChart],
 }
 
 /// Tell what was left alone and what deserves a look (stderr; warnings
@@ -516,7 +516,7 @@ pub fn refuse_warnings(plan: &DeployPlan, strict: bool) -> Result<()> {
     if strict && !plan.warnings.is_empty() {
         return Err(BadInput(format!(
             "refusing to edit anything with {} (--strict): {}",
-            deploy::count(plan.warnings.len(), "warning", "warnings"),
+            edits::count(plan.warnings.len(), "warning", "warnings"),
             plan.warnings
                 .iter()
                 .map(ToString::to_string)
@@ -535,7 +535,7 @@ pub fn nothing_to_change(plan: &DeployPlan) -> String {
     } else {
         format!(
             "nothing to change, but see the {} above: something configured deploys no configured service",
-            deploy::count(plan.warnings.len(), "warning", "warnings")
+            edits::count(plan.warnings.len(), "warning", "warnings")
         )
     }
 }
@@ -554,7 +554,7 @@ pub fn finish(
         check_images(plan, &inputs.insecure)?;
     }
     if plan.changed() && !edit.dry_run {
-        deploy::write(root, plan)?;
+        edits::write(root, plan)?;
     }
     let doc = ChartOutput {
         schema_version: 1,
@@ -572,14 +572,14 @@ pub fn finish(
         OutputFormat::Json => println!("{json}"),
         OutputFormat::Text => {
             if plan.changed() {
-                print!("{}", deploy::unified_diff(plan));
+                print!("{}", edits::unified_diff(plan));
             } else {
                 eprintln!("{}", nothing_to_change(plan));
             }
             if edit.dry_run && plan.changed() {
                 eprintln!(
                     "dry run: {} would change; nothing was written",
-                    deploy::count(plan.files.len(), "file", "files")
+                    edits::count(plan.files.len(), "file", "files")
                 );
             }
         }
@@ -588,7 +588,7 @@ pub fn finish(
     Ok(if !plan.changed() && edit.exit_code {
         NOTHING_TO_CHANGE
     } else {
-        exit::OK
+        error::OK
     })
 }
 
@@ -602,7 +602,7 @@ pub fn check_images(plan: &DeployPlan, insecure: &[String]) -> Result<()> {
         ))
         .into());
     }
-    let found = runtime()?.block_on(deploy::verify(&plan.verify, insecure))?;
+    let found = runtime()?.block_on(edits::verify(&plan.verify, insecure))?;
     if !found.missing.is_empty() {
         anyhow::bail!(
             "refusing to point the deploy files at images that do not exist (nothing was written): {}; \

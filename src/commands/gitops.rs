@@ -3,17 +3,17 @@
 //! the base branch in push mode). Idempotent: a re-run with nothing new
 //! changes nothing and says so.
 
-use crate::actions;
 use crate::cli::{GitopsArgs, GlobalArgs, OutputFormat};
+use crate::clients::git::{Author, PushError, Repo};
+use crate::clients::github::{api_url_from_env, GitHub, PrAction};
 use crate::commands::chart::{
     check_images, deploy_inputs, plan_edits, refuse_warnings, report, resolve_release,
     NOTHING_TO_CHANGE,
 };
 use crate::config::{self, DeployMode, GitopsConfig};
-use crate::deploy::{self, DeployPlan};
-use crate::exit::{self, BadInput};
-use crate::git::{Author, PushError, Repo};
-use crate::github::{api_url_from_env, GitHub, PrAction};
+use crate::deploy::edits::{self, DeployPlan};
+use crate::error::{self, BadInput};
+use crate::output::actions;
 use crate::secret::{github_token_from_env, scrub};
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -35,10 +35,10 @@ struct GitopsOutput {
     pr_url: Option<String>,
     pr_action: Option<PrAction>,
     files: Vec<String>,
-    images: Vec<crate::deploy::ImageChange>,
+    images: Vec<crate::deploy::edits::ImageChange>,
     api_calls: usize,
-    warnings: Vec<crate::deploy::Warning>,
-    skipped: Vec<crate::deploy::SkippedChart>,
+    warnings: Vec<crate::deploy::edits::Warning>,
+    skipped: Vec<crate::deploy::edits::SkippedChart>,
 }
 
 fn template(t: &str, stage: &str, version: &str, tag: &str, services: &str) -> String {
@@ -273,11 +273,11 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
         Some(t) => template(t, &stage, &version, &tag, &services),
         None => message.lines().next().unwrap_or("deploy").to_string(),
     };
-    let body = deploy::pr_body(&plan, &stage, resolved.version.as_deref(), &tag);
+    let body = edits::pr_body(&plan, &stage, resolved.version.as_deref(), &tag);
 
     if args.edit.dry_run {
         if args.edit.output == OutputFormat::Text {
-            print!("{}", deploy::unified_diff(&plan));
+            print!("{}", edits::unified_diff(&plan));
             if plan.changed() {
                 match mode {
                     DeployMode::Pr => println!(
@@ -301,7 +301,7 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
 
     match mode {
         DeployMode::Pr => {
-            deploy::write(&checkout, &plan)?;
+            edits::write(&checkout, &plan)?;
             let paths: Vec<String> = plan.files.iter().map(|f| f.path.clone()).collect();
             let sha = deploy_repo
                 .commit_paths(&paths, &message, &who)?
@@ -398,7 +398,7 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                deploy::write(&checkout, &plan)?;
+                edits::write(&checkout, &plan)?;
                 let paths: Vec<String> = plan.files.iter().map(|f| f.path.clone()).collect();
                 let Some(sha) = deploy_repo.commit_paths(&paths, &message, &who)? else {
                     break;
@@ -447,7 +447,7 @@ fn up_to_date(plan: &DeployPlan, what: &str) -> String {
     } else {
         format!(
             "nothing to change, but see the {} above: something configured deploys no configured service",
-            deploy::count(plan.warnings.len(), "warning", "warnings")
+            edits::count(plan.warnings.len(), "warning", "warnings")
         )
     }
 }
@@ -467,7 +467,7 @@ fn emit(out: &GitopsOutput, format: &OutputFormat, exit_code: bool) -> Result<i3
     Ok(if !out.changed && exit_code {
         NOTHING_TO_CHANGE
     } else {
-        exit::OK
+        error::OK
     })
 }
 

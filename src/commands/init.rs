@@ -4,10 +4,10 @@
 //! workflows and compose files push to (else the origin's, on GitHub).
 
 use crate::cli::{GlobalArgs, InitArgs};
+use crate::clients::git::Repo;
 use crate::config;
-use crate::exit::{self, BadInput};
-use crate::git::Repo;
-use crate::imageref::{is_valid_component, RegistryPrefix};
+use crate::error::{self, BadInput};
+use crate::oci::reference::{is_valid_component, RegistryPrefix};
 use anyhow::{Context, Result};
 use regex::Regex;
 use std::path::{Path, PathBuf};
@@ -64,7 +64,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<i32> {
         }
         print!("{text}");
     }
-    Ok(exit::OK)
+    Ok(error::OK)
 }
 
 /// Files below `root` (depth-limited, skipping VCS and vendored trees).
@@ -115,7 +115,7 @@ fn is_compose(name: &str) -> bool {
 
 /// The GitHub owner of the origin, lowercased (`openimsdk`), if it is on GitHub.
 fn github_owner(origin: Option<&str>) -> Option<String> {
-    let url = crate::labels::source_url(origin?)?;
+    let url = crate::build::labels::source_url(origin?)?;
     let path = url.strip_prefix("https://github.com/")?;
     let owner = path.split('/').next()?.to_ascii_lowercase();
     is_valid_component(&owner).then_some(owner)

@@ -22,13 +22,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Init(args) => init::run(&cli.global, args),
         Command::Schema => {
             print!("{}", crate::config::json_schema());
-            Ok(crate::exit::OK)
+            Ok(crate::error::OK)
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
             clap_complete::generate(*shell, &mut cmd, "openim-release", &mut std::io::stdout());
-            Ok(crate::exit::OK)
+            Ok(crate::error::OK)
         }
     }
 }

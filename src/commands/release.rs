@@ -13,13 +13,13 @@
 //! re-run finishes what is missing: unchanged images are only re-tagged, the
 //! pull request is updated, not duplicated.
 
-use crate::actions;
 use crate::checks::{Check, ChecksFailed};
 use crate::cli::{GlobalArgs, OutputFormat, ReleaseCmdArgs};
+use crate::clients::git::Repo;
 use crate::config;
-use crate::exit::{self, BadInput};
-use crate::git::Repo;
-use crate::stage::Stage;
+use crate::error::{self, BadInput};
+use crate::output::actions;
+use crate::tag::stage::Stage;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
@@ -388,7 +388,7 @@ impl Preflight<'_> {
                             "{} ({}) cloned; the edits apply ({} would change)",
                             crate::secret::scrub(self.deploy_url.as_deref().unwrap_or("?"), &[]),
                             v["base"].as_str().unwrap_or("?"),
-                            crate::text::count(files, "file"),
+                            crate::output::text::count(files, "file"),
                         ),
                     )
                 }
@@ -579,7 +579,7 @@ impl Runner<'_> {
         let out = cmd.output().map_err(|e| {
             (
                 None,
-                failed(format!("running `{}`: {e}", args.join(" ")), exit::FAILURE),
+                failed(format!("running `{}`: {e}", args.join(" ")), error::FAILURE),
             )
         })?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -610,7 +610,7 @@ impl Runner<'_> {
         };
         Err((
             value,
-            failed(detail, out.status.code().unwrap_or(exit::FAILURE)),
+            failed(detail, out.status.code().unwrap_or(error::FAILURE)),
         ))
     }
 
@@ -677,7 +677,7 @@ fn emit(report: &Value, format: OutputFormat, tags: &[String], quiet: bool) -> R
         ("changed", report["changed"].to_string()),
         ("json", json),
     ])?;
-    Ok(exit::OK)
+    Ok(error::OK)
 }
 
 /// Exit code of a failed step, for main.

@@ -1,14 +1,14 @@
 //! `openim-release tag`: gather facts from git, apply the stage rules, and
 //! optionally create and push the git tag (race-safe for rc numbers).
 
-use crate::actions;
 use crate::cli::{GlobalArgs, OutputFormat, TagArgs};
+use crate::clients::git::{GitError, Head, Repo};
 use crate::config::{self, Config};
-use crate::exit::{self, BadInput};
-use crate::git::{GitError, Head, Repo};
-use crate::stage::{self, Facts, GitTagState, Request, Stage, TagPlan};
-use crate::template::Template;
-use crate::version::{self, parse_user_version};
+use crate::error::{self, BadInput};
+use crate::output::actions;
+use crate::tag::stage::{self, Facts, GitTagState, Request, Stage, TagPlan};
+use crate::tag::template::Template;
+use crate::tag::version::{self, parse_user_version};
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -129,7 +129,7 @@ pub fn run(global: &GlobalArgs, args: &TagArgs) -> Result<i32> {
         }
     }
     write_actions(&output, &json)?;
-    Ok(exit::OK)
+    Ok(error::OK)
 }
 
 /// The tags of a stage for commands that build or deploy with them, creating

@@ -1,16 +1,16 @@
 //! Applying a build plan: build each service for each platform, push blobs
 //! and manifests by digest to every registry, then write the tags. Talks to
-//! the engine (`docker`) and registries (`registry`); the plan is pure
-//! (`buildplan`).
+//! the engine (`clients::engine`) and registries (`clients::registry`); the plan is pure
+//! (`build::plan`).
 
-use crate::buildplan::{BuildPlan, ImagePlan};
-use crate::context::{self, BuildContext};
-use crate::docker::{uniq, BuildSpec, Engine};
-use crate::export::{self, ExportedImage};
-use crate::labels::{self, BuildInfo};
+use crate::build::context::{self, BuildContext};
+use crate::build::export::{self, ExportedImage};
+use crate::build::labels::{self, BuildInfo};
+use crate::build::plan::{BuildPlan, ImagePlan};
+use crate::clients::engine::{uniq, BuildSpec, Engine};
+use crate::clients::registry::Registry;
 use crate::oci::{self, Descriptor, Encoded, Index, Platform};
-use crate::progress::Progress;
-use crate::registry::Registry;
+use crate::output::progress::Progress;
 use anyhow::{anyhow, Context, Result};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -146,7 +146,7 @@ pub async fn run(shared: &Shared, plan: &BuildPlan, jobs: usize) -> Vec<Outcome>
                 Err(e) => {
                     outcome.status = Status::Failed;
                     outcome.error = Some(format!("{e:#}"));
-                    if let Some(f) = e.downcast_ref::<crate::docker::BuildFailed>() {
+                    if let Some(f) = e.downcast_ref::<crate::clients::engine::BuildFailed>() {
                         outcome.log_tail = f.log_tail.clone();
                     }
                     shared
@@ -249,7 +249,7 @@ async fn build_image(
     let dockerfile_text = tokio::fs::read_to_string(&dockerfile)
         .await
         .with_context(|| format!("reading {}", dockerfile.display()))?;
-    let sources = crate::dockerfile::context_sources(&dockerfile_text, &s.args);
+    let sources = crate::build::dockerfile::context_sources(&dockerfile_text, &s.args);
     let inputs = {
         let c = ctx.clone();
         tokio::task::spawn_blocking(move || c.inputs_digest(&extra, sources.as_deref()))
@@ -456,7 +456,7 @@ async fn push_platform(shared: &Shared, service: &str, img: &ExportedImage) -> R
                 r.prefix(),
                 img.platform,
                 sent,
-                crate::text::count(img.layers.len() + 1, "blob"),
+                crate::output::text::count(img.layers.len() + 1, "blob"),
                 short(&img.manifest.digest)
             ),
         );

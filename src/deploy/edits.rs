@@ -8,11 +8,11 @@
 //! where no image of a configured service was found, or an image of a
 //! service in a registry that is not configured, is a [`Warning`].
 
-use crate::chart::{
+use crate::clients::registry::Registry;
+use crate::deploy::chart::{
     self, ChartBump, DigestPin, ImageClass, ImageMatcher, RefChange, RefScan, ScalarChange,
 };
-use crate::imageref::RegistryPrefix;
-use crate::registry::Registry;
+use crate::oci::reference::RegistryPrefix;
 use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -850,9 +850,9 @@ pub async fn verify(references: &BTreeSet<String>, insecure: &[String]) -> Resul
             continue;
         }
         if !clients.contains_key(&key) {
-            let creds = crate::credentials::lookup(&prefix)?;
+            let creds = crate::clients::credentials::lookup(&prefix)?;
             if let Some(c) = &creds {
-                crate::actions::mask(&c.password);
+                crate::output::actions::mask(&c.password);
             }
             let insecure = insecure.iter().any(|h| h == &prefix.host);
             clients.insert(key.clone(), Registry::new(prefix.clone(), creds, insecure));

@@ -2,7 +2,7 @@
 //! `config.json` (`auths`, `credHelpers`, `credsStore`). Passwords are
 //! [`Secret`]s from the moment they are read.
 
-use crate::imageref::RegistryPrefix;
+use crate::oci::reference::RegistryPrefix;
 use crate::secret::Secret;
 use anyhow::{Context, Result};
 use base64::Engine;
@@ -103,7 +103,7 @@ pub fn lookup(registry: &RegistryPrefix) -> Result<Option<Credentials>> {
             }))
         }
         (Some(_), None) | (None, Some(_)) => {
-            return Err(crate::exit::BadInput(format!(
+            return Err(crate::error::BadInput(format!(
                 "{prefix}_USERNAME and {prefix}_PASSWORD must be set together"
             ))
             .into())
@@ -116,7 +116,12 @@ pub fn lookup(registry: &RegistryPrefix) -> Result<Option<Credentials>> {
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading docker config {}", path.display()))?;
     let config: DockerConfig = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!(crate::text::serde_message(&e.to_string(), "an object")))
+        .map_err(|e| {
+            anyhow::anyhow!(crate::output::text::serde_message(
+                &e.to_string(),
+                "an object"
+            ))
+        })
         .with_context(|| format!("parsing docker config {}", path.display()))?;
     from_config(&config, registry, &path.display().to_string())
 }

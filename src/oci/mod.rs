@@ -1,6 +1,8 @@
 //! OCI image manifests, indexes and descriptors as the distribution API
 //! carries them; digests; platforms. Pure data and logic.
 
+pub mod reference;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;

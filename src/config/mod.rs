@@ -5,7 +5,7 @@
 //! platforms), `deploy` (the deploy repository and its charts) and `gitops`
 //! (how changes are proposed). Later commands fill in the latter three.
 
-use crate::template::{Template, TemplateError};
+use crate::tag::template::{Template, TemplateError};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -351,10 +351,10 @@ pub struct ChartTarget {
     pub images: BTreeMap<String, String>,
     /// How the chart version moves when something in it changed [default: patch].
     #[serde(default)]
-    pub bump: Option<crate::chart::ChartBump>,
+    pub bump: Option<crate::deploy::chart::ChartBump>,
     /// Record digests from `build`: `key` (image.digest) or `tag` (tag@sha256:…) [default: none].
     #[serde(default)]
-    pub digest: Option<crate::chart::DigestPin>,
+    pub digest: Option<crate::deploy::chart::DigestPin>,
     /// Key path of the image tag inside each subchart's values [default: image.tag].
     #[serde(default)]
     pub subchart_key: Option<String>,
@@ -513,7 +513,7 @@ fn readable(msg: &str) -> String {
             "expected a mapping of the sections tags, images, deploy, gitops, stages",
         );
     }
-    crate::text::serde_message(&msg, "a mapping")
+    crate::output::text::serde_message(&msg, "a mapping")
 }
 
 /// The words a field takes (`deploy.mode` → pr, push), from the schema.
@@ -605,8 +605,8 @@ pub const RC_VARS: &[&str] = &[
 type Invalid = (String, String, String);
 
 /// Typical placeholder values, to try templates on at load time.
-fn sample_values() -> crate::template::Values {
-    let mut v = crate::template::Values::default();
+fn sample_values() -> crate::tag::template::Values {
+    let mut v = crate::tag::template::Values::default();
     v.set("branch", "main")
         .set("sha", "0123456789abcdef0123456789abcdef01234567")
         .set("sha7", "0123456")
@@ -662,7 +662,7 @@ fn validate(config: &Config) -> Result<(), Invalid> {
             // than when tags are computed. Branch names are sanitized, so a
             // plain one stands for them.
             if let Ok(sample) = tpl.render(&sample_values(), stage) {
-                if !crate::imagetag::is_valid_tag(&sample) {
+                if !crate::oci::reference::is_valid_tag(&sample) {
                     return Err((
                         format!("{key}[{i}]"),
                         source.clone(),
@@ -786,7 +786,7 @@ fn validate_gitops(g: &GitopsConfig) -> Result<(), Invalid> {
             .replace("{stage}", "rc")
             .replace("{version}", "1.2.3")
             .replace("{tag}", "v1.2.3-rc.0");
-        if !crate::git::is_valid_branch_name(&sample) {
+        if !crate::clients::git::is_valid_branch_name(&sample) {
             return Err((
                 "gitops.branch".into(),
                 branch.clone(),
@@ -799,7 +799,7 @@ fn validate_gitops(g: &GitopsConfig) -> Result<(), Invalid> {
 
 fn validate_images(images: &ImagesConfig) -> Result<(), Invalid> {
     for (i, r) in images.registries.iter().enumerate() {
-        crate::imageref::RegistryPrefix::parse(r)
+        crate::oci::reference::RegistryPrefix::parse(r)
             .map_err(|e| (format!("images.registries[{i}]"), r.clone(), e))?;
     }
     let platform_lists = std::iter::once(("images.platforms".to_string(), &images.platforms))
@@ -815,7 +815,7 @@ fn validate_images(images: &ImagesConfig) -> Result<(), Invalid> {
     }
     let mut seen = std::collections::HashSet::new();
     for (i, s) in images.services.iter().enumerate() {
-        if !crate::imageref::is_valid_component(&s.name) {
+        if !crate::oci::reference::is_valid_component(&s.name) {
             return Err((
                 format!("images.services[{i}].name"),
                 s.name.clone(),
@@ -842,7 +842,7 @@ mod tests {
 
     #[test]
     fn the_documented_example_config_loads() {
-        let doc = include_str!("../docs/config.md");
+        let doc = include_str!("../../docs/config.md");
         let start = doc
             .find("```yaml\n")
             .expect("docs/config.md has a yaml block")
@@ -900,7 +900,7 @@ mod tests {
 
     #[test]
     fn committed_json_schema_is_current() {
-        let committed = include_str!("../docs/openim-release.schema.json");
+        let committed = include_str!("../../docs/openim-release.schema.json");
         assert!(
             committed == json_schema(),
             "docs/openim-release.schema.json is stale: run `cargo run -- schema > docs/openim-release.schema.json`"

@@ -61,7 +61,7 @@ pub fn context_sources(text: &str, build_args: &BTreeMap<String, String>) -> Opt
                     if src.contains(['*', '?', '[']) {
                         return None;
                     }
-                    let clean = crate::buildplan::normalize(std::path::Path::new(
+                    let clean = crate::build::plan::normalize(std::path::Path::new(
                         src.trim_start_matches('/'),
                     ));
                     let clean = clean.to_string_lossy().replace('\\', "/");

@@ -3,7 +3,7 @@
 //! reference. Pure logic over plain data; the dry run prints this plan.
 
 use crate::config::ImagesConfig;
-use crate::imageref::{is_valid_component, ImageRef, RegistryPrefix};
+use crate::oci::reference::{is_valid_component, ImageRef, RegistryPrefix};
 use crate::oci::Platform;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -311,7 +311,10 @@ pub fn plan(
     if tags.is_empty() {
         return Err(BuildPlanError::NoTags);
     }
-    if let Some(bad) = tags.iter().find(|t| !crate::imagetag::is_valid_tag(t)) {
+    if let Some(bad) = tags
+        .iter()
+        .find(|t| !crate::oci::reference::is_valid_tag(t))
+    {
         return Err(BuildPlanError::InvalidTag(bad.clone()));
     }
     let known = || {

@@ -2,8 +2,8 @@
 //! and bearer-token authentication and retries of transient failures.
 //! Everything that talks to a registry goes through here.
 
-use crate::credentials::Credentials;
-use crate::imageref::RegistryPrefix;
+use crate::clients::credentials::Credentials;
+use crate::oci::reference::RegistryPrefix;
 use crate::oci::{self, Encoded};
 use crate::secret::Secret;
 use base64::Engine;
@@ -384,8 +384,8 @@ impl Registry {
                 "no credentials for {}: run `docker login {}` or set {}_USERNAME and {}_PASSWORD",
                 self.prefix.host,
                 self.prefix.host,
-                crate::credentials::env_prefix(&self.prefix.host),
-                crate::credentials::env_prefix(&self.prefix.host)
+                crate::clients::credentials::env_prefix(&self.prefix.host),
+                crate::clients::credentials::env_prefix(&self.prefix.host)
             ),
         };
         self.error(

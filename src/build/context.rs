@@ -145,7 +145,7 @@ impl BuildContext {
     /// Dockerfile, plus `extra` (build args, platform, target…): equal
     /// inputs give an equal digest on every machine.
     /// With `sources` (what the Dockerfile copies, see
-    /// [`crate::dockerfile::context_sources`]), only entries under them count.
+    /// [`crate::build::dockerfile::context_sources`]), only entries under them count.
     pub fn inputs_digest(
         &self,
         extra: &[(String, String)],
@@ -170,7 +170,7 @@ impl BuildContext {
             field(&mut h, format!("sources:{}", src.join(",")).as_bytes());
         }
         for e in &self.entries {
-            if sources.is_some_and(|src| !crate::dockerfile::is_under(&e.rel, src)) {
+            if sources.is_some_and(|src| !crate::build::dockerfile::is_under(&e.rel, src)) {
                 continue;
             }
             field(&mut h, e.rel.as_bytes());

@@ -1,8 +1,8 @@
 //! Exit codes that scripts can trust, and which errors map to which.
 
+use crate::clients::git::GitError;
 use crate::config::ConfigError;
-use crate::git::GitError;
-use crate::stage::PlanError;
+use crate::tag::stage::PlanError;
 
 /// Success.
 pub const OK: i32 = 0;

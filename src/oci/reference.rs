@@ -7,6 +7,25 @@ use regex::Regex;
 use std::fmt;
 use std::sync::OnceLock;
 
+/// Longest tag the OCI distribution spec allows.
+pub const MAX_TAG_LEN: usize = 128;
+
+/// An image tag by the OCI distribution grammar:
+/// `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+pub fn is_valid_tag(tag: &str) -> bool {
+    let bytes = tag.as_bytes();
+    match bytes.first() {
+        Some(b) if b.is_ascii_alphanumeric() || *b == b'_' => {}
+        _ => return false,
+    }
+    bytes.len() <= MAX_TAG_LEN && bytes.iter().all(|b| is_tag_byte(*b))
+}
+
+/// A byte an image tag may hold.
+pub fn is_tag_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-'
+}
+
 /// Docker Hub as users write it, and where its API lives.
 const DOCKER_HUB: &str = "docker.io";
 const DOCKER_HUB_API: &str = "registry-1.docker.io";

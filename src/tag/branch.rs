@@ -1,26 +1,10 @@
-//! Image tag names: validity by the OCI distribution grammar and turning an
-//! arbitrary git branch name into a valid, collision-free tag. Pure logic.
+//! Branch names made into valid, collision-free image tags. Pure logic.
 
+use crate::oci::reference::{is_tag_byte, MAX_TAG_LEN};
 use sha2::{Digest, Sha256};
 
-/// Longest tag the OCI distribution spec allows.
-pub const MAX_TAG_LEN: usize = 128;
 /// Hex digits of the hash kept when sanitizing loses information.
 const HASH_LEN: usize = 10;
-
-/// `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`
-pub fn is_valid_tag(tag: &str) -> bool {
-    let bytes = tag.as_bytes();
-    match bytes.first() {
-        Some(b) if b.is_ascii_alphanumeric() || *b == b'_' => {}
-        _ => return false,
-    }
-    bytes.len() <= MAX_TAG_LEN && bytes.iter().all(|b| is_tag_byte(*b))
-}
-
-fn is_tag_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-'
-}
 
 /// Turn a branch name into a valid image tag.
 ///
@@ -113,6 +97,7 @@ fn short_hash(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::reference::is_valid_tag;
 
     #[test]
     fn punctuation_runs_become_one_dash() {

@@ -11,9 +11,10 @@
 //! - nightly: date and sha, `changed` against the previous nightly.
 
 use crate::config::{AliasPolicy, TagsConfig};
-use crate::imagetag::{distinct_branch_tag, is_valid_tag, sanitize_branch};
-use crate::template::{Template, TemplateError, Values};
-use crate::version::{bump, classify, Bump, TagKind, VersionTags};
+use crate::oci::reference::is_valid_tag;
+use crate::tag::branch::{distinct_branch_tag, sanitize_branch};
+use crate::tag::template::{Template, TemplateError, Values};
+use crate::tag::version::{bump, classify, Bump, TagKind, VersionTags};
 use chrono::NaiveDate;
 use regex::Regex;
 use semver::Version;

@@ -1,0 +1,11 @@
+//! Building and pushing images: the services and the plan (pure: `plan`),
+//! which files a build reads (`context`, `dockerfile`), the engine's export
+//! turned into registry blobs (`export`), OCI labels (`labels`) and applying
+//! the plan (`builder`).
+
+pub mod builder;
+pub mod context;
+pub mod dockerfile;
+pub mod export;
+pub mod labels;
+pub mod plan;

@@ -1,0 +1,10 @@
+//! Everything that talks to another process or socket: git repositories and
+//! remotes (`git`), the Docker engine (`engine`), OCI registries
+//! (`registry`) with their credentials (`credentials`), and GitHub's API
+//! (`github`). Nothing outside this folder opens a connection.
+
+pub mod credentials;
+pub mod engine;
+pub mod git;
+pub mod github;
+pub mod registry;

@@ -1,0 +1,8 @@
+//! Tags: the rules of each stage (pure: `stage`), the version tags they read
+//! (`version`), tag templates (`template`) and branch names made into image
+//! tags (`branch`).
+
+pub mod branch;
+pub mod stage;
+pub mod template;
+pub mod version;
