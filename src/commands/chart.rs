@@ -151,6 +151,7 @@ fn bump(global: &GlobalArgs, args: &ChartBumpArgs) -> Result<i32> {
     let spec = ChartSpec {
         dir: args.chart_dir.clone(),
         values: vec![values],
+        values_configured: true,
         images: vec![(own_service, args.key.clone())],
         bump: args.chart_bump,
         pin: if args.digest.is_some() {
@@ -311,6 +312,7 @@ pub fn deploy_inputs(loaded: &config::Loaded, root: &Path) -> Result<DeployInput
                 Some(v) => v.0.clone(),
                 None => vec![c.path.join("values.yaml")],
             },
+            values_configured: c.values.is_some(),
             images: c
                 .images
                 .iter()

@@ -36,6 +36,9 @@ pub struct ChartSpec {
     pub dir: PathBuf,
     /// Values files, relative to the checkout root (at least one).
     pub values: Vec<PathBuf>,
+    /// Whether `values` was configured (each must exist) or is the default
+    /// `values.yaml` (skipped when the chart has none).
+    pub values_configured: bool,
     /// (service, key path) pairs, each set in every values file that has it.
     pub images: Vec<(String, String)>,
     pub bump: ChartBump,
@@ -396,8 +399,13 @@ fn plan_chart(
             rel(&chart_yaml),
         ));
     }
+    // A configured values file must exist; the default `values.yaml` is
+    // optional, as in Helm (an umbrella may have none of its own).
+    let mut values: Vec<PathBuf> = Vec::new();
     for v in &spec.values {
-        if !texts.root.join(v).is_file() {
+        if texts.root.join(v).is_file() {
+            values.push(v.clone());
+        } else if spec.values_configured {
             return Err(anyhow!(
                 "{} not found: it is a values file of the chart {dir}",
                 rel(v)
@@ -415,7 +423,7 @@ fn plan_chart(
     for (service, key) in &spec.images {
         let mut found = 0;
         let mut first_missing = None;
-        for values in &spec.values {
+        for values in &values {
             let target = ValuesImage {
                 values,
                 service,
@@ -435,17 +443,17 @@ fn plan_chart(
         }
         if found == 0 && !spec.optional_images {
             let e = first_missing.expect("no values file and no edit");
-            if spec.values.len() == 1 {
+            if values.len() == 1 {
                 return Err(e);
             }
             return Err(anyhow!(
                 "`{key}` (the image of {service}) is in none of the values files of {dir} ({}): {e:#}",
-                spec.values.iter().map(|v| rel(v)).collect::<Vec<_>>().join(", ")
+                values.iter().map(|v| rel(v)).collect::<Vec<_>>().join(", ")
             ));
         }
     }
-    if !spec.images.is_empty() && spec.values.len() > 1 {
-        for values in &spec.values {
+    if !spec.images.is_empty() && values.len() > 1 {
+        for values in &values {
             let name = rel(values);
             if !spec
                 .images
@@ -470,7 +478,7 @@ fn plan_chart(
     // 2. No keys configured: the chart's own image, if its values name one
     // of a configured service at the subchart key.
     if spec.images.is_empty() {
-        for values in &spec.values {
+        for values in &values {
             let name = rel(values);
             let text = texts.get(values)?;
             let Some(repo) = chart::repository_beside(&text, &name, &spec.subchart_key)? else {
@@ -535,7 +543,7 @@ fn plan_chart(
         let mut keys = vec![name.clone()];
         keys.extend(tag_path.iter().cloned());
         let override_key = crate::yamledit::format_path(&keys);
-        for values in &spec.values {
+        for values in &values {
             let file = rel(values);
             if done.contains(&(file.clone(), override_key.clone())) {
                 continue;

@@ -634,3 +634,31 @@ fn gitops_reports_warnings_and_skipped_subcharts_and_strict_refuses() {
         "{err}"
     );
 }
+
+/// Helm needs no `values.yaml`: an umbrella chart without its own is edited
+/// through its subcharts; a values file the configuration names must exist.
+#[test]
+fn a_chart_without_values_yaml_is_fine_unless_one_is_configured() {
+    let dir = fixture("helm-charts");
+    let root = dir.path();
+    std::fs::remove_file(root.join("charts/openim-server/values.yaml")).unwrap();
+    let src = source(
+        "[ghcr.io/openimsdk]",
+        "deploy:\n  charts:\n    - path: charts/openim-server\n",
+    );
+    let json = json_ok(&mut apply(&src, root, &[]));
+    assert_eq!(json["changed"], true);
+    let api = read(root, &format!("{SUB}/openim-push/values.yaml"));
+    assert!(api.contains("tag: \"v3.8.1\""), "{api}");
+    let before = snapshot(root);
+    let named = source(
+        "[ghcr.io/openimsdk]",
+        "deploy:\n  charts:\n    - path: charts/openim-server\n      values: [charts/openim-server/values.yaml]\n",
+    );
+    let err = fails_with(&mut apply(&named, root, &[]), 2);
+    assert!(
+        err.contains("charts/openim-server/values.yaml not found"),
+        "{err}"
+    );
+    assert_eq!(snapshot(root), before);
+}
