@@ -575,10 +575,10 @@ pub fn finish(
         OutputFormat::Text => {
             if plan.changed() {
                 print!("{}", edits::unified_diff(plan));
-            } else {
+            } else if !quiet {
                 eprintln!("{}", nothing_to_change(plan));
             }
-            if edit.dry_run && plan.changed() {
+            if edit.dry_run && plan.changed() && !quiet {
                 eprintln!(
                     "dry run: {} would change; nothing was written",
                     edits::count(plan.files.len(), "file", "files")

@@ -70,6 +70,20 @@ pub fn run(global: &GlobalArgs, args: &TagArgs) -> Result<i32> {
         ))
         .into());
     }
+    if args.git.prune && args.stage != Stage::Nightly {
+        return Err(BadInput(format!(
+            "--prune deletes old nightly git tags; the {} stage has none to prune",
+            args.stage
+        ))
+        .into());
+    }
+    if args.no_aliases && !matches!(args.stage, Stage::Release | Stage::Patch) {
+        return Err(BadInput(format!(
+            "--no-aliases applies to the release and patch stages; the {} stage moves no alias",
+            args.stage
+        ))
+        .into());
+    }
     if args.stage == Stage::Dev && (args.git.create || args.git.push) {
         return Err(
             BadInput("the dev stage creates no git tag; drop --create/--push".into()).into(),

@@ -177,6 +177,45 @@ fn rc_then_release_end_to_end() {
     assert_eq!(w.gh.pulls(&w.repository).len(), 2);
 }
 
+/// OpenIM's patch releases: on `3.8.0-patch` after v3.8.0, `release
+/// --stage patch` reserves `v3.8.0-patch.1` (race-safe, like an rc), pushes
+/// its images and opens the deploy PR; the release's own tags never move.
+#[test]
+fn patch_release_end_to_end() {
+    let Some(w) = world() else { return };
+    let v380 = |svc: &str| format!("{}/{svc}:v3.8.0", w.ns);
+    w.src.git(&["checkout", "-q", "-b", "3.8.0-patch"]);
+    let json = json_ok(&mut w.release(&["release", "--stage", "hotfix"]));
+    assert_eq!(json["tag"]["stage"], "patch");
+    assert_eq!(json["tag"]["git_tag"], "v3.8.0-patch.1");
+    assert_eq!(
+        json["tag"]["tags"],
+        serde_json::json!(["v3.8.0-patch.1", "3.8.0-patch.1", "3.8", "3", "latest"])
+    );
+    assert!(tag_list(w.origin.path()).contains(&"v3.8.0-patch.1".to_string()));
+    for svc in crate::build::SERVICES {
+        let patch = format!("{}/{svc}:v3.8.0-patch.1", w.ns);
+        let index = services::inspect_raw(&patch, None).unwrap();
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{svc}");
+        assert_eq!(
+            services::digest_of(&format!("{}/{svc}:latest", w.ns), None).unwrap(),
+            services::digest_of(&patch, None).unwrap()
+        );
+        // v3.8.0 itself was never pushed by this run.
+        assert!(services::inspect_raw(&v380(svc), None).is_err());
+    }
+    let pulls = w.gh.pulls(&w.repository);
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(pulls[0]["head"], "openim-release/patch");
+    let branch = w.deploy_branch("openim-release/patch");
+    assert!(read(branch.path(), "k8s/openim-api.yaml").contains(":v3.8.0-patch.1@sha256:"));
+    // The next hotfix takes the next number.
+    w.src.commit("hotfix 2");
+    let json = json_ok(&mut w.release(&["release", "--stage", "patch"]));
+    assert_eq!(json["tag"]["git_tag"], "v3.8.0-patch.2");
+    assert_eq!(w.gh.pulls(&w.repository).len(), 1, "the PR is updated");
+}
+
 #[test]
 fn a_failed_build_deploys_nothing_and_a_rerun_finishes() {
     let Some(w) = world() else { return };

@@ -51,6 +51,18 @@ fn malformed_version() {
         );
         assert!(one_line(&err).contains("--version applies to"), "{err}");
     }
+    // Options of other stages: refused, not silently ignored.
+    for (args, needle) in [
+        (&["--stage", "rc", "--prune"][..], "--prune"),
+        (&["--stage", "release", "--prune"][..], "--prune"),
+        (&["--stage", "rc", "--no-aliases"][..], "--no-aliases"),
+        (&["--stage", "dev", "--no-aliases"][..], "--no-aliases"),
+        (&["--stage", "release", "--bump", "minor"][..], "--bump"),
+        (&["--stage", "nightly", "--bump", "minor"][..], "--bump"),
+    ] {
+        let err = fails_with(repo.bin().arg("tag").args(args), 2);
+        assert!(one_line(&err).contains(needle), "{args:?}: {err}");
+    }
     assert!(repo.tags().is_empty());
 }
 
