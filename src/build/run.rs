@@ -173,6 +173,17 @@ fn resolve_tags(ws: &Workspace, src: &TagChoice) -> Result<(Vec<String>, Option<
     }
 }
 
+/// The plan of the selected services, platforms and registries.
+fn plan_of(
+    all: &[ServiceSpec],
+    select: &Selection,
+    registries: &[String],
+    tags: &[String],
+) -> Result<BuildPlan> {
+    plan::plan(all, &select.services, &select.platforms, registries, tags)
+        .map_err(|e| BadInput(e.to_string()).into())
+}
+
 fn registries_of(images: &ImagesConfig, select: &Selection) -> Vec<String> {
     if select.registries.is_empty() {
         images.registries.clone()
@@ -341,14 +352,7 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
         )
         .into());
     }
-    let plan = plan::plan(
-        &all,
-        &args.select.services,
-        &args.select.platforms,
-        &registries,
-        &tags,
-    )
-    .map_err(|e| BadInput(e.to_string()))?;
+    let plan = plan_of(&all, &args.select, &registries, &tags)?;
     check_files(ws.root(), &plan)?;
     if args.push_by_digest && plan.images.iter().any(|i| i.service.platforms.len() != 1) {
         return Err(BadInput(
@@ -440,14 +444,7 @@ pub async fn check(ws: &Workspace, args: &BuildRequest) -> Result<CheckReport> {
         if tags.is_empty() {
             tags.push("check".into());
         }
-        let plan = plan::plan(
-            &all,
-            &args.select.services,
-            &args.select.platforms,
-            &registries,
-            &tags,
-        )
-        .map_err(|e| BadInput(e.to_string()))?;
+        let plan = plan_of(&all, &args.select, &registries, &tags)?;
         check_files(ws.root(), &plan)?;
         Ok(plan)
     })();
@@ -535,14 +532,7 @@ pub fn matrix(ws: &Workspace, select: &Selection) -> Result<MatrixReport> {
     let images = images(ws)?;
     let all = service_specs(ws.root(), &images)?;
     let registries = registries_of(&images, select);
-    let plan = plan::plan(
-        &all,
-        &select.services,
-        &select.platforms,
-        &registries,
-        &["matrix".into()],
-    )
-    .map_err(|e| BadInput(e.to_string()))?;
+    let plan = plan_of(&all, select, &registries, &["matrix".into()])?;
     Ok(MatrixReport(plan::matrix(&plan)))
 }
 

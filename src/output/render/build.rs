@@ -50,23 +50,29 @@ impl Render for BuildReport {
     }
 
     fn summary(&self) -> Option<String> {
-        let mut md = String::from(
-            "### openim-release build\n\n| service | status | digest |\n|---|---|---|\n",
-        );
-        for o in &self.images {
-            // The status as the JSON names it (`built`, `unchanged`, …).
-            let status = serde_json::to_value(o.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            md.push_str(&format!(
-                "| {} | {status} | `{}` |\n",
-                o.service,
-                o.digest.as_deref().unwrap_or("-")
-            ));
-        }
-        Some(md)
+        Some(format!(
+            "### openim-release build\n\n{}",
+            images_table(self)
+        ))
     }
+}
+
+/// A Markdown table of every service with its status and digest.
+pub fn images_table(report: &BuildReport) -> String {
+    let mut md = String::from("| service | status | digest |\n|---|---|---|\n");
+    for o in &report.images {
+        // The status as the JSON names it (`built`, `unchanged`, …).
+        let status = serde_json::to_value(o.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        md.push_str(&format!(
+            "| {} | {status} | `{}` |\n",
+            o.service,
+            o.digest.as_deref().unwrap_or("-")
+        ));
+    }
+    md
 }
 
 /// `service=digest` lines: the `digests` output.

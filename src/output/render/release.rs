@@ -4,7 +4,7 @@
 //! deploy). Outputs `tags`, `version`, `git_tag`, `digests`, `pr-url`,
 //! `changed`, `json`; a step summary.
 
-use crate::output::render::build::digest_lines;
+use crate::output::render::build::{digest_lines, images_table};
 use crate::output::render::deploy::gitops_plan_text;
 use crate::output::Render;
 use crate::release::ReleaseReport;
@@ -113,18 +113,8 @@ impl Render for ReleaseReport {
             md.push_str(&format!("| deploy | {deploy} |\n"));
         }
         if let Some(b) = &self.build {
-            md.push_str("\n| service | status | digest |\n|---|---|---|\n");
-            for o in &b.images {
-                let status = serde_json::to_value(o.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                md.push_str(&format!(
-                    "| {} | {status} | `{}` |\n",
-                    o.service,
-                    o.digest.as_deref().unwrap_or("-")
-                ));
-            }
+            md.push('\n');
+            md.push_str(&images_table(b));
         }
         if let Some(c) = &self.checks {
             let failed: Vec<&crate::checks::Check> = c.iter().filter(|c| !c.ok).collect();
