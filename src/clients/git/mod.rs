@@ -215,6 +215,15 @@ impl Repo {
         Ok(out)
     }
 
+    /// Whether a local tag names a commit (through annotated tags): a tag of
+    /// a tree or a blob is no release.
+    pub fn tag_is_commit(&self, name: &str) -> bool {
+        self.repo
+            .find_reference(&format!("refs/tags/{name}"))
+            .and_then(|r| r.peel_to_commit())
+            .is_ok()
+    }
+
     /// The commit a local tag points at (peeled), if the tag exists.
     pub fn tag_commit(&self, name: &str) -> Result<Option<String>> {
         match self.repo.find_reference(&format!("refs/tags/{name}")) {
