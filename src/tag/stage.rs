@@ -1539,8 +1539,10 @@ mod tests {
     #[test]
     fn a_configured_prefix_that_skips_newer_releases_is_refused() {
         let f = facts(Some("main"), &["v1.2.1", "3.0.0"], &[]);
-        let mut cfg = TagsConfig::default();
-        cfg.prefix = Some("v".into());
+        let mut cfg = TagsConfig {
+            prefix: Some("v".into()),
+            ..TagsConfig::default()
+        };
         let e = plan(&f, &req(Stage::Rc), &cfg).unwrap_err();
         assert!(matches!(e, PlanError::PrefixMismatch(_)), "{e}");
         assert!(e.to_string().contains("`3.0.0`"), "{e}");
