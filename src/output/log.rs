@@ -55,10 +55,19 @@ pub fn init(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(|| ScrubbedStderr)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .with_timer(tracing_subscriber::fmt::time::uptime())
+        .with_timer(Uptime(std::time::Instant::now()))
         .try_init()
         .is_ok();
     ENABLED.store(installed, Ordering::Relaxed);
+}
+
+/// Seconds since start, as progress lines show them.
+struct Uptime(std::time::Instant);
+
+impl tracing_subscriber::fmt::time::FormatTime for Uptime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "[{:>6.3}s]", self.0.elapsed().as_secs_f64())
+    }
 }
 
 /// stderr, with each write (one whole log line: the formatter writes an
