@@ -99,7 +99,7 @@ pub fn scrub_known(text: &str) -> String {
     static AUTH: OnceLock<Regex> = OnceLock::new();
     let auth = AUTH.get_or_init(|| {
         Regex::new(
-            r"(?i)\b(authorization[\x22']?\s*[:=]\s*[\x22']?)[^\x22'\r\n]+|\b(bearer|basic)(\s+)[A-Za-z0-9._~+/-]{8,}=*",
+            r"(?i)\b(authorization[\x22']?\s*[:=]\s*[\x22']?)[^\x22'\r\n;,]+|\b(bearer|basic)(\s+)[A-Za-z0-9._~+/-]{16,}=*",
         )
         .expect("static regex")
     });
@@ -138,17 +138,18 @@ mod tests {
     #[test]
     fn scrubs_every_secret_made_and_auth_headers() {
         let _ = Secret::new("pw-made-elsewhere-42");
-        let line = "sent pw-made-elsewhere-42; Authorization: Bearer abcdefghijkl; \
-                    authorization=\"Basic dXNlcjpwYXNz\" then bearer zyxwvutsrqpo";
+        let line = "sent pw-made-elsewhere-42; Authorization: Bearer abcdefghijklmnop; \
+                    authorization=\"Basic dXNlcjpwYXNz\" then bearer zyxwvutsrqponmlk0";
         let clean = scrub_known(line);
         assert!(!clean.contains("pw-made-elsewhere-42"), "{clean}");
-        assert!(!clean.contains("abcdefghijkl"), "{clean}");
+        assert!(!clean.contains("abcdefghijklmnop"), "{clean}");
         assert!(!clean.contains("dXNlcjpwYXNz"), "{clean}");
-        assert!(!clean.contains("zyxwvutsrqpo"), "{clean}");
+        assert!(!clean.contains("zyxwvutsrqponmlk0"), "{clean}");
         // A challenge's parameters are no credential.
         for text in [
             "challenge Bearer realm=\"http://x/token\",service=\"x\"",
             "challenge Basic realm=Registry",
+            "answered 401 with a Basic challenge",
         ] {
             assert_eq!(scrub_known(text), text);
         }

@@ -454,7 +454,7 @@ impl Registry {
         };
         let (scheme, params) = parse_challenge(challenge);
         debug!(
-            "{what}: {} answered 401 with a {scheme} challenge (realm {:?}, service {:?}); {}",
+            "{what}: {} answered 401 with a challenge: {scheme} (realm {:?}, service {:?}); {}",
             self.prefix.host,
             params.get("realm").map(|r| log::url(r)).unwrap_or_default(),
             params
