@@ -793,10 +793,15 @@ impl Auth {
                 )
             }))
         });
-        cb.sideband_progress(|data| {
-            for line in String::from_utf8_lossy(data).lines() {
-                let line = line.trim_end_matches('\r').trim();
-                if !line.is_empty() {
+        // The remote's messages come in arbitrary pieces, its progress
+        // counters ended by `\r`: whole lines only, a counter only when done.
+        let mut pending = String::new();
+        cb.sideband_progress(move |data| {
+            pending.push_str(&String::from_utf8_lossy(data));
+            while let Some(end) = pending.find(['\r', '\n']) {
+                let line: String = pending.drain(..=end).collect();
+                let line = line.trim();
+                if !line.is_empty() && (!line.contains('%') || line.ends_with("done.")) {
                     trace!("remote: {line}");
                 }
             }
