@@ -96,6 +96,14 @@ pub fn remember_env_secrets() {
 /// `Authorization` headers and `Bearer`/`Basic` credentials, whatever they
 /// are: for the debug log, where any line may come from a dependency.
 pub fn scrub_known(text: &str) -> String {
+    let known = known().lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let secrets: Vec<Secret> = known.into_iter().map(Secret).collect();
+    scrub_log(text, &secrets.iter().collect::<Vec<_>>())
+}
+
+/// [`scrub`], then any `Authorization` value and `Bearer`/`Basic`
+/// credential (16 characters or more: not a word of prose) becomes `***`.
+fn scrub_log(text: &str, secrets: &[&Secret]) -> String {
     static AUTH: OnceLock<Regex> = OnceLock::new();
     let auth = AUTH.get_or_init(|| {
         Regex::new(
@@ -103,10 +111,7 @@ pub fn scrub_known(text: &str) -> String {
         )
         .expect("static regex")
     });
-    let known = known().lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let secrets: Vec<Secret> = known.into_iter().map(Secret).collect();
-    let refs: Vec<&Secret> = secrets.iter().collect();
-    let out = scrub(text, &refs);
+    let out = scrub(text, secrets);
     auth.replace_all(&out, |c: &regex::Captures| match c.get(1) {
         Some(head) => format!("{}***", head.as_str()),
         None => format!("{}{}***", &c[2], &c[3]),
@@ -136,22 +141,32 @@ mod tests {
     }
 
     #[test]
-    fn scrubs_every_secret_made_and_auth_headers() {
-        let _ = Secret::new("pw-made-elsewhere-42");
-        let line = "sent pw-made-elsewhere-42; Authorization: Bearer abcdefghijklmnop; \
+    fn remembers_every_secret_made() {
+        let _ = Secret::new("  pw-made-elsewhere-42 ");
+        assert!(!scrub_known("sent pw-made-elsewhere-42").contains("pw-made-elsewhere-42"));
+    }
+
+    #[test]
+    fn the_log_loses_secrets_and_auth_values() {
+        let s = Secret("pw-given-42".into());
+        let line = "sent pw-given-42; Authorization: Bearer abcdefghijklmnop; \
                     authorization=\"Basic dXNlcjpwYXNz\" then bearer zyxwvutsrqponmlk0";
-        let clean = scrub_known(line);
-        assert!(!clean.contains("pw-made-elsewhere-42"), "{clean}");
-        assert!(!clean.contains("abcdefghijklmnop"), "{clean}");
-        assert!(!clean.contains("dXNlcjpwYXNz"), "{clean}");
-        assert!(!clean.contains("zyxwvutsrqponmlk0"), "{clean}");
-        // A challenge's parameters are no credential.
+        let clean = scrub_log(line, &[&s]);
+        for leaked in [
+            "pw-given-42",
+            "abcdefghijklmnop",
+            "dXNlcjpwYXNz",
+            "zyxwvutsrqponmlk0",
+        ] {
+            assert!(!clean.contains(leaked), "{clean}");
+        }
+        // A challenge's parameters are no credential, nor is prose.
         for text in [
             "challenge Bearer realm=\"http://x/token\",service=\"x\"",
             "challenge Basic realm=Registry",
             "answered 401 with a Basic challenge",
         ] {
-            assert_eq!(scrub_known(text), text);
+            assert_eq!(scrub_log(text, &[]), text);
         }
     }
 }
