@@ -21,6 +21,7 @@ pub mod commands;
 pub mod config;
 pub mod deploy;
 pub mod error;
+pub mod failpoint;
 pub mod oci;
 pub mod output;
 pub mod release;

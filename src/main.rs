@@ -3,6 +3,7 @@ use openim_release::output::actions;
 use openim_release::{cli::Cli, commands, config::ConfigError, error, secret};
 
 fn main() {
+    let _failpoints = openim_release::failpoint::setup();
     quiet_on_closed_stdout();
     openim_release::clients::git::prefer_lazy_tls_roots();
     let cli = Cli::try_parse().unwrap_or_else(|e| {

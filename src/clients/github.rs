@@ -286,9 +286,24 @@ impl GitHub {
         title: &str,
         body: &str,
     ) -> Result<(PullRequest, PrAction)> {
+        self.ensure_pull_request_with(head, base, title, |_| body.to_string())
+            .await
+    }
+
+    /// [`Self::ensure_pull_request`], the body made from the open pull
+    /// request's (`None` when it is created): what a run left in it stays.
+    pub async fn ensure_pull_request_with(
+        &self,
+        head: &str,
+        base: &str,
+        title: &str,
+        body_for: impl Fn(Option<&str>) -> String,
+    ) -> Result<(PullRequest, PrAction)> {
         if let Some(pr) = self.find_open_pr(head, base).await? {
-            return self.update_if_needed(pr, title, body).await;
+            let body = body_for(Some(pr.body.as_deref().unwrap_or("")));
+            return self.update_if_needed(pr, title, &body).await;
         }
+        let body = &body_for(None);
         let path = self.repo_path("pulls");
         let created = self
             .call("POST", &path, || async {
@@ -318,10 +333,25 @@ impl GitHub {
             // Someone (a concurrent run) opened it first: update that one.
             debug!("the pull request from {head} already exists (a concurrent run?): updating it");
             if let Some(pr) = self.find_open_pr(head, base).await? {
-                return self.update_if_needed(pr, title, body).await;
+                let body = body_for(Some(pr.body.as_deref().unwrap_or("")));
+                return self.update_if_needed(pr, title, &body).await;
             }
         }
         Err(self.error("POST", &path, &answer).into())
+    }
+
+    /// Set the body of the pull request.
+    pub async fn set_body(&self, pr: &PullRequest, body: &str) -> Result<PullRequest> {
+        let path = self.repo_path(&format!("pulls/{}", pr.number));
+        self.expect("PATCH", &path, || async {
+            self.client
+                .pulls(&self.owner, &self.repo)
+                .update(pr.number)
+                .body(body)
+                .send()
+                .await
+        })
+        .await
     }
 
     async fn update_if_needed(

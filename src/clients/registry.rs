@@ -194,6 +194,7 @@ impl Registry {
         if self.has_blob(repo, digest).await? {
             return Ok(false);
         }
+        crate::failpoint::crash_point("registry.blob");
         let what = format!("uploading blob {} to {repo}", short(digest));
         let mut attempt = 0;
         loop {
@@ -291,6 +292,11 @@ impl Registry {
         } else {
             format!("tagging {repo}:{reference}")
         };
+        crate::failpoint::crash_point(match (oci::is_digest(reference), &manifest.media_type) {
+            (false, _) => "registry.tag",
+            (true, m) if m.contains("index") || m.contains("manifest.list") => "registry.index",
+            (true, _) => "registry.manifest",
+        });
         let resp = self
             .send(repo, &what, || {
                 self.http

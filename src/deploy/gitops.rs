@@ -12,6 +12,7 @@ use crate::deploy::plan::{
     ReleaseChoice,
 };
 use crate::error::BadInput;
+use crate::failpoint::crash_point;
 use crate::output::actions;
 use crate::secret::{github_token_from_env, scrub, Secret};
 use crate::workspace::Workspace;
@@ -22,6 +23,10 @@ use std::path::Path;
 /// How often push mode re-applies the edits after the base moved, and pr
 /// mode re-pushes its branch after a concurrent run moved it.
 const PUSH_ATTEMPTS: u32 = 5;
+
+/// In the pull request's body once its reviewers were asked (invisible in
+/// the rendered body).
+const REVIEWERS_ASKED: &str = "<!-- openim-release: reviewers requested -->";
 
 /// What `gitops` is asked to do.
 #[derive(Debug, Clone, Default)]
@@ -414,6 +419,7 @@ impl Commit<'_> {
 
     /// Write the edits and commit them; `None` when that changes nothing.
     fn make(&self, plan: &DeployPlan) -> Result<Option<String>> {
+        crash_point("deploy.commit");
         edits::write(self.root, plan)?;
         let paths: Vec<String> = plan.files.iter().map(|f| f.path.clone()).collect();
         self.repo.commit_paths(&paths, self.message, self.author)
@@ -441,8 +447,10 @@ impl Commit<'_> {
                 self.note(&format!("branch {branch} is already up to date"));
                 return Ok((remote_tip.unwrap_or_else(|| sha.to_string()), false));
             }
+            crash_point("deploy.push");
             match self.repo.push_commit("origin", sha, branch, true) {
                 Ok(()) => {
+                    crash_point("deploy.pushed");
                     self.note(&format!("pushed {} to {branch}", &sha[..7]));
                     return Ok((sha.to_string(), true));
                 }
@@ -474,8 +482,10 @@ impl Commit<'_> {
             let Some(sha) = self.make(&plan)? else {
                 return Ok(None);
             };
+            crash_point("deploy.push");
             match self.repo.push_commit("origin", &sha, base, false) {
                 Ok(()) => {
+                    crash_point("deploy.pushed");
                     self.note(&format!("pushed {} to {base}", &sha[..7]));
                     return Ok(Some(sha));
                 }
@@ -521,26 +531,37 @@ fn open_pull_request(
     // octocrab spawns its request buffer onto the runtime it is built in.
     let _entered = runtime.enter();
     let gh = GitHub::new(&api_url_from_env(), token, repository)?;
-    let (pr, action) = runtime.block_on(async {
-        let (pr, action) = gh
-            .ensure_pull_request(branch, base, &out.title, &out.body)
-            .await?;
-        gh.add_labels(&pr, &gitops.labels).await?;
-        // Reviewers are asked once, when the PR is opened: GitHub drops
-        // them from the requested list when they review, and asking
-        // again on every update would ping them for each candidate.
-        let reviewers: &[String] = if action == PrAction::Created {
-            &gitops.reviewers
+    // Reviewers are asked once: GitHub drops them from the requested list
+    // when they review, and asking again on every update would ping them
+    // for each candidate. The body records that they were asked (a hidden
+    // marker, kept on every update), so a run that stopped between opening
+    // the pull request and asking them asks on the next run.
+    let asked = |body: Option<&str>| body.is_some_and(|b| b.contains(REVIEWERS_ASKED));
+    let with_marker = |asked: bool| {
+        if asked {
+            format!("{}\n{REVIEWERS_ASKED}\n", out.body.trim_end())
         } else {
-            &[]
-        };
-        if let Err(e) = gh.request_reviewers(&pr, reviewers).await {
-            // The pull request stands; a reviewer GitHub refuses
-            // (the author, a non-collaborator) is worth a warning.
-            eprintln!(
-                "warning: requesting reviewers {}: {e:#}",
-                gitops.reviewers.join(", ")
-            );
+            out.body.clone()
+        }
+    };
+    let (pr, action) = runtime.block_on(async {
+        crash_point("github.pr");
+        let (mut pr, action) = gh
+            .ensure_pull_request_with(branch, base, &out.title, |old| with_marker(asked(old)))
+            .await?;
+        crash_point("github.labels");
+        gh.add_labels(&pr, &gitops.labels).await?;
+        if !gitops.reviewers.is_empty() && !asked(pr.body.as_deref()) {
+            crash_point("github.reviewers");
+            if let Err(e) = gh.request_reviewers(&pr, &gitops.reviewers).await {
+                // The pull request stands; a reviewer GitHub refuses
+                // (the author, a non-collaborator) is worth a warning.
+                eprintln!(
+                    "warning: requesting reviewers {}: {e:#}",
+                    gitops.reviewers.join(", ")
+                );
+            }
+            pr = gh.set_body(&pr, &with_marker(true)).await?;
         }
         anyhow::Ok((pr, action))
     })?;

@@ -6,6 +6,7 @@
 use crate::clients::git::{GitError, Head, Repo};
 use crate::config::Config;
 use crate::error::BadInput;
+use crate::failpoint::crash_point;
 use crate::tag::stage::{self, Facts, GitTagState, Request, Stage, TagPlan};
 use crate::tag::template::Template;
 use crate::tag::version::{self, parse_user_version, Bump};
@@ -302,10 +303,12 @@ impl Ctx<'_> {
             let pushed = if only_remote {
                 Ok(())
             } else {
+                crash_point("tag.push");
                 self.repo.push_tag(remote, &git_tag)
             };
             match pushed {
                 Ok(()) => {
+                    crash_point("tag.pushed");
                     let at = self.repo.remote_display(remote);
                     self.note(&if only_remote {
                         format!("git tag {git_tag} is already on {at} at HEAD")

@@ -5,14 +5,14 @@ use crate::deploy_fixture::read;
 use crate::fake_github::FakeGitHub;
 use crate::services::{self, Services};
 
-struct World {
-    s: &'static Services,
-    ns: String,
-    deploy_url: String,
-    repository: String,
-    origin: tempfile::TempDir,
-    src: TestRepo,
-    gh: FakeGitHub,
+pub struct World {
+    pub s: &'static Services,
+    pub ns: String,
+    pub deploy_url: String,
+    pub repository: String,
+    pub origin: tempfile::TempDir,
+    pub src: TestRepo,
+    pub gh: FakeGitHub,
 }
 
 /// An OpenIM-shaped source repository (images) with an origin, a deploy
@@ -55,7 +55,7 @@ fn helm_world() -> Option<World> {
 
 /// `deploy(services, registry namespace)` sets up the deploy repository
 /// and returns its URL, name and the `deploy:` config for it.
-fn world_with(
+pub fn world_with(
     deploy: impl FnOnce(&'static Services, &str) -> (String, String, String),
 ) -> Option<World> {
     let s = services::services()?;
@@ -86,7 +86,7 @@ fn world_with(
 }
 
 impl World {
-    fn release(&self, args: &[&str]) -> assert_cmd::Command {
+    pub fn release(&self, args: &[&str]) -> assert_cmd::Command {
         let mut cmd = self.src.bin();
         cmd.env("DOCKER_HOST", &self.s.docker_host)
             .env("GITHUB_TOKEN", &self.s.git_token)
@@ -95,7 +95,7 @@ impl World {
         cmd
     }
 
-    fn deploy_branch(&self, branch: &str) -> tempfile::TempDir {
+    pub fn deploy_branch(&self, branch: &str) -> tempfile::TempDir {
         crate::gitops::clone_branch(self.s, &self.deploy_url, branch)
     }
 }

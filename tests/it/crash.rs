@@ -1,0 +1,257 @@
+//! Crash at every side-effect boundary of `release --stage rc`, then a plain
+//! re-run (docs/safety.md § Crash at any step). The binary is built with the
+//! cargo feature `failpoints` (src/failpoint.rs): `FAILPOINTS=<point>=return`
+//! aborts the process there, as `kill -9` would. Between the crash and the
+//! re-run nothing points at an image that does not exist; after the re-run
+//! the end state is an uninterrupted run's: one rc with its images in every
+//! tag, one pull request whose branch is one commit on the base and pins
+//! those images, and no rc number used for two sets of images.
+
+use crate::common::*;
+use crate::release::{world_with, World};
+use crate::services;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// The boundaries in the order `release --stage rc` passes them.
+const POINTS: &[&str] = &[
+    "tag.push",
+    "tag.pushed",
+    "registry.blob",
+    "registry.manifest",
+    "registry.index",
+    "registry.tag",
+    "deploy.commit",
+    "deploy.push",
+    "deploy.pushed",
+    "github.pr",
+    "github.labels",
+    "github.reviewers",
+];
+
+/// The release fixture with labels and reviewers on the pull request, so
+/// that every boundary is on the way.
+fn world() -> Option<World> {
+    world_with(|s, ns| {
+        let (deploy_url, name) = crate::gitops::deploy_remote(s, ns);
+        let cfg = format!(
+            "deploy:\n  url: {deploy_url}\n  repository: openimsdk/{name}\n  base: main\n  charts:\n    - path: charts/openim-server\n  manifests: [k8s/openim-api.yaml]\n  env_files: [docker-compose/.env]\ngitops:\n  labels: [release]\n  reviewers: [reviewer-bot]\n"
+        );
+        (deploy_url, name, cfg)
+    })
+}
+
+/// Every `<namespace>/<service>:<tag>[@digest]` the files under `dir` name.
+fn references(dir: &Path, ns: &str) -> BTreeSet<String> {
+    let re = regex::Regex::new(&format!(
+        r"{}/[a-z0-9-]+:[A-Za-z0-9_.-]+(@sha256:[0-9a-f]{{64}})?",
+        regex::escape(ns)
+    ))
+    .unwrap();
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == ".git") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(text) = std::fs::read_to_string(&p) {
+                out.extend(re.find_iter(&text).map(|m| m.as_str().to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// `repo` of `repo:tag`, `repo@digest` or `repo:tag@digest` (a registry
+/// port is not a tag).
+fn repository_of(reference: &str) -> &str {
+    let no_digest = reference.split('@').next().unwrap();
+    match no_digest.rfind(':') {
+        Some(i) if !no_digest[i..].contains('/') => &no_digest[..i],
+        _ => no_digest,
+    }
+}
+
+/// The image a reference names exists, complete: its index and every
+/// platform manifest and config.
+fn assert_complete(reference: &str) {
+    let repo = repository_of(reference);
+    // skopeo takes a digest or a tag, not both.
+    let exact = match reference.split_once('@') {
+        Some((_, digest)) => format!("{repo}@{digest}"),
+        None => reference.to_string(),
+    };
+    let index = services::inspect_raw(&exact, None)
+        .unwrap_or_else(|e| panic!("{reference} points at nothing: {e}"));
+    let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !manifests.is_empty(),
+        "{reference}: an index without platforms"
+    );
+    for m in manifests {
+        let child = format!("{repo}@{}", m["digest"].as_str().unwrap());
+        services::inspect_raw(&child, None)
+            .unwrap_or_else(|e| panic!("{reference}: platform manifest {child} missing: {e}"));
+        services::skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            "--config",
+            &format!("docker://{child}"),
+        ])
+        .unwrap_or_else(|e| panic!("{reference}: the config of {child} is missing: {e}"));
+    }
+}
+
+/// Nothing this run put in the deploy repository or the registry's rc tags
+/// names a missing image (the seed's own references are not ours).
+fn assert_nothing_dangles(w: &World, when: &str) {
+    let listed = git(
+        Path::new("/"),
+        &[
+            "ls-remote",
+            &services::authed(w.s, &w.deploy_url),
+            "refs/heads/openim-release/rc",
+        ],
+    );
+    if !listed.is_empty() {
+        let checkout = w.deploy_branch("openim-release/rc");
+        for r in references(checkout.path(), &w.ns) {
+            if r.contains("-rc.") || r.contains('@') {
+                eprintln!("{when}: the deploy branch names {r}");
+                assert_complete(&r);
+            }
+        }
+    }
+    for svc in crate::build::SERVICES {
+        for tag in rc_tags(w) {
+            let reference = format!("{}/{svc}:{tag}", w.ns);
+            if services::inspect_raw(&reference, None).is_ok() {
+                assert_complete(&reference);
+            }
+        }
+    }
+}
+
+/// The rc image tags that may exist (`v3.8.1-rc.N`, `rcN`).
+fn rc_tags(w: &World) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in tag_list(w.origin.path()) {
+        if let Some(n) = t.strip_prefix("v3.8.1-rc.") {
+            out.push(t.clone());
+            out.push(format!("rc{n}"));
+        }
+    }
+    out.push("rc0".into());
+    out.push("v3.8.1-rc.0".into());
+    out
+}
+
+fn crash_then_rerun(point: &str) {
+    let Some(w) = world() else { return };
+    let out = w
+        .release(&["release", "--stage", "rc", "-q"])
+        .env("FAILPOINTS", format!("{point}=return"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        None,
+        "{point}: the run should have aborted there; stderr: {stderr}"
+    );
+    assert!(stderr.contains(&format!("failpoint {point}")), "{stderr}");
+    assert_nothing_dangles(&w, &format!("after a crash at {point}"));
+    let before: BTreeSet<String> = tag_list(w.origin.path()).into_iter().collect();
+
+    // The plain re-run finishes the release.
+    let json = json_ok(&mut w.release(&["release", "--stage", "rc", "-q"]));
+    let git_tag = json["tag"]["git_tag"].as_str().unwrap().to_string();
+    assert!(
+        !before.contains(&git_tag),
+        "{point}: the re-run took {git_tag}, which the crashed run had reserved"
+    );
+    assert!(tag_list(w.origin.path()).contains(&git_tag));
+    let rc = json["tag"]["rc"].as_u64().unwrap();
+    for image in json["build"]["images"].as_array().unwrap() {
+        let svc = image["service"].as_str().unwrap();
+        let digest = image["digest"].as_str().unwrap();
+        for tag in [git_tag.clone(), format!("rc{rc}")] {
+            let reference = format!("{}/{svc}:{tag}", w.ns);
+            assert_eq!(
+                services::digest_of(&reference, None).unwrap(),
+                digest,
+                "{point}: {reference}"
+            );
+            assert_complete(&reference);
+        }
+    }
+    // One pull request; its branch is one commit on the base, pinning
+    // this rc's images.
+    let pulls = w.gh.pulls(&w.repository);
+    assert_eq!(pulls.len(), 1, "{point}: {pulls:?}");
+    // …with what an uninterrupted run gives it: labels and reviewers.
+    let labels: Vec<&str> = pulls[0]["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().or(l["name"].as_str()).unwrap())
+        .collect();
+    assert_eq!(labels, ["release"], "{point}");
+    assert_eq!(
+        pulls[0]["reviewers"],
+        serde_json::json!(["reviewer-bot"]),
+        "{point}"
+    );
+    let branch = w.deploy_branch("openim-release/rc");
+    let log = git(branch.path(), &["log", "--format=%s", "origin/main..HEAD"]);
+    assert_eq!(log.lines().count(), 1, "{point}: {log}");
+    let refs = references(branch.path(), &w.ns);
+    assert!(
+        refs.iter()
+            .any(|r| r.contains(&format!(":{git_tag}@sha256:"))),
+        "{point}: {refs:?}"
+    );
+    assert_nothing_dangles(&w, &format!("after the re-run ({point})"));
+}
+
+macro_rules! crash_tests {
+    ($($name:ident => $point:expr),* $(,)?) => {$(
+        #[test]
+        #[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints (scripts/test)")]
+        fn $name() {
+            crash_then_rerun($point);
+        }
+    )*};
+}
+
+crash_tests! {
+    crash_before_the_rc_is_reserved => "tag.push",
+    crash_after_the_rc_is_reserved => "tag.pushed",
+    crash_before_a_blob_upload => "registry.blob",
+    crash_before_a_platform_manifest => "registry.manifest",
+    crash_before_an_index => "registry.index",
+    crash_before_a_tag_is_written => "registry.tag",
+    crash_before_the_deploy_commit => "deploy.commit",
+    crash_before_the_deploy_push => "deploy.push",
+    crash_after_the_deploy_push => "deploy.pushed",
+    crash_before_the_pull_request => "github.pr",
+    crash_before_the_labels => "github.labels",
+    crash_before_the_reviewers => "github.reviewers",
+}
+
+#[test]
+fn every_boundary_is_listed_in_the_source() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/failpoint.rs"))
+            .unwrap();
+    for p in POINTS {
+        assert!(
+            text.contains(&format!("| `{p}` |")),
+            "{p} missing from src/failpoint.rs"
+        );
+    }
+}
