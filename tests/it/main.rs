@@ -7,6 +7,7 @@ mod common;
 mod config_docs;
 mod deploy_fixture;
 mod deploy_shapes;
+mod export;
 mod fake_github;
 mod fixtures;
 mod github_fixtures;
