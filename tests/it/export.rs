@@ -13,41 +13,10 @@ use openim_release::clients::registry::Registry;
 use openim_release::oci::reference::RegistryPrefix;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 fn sha(bytes: &[u8]) -> String {
     format!("sha256:{}", crate::build::sha256_hex(bytes))
-}
-
-/// A static program that prints the files it is given: the image's
-/// entrypoint, so `docker run` shows what the layers put where.
-fn static_cat() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("openim-release-it-cat-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let src = dir.join("cat.c");
-        std::fs::write(
-            &src,
-            "#include <stdio.h>\nint main(int c, char **v) {\n  for (int i = 1; i < c; i++) {\n    FILE *f = fopen(v[i], \"r\");\n    if (!f) { printf(\"missing %s\\n\", v[i]); continue; }\n    int ch; while ((ch = fgetc(f)) != EOF) putchar(ch);\n    fclose(f);\n  }\n  return 0;\n}\n",
-        )
-        .unwrap();
-        let bin = dir.join("cat");
-        let out = Command::new("cc")
-            .args(["-static", "-Os", "-o"])
-            .arg(&bin)
-            .arg(&src)
-            .output()
-            .expect("running cc");
-        assert!(
-            out.status.success(),
-            "cc -static (gcc and libc6-dev are needed): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        bin
-    })
 }
 
 /// A layer tar of (path, mode, content) entries.
@@ -312,7 +281,7 @@ fn docker_run(s: &Services, reference: &str, files: &[&str]) -> Result<String, S
 }
 
 fn image_layers(kinds: &[Kind]) -> Vec<Layer> {
-    let cat = std::fs::read(static_cat()).unwrap();
+    let cat = std::fs::read(services::static_tool("cat")).unwrap();
     let mut layers = vec![layer_of(
         Kind::Plain,
         &[("cat", 0o755, &cat), ("app/order.txt", 0o644, b"first\n")],
