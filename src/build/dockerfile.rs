@@ -31,22 +31,35 @@ pub struct Source {
 /// whole context, `ONBUILD`, another frontend…).
 pub fn context_sources(text: &str, build_args: &BTreeMap<String, String>) -> Option<Vec<Source>> {
     let directives = directives(text)?;
-    let escape = directives.escape;
-    let mut reader = Reader {
-        build_args,
-        escape,
-        global: BTreeMap::new(),
-        stages: Vec::new(),
-        stage: None,
-        sources: Vec::new(),
-    };
-    for instruction in instructions(text, escape)? {
+    let mut reader = Reader::new(build_args, directives.escape);
+    for instruction in instructions(text, directives.escape)? {
         reader.instruction(&instruction)?;
     }
     let mut sources = reader.sources;
     sources.sort();
     sources.dedup();
     Some(sources)
+}
+
+/// The images the stages are based on (not `scratch`, not another stage),
+/// with global `ARG`s substituted; `None` when one is not known here. Their
+/// `ONBUILD` triggers run in this build and may read the context.
+pub fn base_images(text: &str, build_args: &BTreeMap<String, String>) -> Option<Vec<String>> {
+    let directives = directives(text)?;
+    let mut reader = Reader::new(build_args, directives.escape);
+    for instruction in instructions(text, directives.escape)? {
+        match instruction.keyword.as_str() {
+            "ARG" | "FROM" => reader.instruction(&instruction)?,
+            _ => {}
+        }
+    }
+    let mut bases = Vec::new();
+    for base in reader.bases {
+        bases.push(base?);
+    }
+    bases.sort();
+    bases.dedup();
+    Some(bases)
 }
 
 /// Whether `rel` (a context path) is one of `sources` or below one.
@@ -366,9 +379,23 @@ struct Reader<'a> {
     stages: Vec<Stage>,
     stage: Option<Stage>,
     sources: Vec<Source>,
+    /// The images stages are based on (`None`: not known here).
+    bases: Vec<Option<String>>,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    fn new(build_args: &'a BTreeMap<String, String>, escape: char) -> Reader<'a> {
+        Reader {
+            build_args,
+            escape,
+            global: BTreeMap::new(),
+            stages: Vec::new(),
+            stage: None,
+            sources: Vec::new(),
+            bases: Vec::new(),
+        }
+    }
+
     /// Read one instruction; `None` means "the whole context".
     fn instruction(&mut self, ins: &Instruction) -> Option<()> {
         match ins.keyword.as_str() {
@@ -597,6 +624,14 @@ impl Reader<'_> {
         let (_, rest) = leading_flags(rest, self.escape);
         let words = raw_words(&rest, self.escape);
         let base = words.first()?.to_ascii_lowercase();
+        let is_stage = self
+            .stages
+            .iter()
+            .any(|s| s.name.as_deref() == Some(base.as_str()));
+        if base != "scratch" && !is_stage {
+            // FROM sees the global ARGs only (no stage is current here).
+            self.bases.push(self.expand(words.first()?));
+        }
         let name = match words.as_slice() {
             [_, as_, name] if as_.eq_ignore_ascii_case("as") => Some(name.to_ascii_lowercase()),
             _ => None,
@@ -944,6 +979,24 @@ ADD https://example.invalid/x.tar.gz /tmp/
         assert_eq!(
             paths("FROM scratch\nARG D=x\nCOPY '$D' ${D:+alt} /x\n", &[]).unwrap(),
             ["$D", "alt"]
+        );
+    }
+
+    #[test]
+    fn base_images_are_the_external_ones() {
+        let df = "ARG BASE=alpine:3\nFROM golang:1.22 AS b\nFROM b AS c\nFROM scratch\nFROM ${BASE}\nFROM c\n";
+        assert_eq!(
+            base_images(df, &BTreeMap::new()).unwrap(),
+            ["alpine:3", "golang:1.22"]
+        );
+        assert_eq!(
+            base_images(df, &args(&[("BASE", "debian")])).unwrap(),
+            ["debian", "golang:1.22"]
+        );
+        assert_eq!(base_images("FROM ${NOPE:?}x\n", &BTreeMap::new()), None);
+        assert_eq!(
+            base_images("FROM scratch\nCOPY . .\n", &BTreeMap::new()).unwrap(),
+            Vec::<String>::new()
         );
     }
 

@@ -786,3 +786,62 @@ fn skip_unchanged_never_skips_a_change_the_build_reads() {
         );
     }
 }
+
+/// A base image with an `ONBUILD COPY` trigger reads the context during
+/// this build, though the Dockerfile never names the file: a change to it
+/// rebuilds, with the new content in the image.
+#[test]
+fn onbuild_triggers_of_a_base_image_are_inputs() {
+    let s = need_services!();
+    let base = "openim-test-onbuild:latest";
+    if services::docker(s, &["image", "inspect", base]).is_err() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/os-release"), "NAME=onbuild\n").unwrap();
+        let tar = dir.path().join("rootfs.tar");
+        let ok = std::process::Command::new("tar")
+            .args([
+                "-C",
+                root.to_str().unwrap(),
+                "-cf",
+                tar.to_str().unwrap(),
+                ".",
+            ])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        services::docker(
+            s,
+            &[
+                "import",
+                "--platform",
+                "linux/amd64",
+                "--change",
+                "ONBUILD COPY other /app/other",
+                tar.to_str().unwrap(),
+                base,
+            ],
+        )
+        .unwrap();
+    }
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("onbuild"));
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
+    repo.write(
+        "build/images/openim-server/Dockerfile",
+        &format!("FROM {base}\nCOPY config/ /openim/config/\n"),
+    );
+    repo.write("other/o.txt", "v1\n");
+    let build = |tag: &str| -> Value {
+        json_ok(build_cmd(s, &repo).args(["--tag", tag, "--service", "openim-api"]))
+    };
+    let first = build("o1");
+    assert_eq!(image(&first, "openim-api")["status"], "built", "{first}");
+    let files = services::image_files(&format!("{ns}/openim-api:o1"));
+    assert_eq!(String::from_utf8_lossy(&files["app/other/o.txt"]), "v1\n");
+    repo.write("other/o.txt", "v2\n");
+    let second = build("o2");
+    assert_eq!(image(&second, "openim-api")["status"], "built", "{second}");
+    let files = services::image_files(&format!("{ns}/openim-api:o2"));
+    assert_eq!(String::from_utf8_lossy(&files["app/other/o.txt"]), "v2\n");
+}
