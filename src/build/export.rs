@@ -162,7 +162,9 @@ pub fn read_export(
 ) -> Result<ExportedImage> {
     let mut archive = tar::Archive::new(input);
     let mut small: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut layers: HashMap<String, Layer> = HashMap::new();
+    // Every other blob, stored as a layer; the error of one that could not
+    // be matters only if the image lists it as a layer.
+    let mut layers: HashMap<String, Result<Layer, String>> = HashMap::new();
     // Classic exports write a repeated layer once and link the others to it.
     let mut links: HashMap<String, String> = HashMap::new();
     for (n, entry) in archive
@@ -199,14 +201,12 @@ pub fn read_export(
             if first == Some(b'{') || first == Some(b'[') {
                 small.insert(name, bytes);
             } else {
-                let layer = store_layer(&mut &bytes[..], dir, n)
-                    .with_context(|| format!("reading layer {name} of the image export"))?;
+                let layer = store_layer(&mut &bytes[..], dir, n).map_err(|e| format!("{e:#}"));
                 layers.insert(name, layer);
             }
             continue;
         }
-        let layer = store_layer(&mut entry, dir, n)
-            .with_context(|| format!("reading layer {name} of the image export"))?;
+        let layer = store_layer(&mut entry, dir, n).map_err(|e| format!("{e:#}"));
         layers.insert(name, layer);
     }
     let (config_name, layer_names) = locate_image(&small)?;
@@ -238,7 +238,8 @@ pub fn read_export(
     for (i, l) in layer_names.iter().enumerate() {
         let name = resolve(l);
         let layer = match layers.get(&name) {
-            Some(layer) => layer.clone(),
+            Some(Ok(layer)) => layer.clone(),
+            Some(Err(e)) => anyhow::bail!("reading layer {name} of the image export: {e}"),
             // A layer whose first bytes looked like JSON (a tar whose first
             // file name starts with `{`) was kept in memory.
             None => match small.get(&name) {
@@ -810,6 +811,31 @@ mod tests {
         let img = read_export(&export[..], dir.path(), BTreeMap::new()).unwrap();
         assert_eq!(img.layers.len(), 2);
         assert_eq!(img.layers[0].digest, img.layers[1].digest);
+    }
+
+    #[test]
+    fn an_xz_blob_fails_only_when_it_is_a_layer() {
+        let layers = three_layers();
+        let xz = vec![0xfd, b'7', b'z', b'X', b'Z', 0, 1, 2, 3];
+        let mut export = containerd(&layers, true);
+        // An unreferenced blob: ignored. Appended before the tar's end.
+        export.truncate(export.len() - 1024);
+        let mut extra = tar_of(&[("blobs/sha256/unlisted".into(), xz.clone())]);
+        export.append(&mut extra);
+        check(&export, &layers);
+        let mut files = vec![("0/layer.tar".to_string(), xz)];
+        let mut cfg: serde_json::Value = serde_json::from_slice(&config_json(&layers)).unwrap();
+        cfg["rootfs"]["diff_ids"] = serde_json::json!([sha(b"x")]);
+        files.push(("c.json".into(), serde_json::to_vec(&cfg).unwrap()));
+        files.push((
+            "manifest.json".into(),
+            br#"[{"Config":"c.json","Layers":["0/layer.tar"]}]"#.to_vec(),
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_export(&tar_of(&files)[..], dir.path(), BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("xz"), "{err}");
     }
 
     #[test]
