@@ -249,7 +249,10 @@ async fn build_image(
     let dockerfile_text = tokio::fs::read_to_string(&dockerfile)
         .await
         .with_context(|| format!("reading {}", dockerfile.display()))?;
-    let sources = crate::build::dockerfile::context_sources(&dockerfile_text, &s.args);
+    let mut sources = crate::build::dockerfile::context_sources(&dockerfile_text, &s.args);
+    if sources.is_some() && !bases_without_onbuild(shared, &dockerfile_text, &s.args).await {
+        sources = None;
+    }
     let inputs = {
         let c = ctx.clone();
         tokio::task::spawn_blocking(move || c.inputs_digest(&extra, sources.as_deref()))
@@ -350,6 +353,31 @@ async fn build_image(
         outcome.pending = Some(top);
     }
     Ok(Status::Built)
+}
+
+/// Whether every image the Dockerfile's stages are based on is in the
+/// engine without `ONBUILD` triggers. A trigger runs in this build and may
+/// read any of the context, and a base the engine does not have (BuildKit
+/// pulls it while building) cannot be looked at beforehand: then the whole
+/// context counts for the inputs digest.
+async fn bases_without_onbuild(
+    shared: &Shared,
+    dockerfile: &str,
+    args: &BTreeMap<String, String>,
+) -> bool {
+    let (Some(engine), Some(bases)) = (
+        shared.engine.as_ref(),
+        crate::build::dockerfile::base_images(dockerfile, args),
+    ) else {
+        return false;
+    };
+    for base in bases {
+        match engine.onbuild_triggers(&base).await {
+            Ok(Some(triggers)) if triggers.is_empty() => {}
+            _ => return false,
+        }
+    }
+    true
 }
 
 fn standard_annotations(info: &BuildInfo, service: &str) -> BTreeMap<String, String> {

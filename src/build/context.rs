@@ -1,6 +1,7 @@
 //! Build contexts: which files a build sees (after `.dockerignore`), the
 //! digest of a service's inputs, and the context as a streamed tar.
 
+use crate::build::dockerfile::{is_under, under, Source};
 use crate::dockerignore::DockerIgnore;
 use crate::oci::hex;
 use anyhow::{Context as _, Result};
@@ -36,10 +37,26 @@ pub struct BuildContext {
     pub dockerfile_in_tar: String,
     /// A Dockerfile outside the context, added to the tar under [`OUTSIDE_DOCKERFILE`].
     pub outside_dockerfile: Option<PathBuf>,
+    /// The ignore file that was applied (see [`ignore_file`]).
+    pub ignore_file: Option<PathBuf>,
 }
 
-/// Scan `root`, honouring its `.dockerignore`. The Dockerfile and
-/// `.dockerignore` are always sent, as docker does.
+/// The ignore file BuildKit applies: `<Dockerfile>.dockerignore` beside the
+/// Dockerfile when there is one (the root `.dockerignore` is then not
+/// read), else `.dockerignore` at the context root, else none.
+pub fn ignore_file(root: &Path, dockerfile: &Path) -> Option<PathBuf> {
+    let mut beside = dockerfile.as_os_str().to_os_string();
+    beside.push(".dockerignore");
+    let beside = PathBuf::from(beside);
+    if beside.is_file() {
+        return Some(beside);
+    }
+    let root = root.join(".dockerignore");
+    root.is_file().then_some(root)
+}
+
+/// Scan `root`, honouring its ignore file (see [`ignore_file`]). The
+/// Dockerfile and `.dockerignore` are always sent, as docker does.
 pub fn scan(root: &Path, dockerfile: &Path) -> Result<BuildContext> {
     let root = root
         .canonicalize()
@@ -47,13 +64,14 @@ pub fn scan(root: &Path, dockerfile: &Path) -> Result<BuildContext> {
     let dockerfile = dockerfile
         .canonicalize()
         .with_context(|| format!("Dockerfile {} does not exist", dockerfile.display()))?;
-    let ignore_path = root.join(".dockerignore");
-    let ignore = if ignore_path.is_file() {
-        let text = std::fs::read_to_string(&ignore_path)
-            .with_context(|| format!("reading {}", ignore_path.display()))?;
-        DockerIgnore::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", ignore_path.display()))?
-    } else {
-        DockerIgnore::empty()
+    let ignore_path = ignore_file(&root, &dockerfile);
+    let ignore = match &ignore_path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            DockerIgnore::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => DockerIgnore::empty(),
     };
     let (dockerfile_in_tar, outside_dockerfile) = match dockerfile.strip_prefix(&root) {
         Ok(rel) => (to_slash(rel), None),
@@ -67,6 +85,7 @@ pub fn scan(root: &Path, dockerfile: &Path) -> Result<BuildContext> {
         entries,
         dockerfile_in_tar,
         outside_dockerfile,
+        ignore_file: ignore_path,
     })
 }
 
@@ -141,16 +160,19 @@ fn mode_of(meta: &std::fs::Metadata) -> u32 {
 }
 
 impl BuildContext {
-    /// SHA-256 over every entry (path, type, mode, content) and the
-    /// Dockerfile, plus `extra` (build args, platform, target…): equal
-    /// inputs give an equal digest on every machine.
-    /// With `sources` (what the Dockerfile copies, see
-    /// [`crate::build::dockerfile::context_sources`]), only entries under them count.
+    /// SHA-256 over every entry (path, type, mode, content), the Dockerfile
+    /// and the ignore file applied, plus `extra` (build args, platform,
+    /// target…): equal inputs give an equal digest on every machine.
+    /// With `sources` (what the Dockerfile reads, see
+    /// [`crate::build::dockerfile::context_sources`]), only entries under them
+    /// count, unless a symlink lies on the way to one (BuildKit follows it,
+    /// so the whole context counts).
     pub fn inputs_digest(
         &self,
         extra: &[(String, String)],
-        sources: Option<&[String]>,
+        sources: Option<&[Source]>,
     ) -> Result<String> {
+        let sources = sources.filter(|src| !self.symlink_on_the_way(src));
         let mut h = Sha256::new();
         let field = |h: &mut Sha256, s: &[u8]| {
             h.update((s.len() as u64).to_le_bytes());
@@ -166,11 +188,20 @@ impl BuildContext {
             .unwrap_or_else(|| self.root.join(&self.dockerfile_in_tar));
         field(&mut h, b"dockerfile");
         hash_file(&mut h, &dockerfile)?;
+        if let Some(ignore) = &self.ignore_file {
+            let name = ignore.file_name().unwrap_or_default().to_string_lossy();
+            field(&mut h, format!("ignore:{name}").as_bytes());
+            hash_file(&mut h, ignore)?;
+        }
         if let Some(src) = sources {
-            field(&mut h, format!("sources:{}", src.join(",")).as_bytes());
+            let list: Vec<String> = src
+                .iter()
+                .map(|s| format!("{}{}", s.path, if s.pattern { "/*" } else { "" }))
+                .collect();
+            field(&mut h, format!("sources:{}", list.join(",")).as_bytes());
         }
         for e in &self.entries {
-            if sources.is_some_and(|src| !crate::build::dockerfile::is_under(&e.rel, src)) {
+            if sources.is_some_and(|src| !is_under(&e.rel, src)) {
                 continue;
             }
             field(&mut h, e.rel.as_bytes());
@@ -188,6 +219,17 @@ impl BuildContext {
             }
         }
         Ok(format!("sha256:{}", hex(&h.finalize())))
+    }
+
+    /// Whether a symlink is a source, one of its parents, or (for a
+    /// wildcard) below it: BuildKit follows those, out of the narrowed set.
+    fn symlink_on_the_way(&self, sources: &[Source]) -> bool {
+        self.entries.iter().any(|e| {
+            matches!(e.kind, Kind::Symlink(_))
+                && sources
+                    .iter()
+                    .any(|s| under(&s.path, &e.rel) || (s.pattern && under(&e.rel, &s.path)))
+        })
     }
 
     /// Write the context as a tar to `w` (entries in scan order, owner
@@ -388,7 +430,10 @@ mod tests {
         assert_ne!(d1, d4);
         // Narrowed to what the Dockerfile copies: other files do not count.
         write(r, "b/x.txt", "x");
-        let only_b = vec!["b".to_string()];
+        let only_b = vec![Source {
+            path: "b".to_string(),
+            pattern: false,
+        }];
         let n1 = scan(r, &r.join("Dockerfile"))
             .unwrap()
             .inputs_digest(&[], Some(&only_b))
@@ -430,5 +475,256 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(paths, ["a.txt", OUTSIDE_DOCKERFILE]);
+    }
+}
+
+/// The inputs digest as a property: for Dockerfiles covering the forms a
+/// build reads the context through, changing any file the build reads
+/// changes the digest, and changing one it does not read does not (unless
+/// the reader answered "the whole context", which it must for the forms it
+/// cannot follow).
+#[cfg(test)]
+mod property {
+    use super::*;
+    use crate::build::dockerfile::context_sources;
+    use std::collections::BTreeMap;
+
+    /// Every file of the context, and the Dockerfile-specific ignore file
+    /// that some cases add.
+    const FILES: &[&str] = &[
+        "a b/x.txt",
+        "src/main.go",
+        "src/util/u.go",
+        "cfg/app.yaml",
+        "mnt/data.txt",
+        "cache/c.txt",
+        "other/o.txt",
+        "docs/readme.md",
+        "gl/one.txt",
+        "gl/two.txt",
+        "real/r.txt",
+        ".dockerignore",
+    ];
+
+    enum Reads {
+        /// Exactly these files (paths from [`FILES`]; the Dockerfile and an
+        /// ignore file beside it are always read).
+        Only(&'static [&'static str]),
+        /// The reader must answer "the whole context".
+        Whole,
+    }
+
+    struct Case {
+        name: &'static str,
+        dockerfile: &'static str,
+        /// `Dockerfile.dockerignore`, when the case has one.
+        own_ignore: Option<&'static str>,
+        args: &'static [(&'static str, &'static str)],
+        reads: Reads,
+    }
+
+    const CASES: &[Case] = &[
+        Case {
+            name: "JSON form with a space, flags before it",
+            dockerfile: "FROM scratch\nCOPY [\"a b/x.txt\", \"/x\"]\nCOPY --chown=1:1 --chmod=644 --link [\"src/main.go\", \"/m\"]\n",
+            own_ignore: None,
+            args: &[],
+            reads: Reads::Only(&["a b/x.txt", "src/main.go"]),
+        },
+        Case {
+            name: "quoted shell form",
+            dockerfile: "FROM scratch\nCOPY \"cfg/app.yaml\" '/dst/'\n",
+            own_ignore: None,
+            args: &[],
+            reads: Reads::Only(&["cfg/app.yaml"]),
+        },
+        Case {
+            name: "a global ARG is not in scope in a stage",
+            dockerfile: "ARG DIR=other\nFROM scratch\nCOPY ${DIR:-cfg} /x\n",
+            own_ignore: None,
+            args: &[],
+            reads: Reads::Only(&["cfg/app.yaml"]),
+        },
+        Case {
+            name: "a global ARG declared again in the stage",
+            dockerfile: "ARG DIR=other\nFROM scratch\nARG DIR\nCOPY ${DIR} /x\n",
+            own_ignore: None,
+            args: &[],
+            reads: Reads::Only(&["other/o.txt"]),
+        },
+        Case {
+            name: "a build arg over the default",
+            dockerfile: "ARG DIR=other\nFROM scratch\nARG DIR\nCOPY ${DIR} /x\n",
+            own_ignore: None,
+            args: &[("DIR", "cache")],
+            reads: Reads::Only(&["cache/c.txt"]),
+        },
+        Case {
+            name: "a stage's ARG does not leak into the next",
+            dockerfile: "FROM scratch AS a\nARG D=src/main.go\nCOPY $D /s\nFROM scratch\nCOPY ${D:-cfg} /c\n",
+            own_ignore: None,
+            args: &[],
+            reads: Reads::Only(&["src/main.go", "cfg/app.yaml"]),
+        },
+        Case {
+            name: "ENV over ARG",
+            dockerfile: "FROM scratch\nARG D=other\nENV D=cfg\nCOPY $D /x\n",
+            own_ignore: None,
+            args: &[],
+            reads: Reads::Only(&["cfg/app.yaml"]),
+        },
+        Case {
+            name: "heredocs are inline text",
+            dockerfile: "# syntax=docker/dockerfile:1\nFROM scratch\nCOPY <<EOF /etc/x\nsrc/main.go\nEOF\nRUN <<EOF\necho other\nEOF\nCOPY <<-EOT cfg /dst/\n\tcfg\n\tEOT\n",
+            own_ignore: None,
+            args: &[],
+            reads: Reads::Only(&["cfg/app.yaml"]),
+        },
+        Case {
+            name: "bind mounts read the context, cache and other stages do not",
+            dockerfile: "FROM alpine AS b\nRUN --mount=type=bind,source=mnt,target=/m \\\n    --mount=type=cache,target=/root/.cache \\\n    --mount=type=bind,from=other,source=/cache,target=/c \\\n    cp /m/data.txt /out\nFROM scratch\nCOPY --from=b /out /out\n",
+            own_ignore: None,
+            args: &[],
+            reads: Reads::Only(&["mnt/data.txt"]),
+        },
+        Case {
+            name: "a bind mount of the whole context",
+            dockerfile: "FROM alpine\nRUN --mount=type=bind,target=/src make -C /src\n",
+            own_ignore: None,
+            args: &[],
+            reads: Reads::Whole,
+        },
+        Case {
+            name: "COPY --from a stage or an image",
+            dockerfile: "FROM scratch AS b\nCOPY src/main.go /src/\nFROM scratch\nCOPY --from=b /src /s\nCOPY --from=alpine:3 /etc/os-release /x\n",
+            own_ignore: None,
+            args: &[],
+            reads: Reads::Only(&["src/main.go"]),
+        },
+        Case {
+            name: "ONBUILD",
+            dockerfile: "FROM scratch AS base\nONBUILD COPY other /o\nFROM base\nCOPY cfg /c\n",
+            own_ignore: None,
+            args: &[],
+            reads: Reads::Whole,
+        },
+        Case {
+            name: "a wildcard",
+            dockerfile: "FROM scratch\nCOPY gl/*.txt /g/\n",
+            own_ignore: None,
+            args: &[],
+            reads: Reads::Only(&["gl/one.txt", "gl/two.txt"]),
+        },
+        Case {
+            name: "the Dockerfile's own ignore file, not the root one",
+            dockerfile: "FROM scratch\nCOPY src /src\nCOPY docs /docs\n",
+            own_ignore: Some("src/util\n"),
+            args: &[],
+            reads: Reads::Only(&["src/main.go", "docs/readme.md"]),
+        },
+        Case {
+            name: "a symlink on the way to a source",
+            dockerfile: "FROM scratch\nCOPY link/r.txt /r\n",
+            own_ignore: None,
+            args: &[],
+            reads: Reads::Whole,
+        },
+        Case {
+            name: "COPY . .",
+            dockerfile: "FROM scratch\nCOPY . /app\n",
+            own_ignore: None,
+            args: &[],
+            reads: Reads::Whole,
+        },
+    ];
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn digest(root: &Path, args: &BTreeMap<String, String>) -> (String, bool) {
+        let df = root.join("build/Dockerfile");
+        let ctx = scan(root, &df).unwrap();
+        let text = std::fs::read_to_string(&df).unwrap();
+        let sources = context_sources(&text, args);
+        let whole = sources.is_none() || ctx.symlink_on_the_way(sources.as_deref().unwrap());
+        (ctx.inputs_digest(&[], sources.as_deref()).unwrap(), whole)
+    }
+
+    #[test]
+    fn a_file_the_build_reads_changes_the_digest_and_no_other_does() {
+        for case in CASES {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            for f in FILES {
+                write(root, f, &format!("{f} v1\n"));
+            }
+            // The root ignore file excludes cfg/ and docs/: with the
+            // Dockerfile's own ignore file, BuildKit does not read it.
+            write(root, ".dockerignore", "docs\n*.tmp\n");
+            #[cfg(unix)]
+            std::os::unix::fs::symlink("real", root.join("link")).unwrap();
+            write(root, "build/Dockerfile", case.dockerfile);
+            if let Some(ignore) = case.own_ignore {
+                write(root, "build/Dockerfile.dockerignore", ignore);
+            }
+            let args: BTreeMap<String, String> = case
+                .args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let (before, whole) = digest(root, &args);
+            let expect_whole = matches!(case.reads, Reads::Whole);
+            assert_eq!(whole, expect_whole, "{}: whole context?", case.name);
+            let mut files: Vec<&str> = FILES.to_vec();
+            files.push("build/Dockerfile");
+            if case.own_ignore.is_some() {
+                files.push("build/Dockerfile.dockerignore");
+            }
+            for f in files {
+                let ignored_by_root = case.own_ignore.is_none() && f.starts_with("docs/");
+                let read = match &case.reads {
+                    Reads::Whole => !ignored_by_root,
+                    Reads::Only(reads) => {
+                        reads.contains(&f)
+                            || f == "build/Dockerfile"
+                            || f == "build/Dockerfile.dockerignore"
+                            || (f == ".dockerignore" && case.own_ignore.is_none())
+                    }
+                };
+                let old = std::fs::read_to_string(root.join(f)).unwrap();
+                std::fs::write(root.join(f), format!("{old}changed\n")).unwrap();
+                let (after, _) = digest(root, &args);
+                std::fs::write(root.join(f), old).unwrap();
+                if read {
+                    assert_ne!(after, before, "{}: changing {f} must rebuild", case.name);
+                } else {
+                    assert_eq!(after, before, "{}: changing {f} must not", case.name);
+                }
+            }
+            assert_eq!(digest(root, &args).0, before, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn the_dockerfiles_own_ignore_file_decides_what_is_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "build/Dockerfile", "FROM scratch\nCOPY . /\n");
+        write(root, ".dockerignore", "docs\n");
+        write(root, "build/Dockerfile.dockerignore", "secret.txt\n");
+        write(root, "docs/readme.md", "x");
+        write(root, "secret.txt", "x");
+        let ctx = scan(root, &root.join("build/Dockerfile")).unwrap();
+        let names: Vec<&str> = ctx.entries.iter().map(|e| e.rel.as_str()).collect();
+        assert!(names.contains(&"docs/readme.md"), "{names:?}");
+        assert!(!names.contains(&"secret.txt"), "{names:?}");
+        std::fs::remove_file(root.join("build/Dockerfile.dockerignore")).unwrap();
+        let ctx = scan(root, &root.join("build/Dockerfile")).unwrap();
+        let names: Vec<&str> = ctx.entries.iter().map(|e| e.rel.as_str()).collect();
+        assert!(!names.contains(&"docs/readme.md"), "{names:?}");
+        assert!(names.contains(&"secret.txt"), "{names:?}");
     }
 }

@@ -224,6 +224,18 @@ impl Engine {
         })
     }
 
+    /// The `ONBUILD` triggers of an image the engine has, or `None` when it
+    /// does not have it.
+    pub async fn onbuild_triggers(&self, image: &str) -> Result<Option<Vec<String>>> {
+        match self.docker.inspect_image(image).await {
+            Ok(i) => Ok(Some(i.config.and_then(|c| c.on_build).unwrap_or_default())),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("inspecting image {image}")),
+        }
+    }
+
     /// `docker save` of one image, as a stream.
     pub fn export(
         &self,

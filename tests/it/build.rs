@@ -704,3 +704,146 @@ fn bearer_token_registry_like_ghcr() {
     assert!(token_requests(&s.auth_user, 401) > before);
     assert!(services::inspect_raw(&format!("{ns}/openim-api:v2"), login).is_err());
 }
+
+/// Skip-unchanged against the real engine: a Dockerfile that reads the
+/// context through a JSON-form COPY with a space, a global ARG declared
+/// again in its stage, ENV over ARG, a wildcard, a COPY in another stage
+/// taken with `COPY --from`, and a `Dockerfile.dockerignore` that BuildKit
+/// prefers to the root `.dockerignore`. Changing a file it reads rebuilds,
+/// and the pushed image holds the new content; changing one it does not
+/// read reuses the image. (`RUN --mount` is covered by the unit property
+/// test only: the test dockerd has no network, so BuildKit cannot RUN.)
+#[test]
+fn skip_unchanged_never_skips_a_change_the_build_reads() {
+    let s = need_services!();
+    let tools = services::ensure_tools_image(s);
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("reads"));
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
+    let dockerfile = format!(
+        "ARG DIR=other\nARG UNUSED=cache\nFROM {tools} AS tools\nCOPY mnt/data.txt /tmp/mnt.txt\nFROM scratch\nARG DIR\nCOPY [\"a b/x.txt\", \"/app/ab.txt\"]\nCOPY ${{DIR}} /app/dir/\nARG E=other\nENV E=cfg\nCOPY $E/app.yaml /app/cfg.yaml\nCOPY --from=tools /tmp/mnt.txt /app/mnt.txt\nCOPY docs /app/docs\nCOPY src /app/src\nCOPY gl/*.txt /app/gl/\n"
+    );
+    repo.write("build/images/openim-server/Dockerfile", &dockerfile);
+    // The root ignore file leaves docs/ out; the Dockerfile's own one,
+    // which BuildKit reads instead, leaves src/util/ out.
+    repo.write(".dockerignore", "docs\n");
+    repo.write(
+        "build/images/openim-server/Dockerfile.dockerignore",
+        "src/util\n",
+    );
+    let read = [
+        ("a b/x.txt", "app/ab.txt"),
+        ("other/o.txt", "app/dir/o.txt"),
+        ("cfg/app.yaml", "app/cfg.yaml"),
+        ("mnt/data.txt", "app/mnt.txt"),
+        ("docs/readme.md", "app/docs/readme.md"),
+        ("gl/one.txt", "app/gl/one.txt"),
+    ];
+    for (file, _) in read {
+        repo.write(file, &format!("{file} v1\n"));
+    }
+    for file in ["src/main.go", "src/util/u.go", "cache/c.txt", "gl/notes.md"] {
+        repo.write(file, &format!("{file} v1\n"));
+    }
+    let build = |tag: &str| -> Value {
+        json_ok(build_cmd(s, &repo).args(["--tag", tag, "--service", "openim-api"]))
+    };
+    let first = build("r1");
+    assert_eq!(image(&first, "openim-api")["status"], "built", "{first}");
+    let files = services::image_files(&format!("{ns}/openim-api:r1"));
+    for (file, inside) in read {
+        assert_eq!(
+            String::from_utf8_lossy(&files[inside]),
+            format!("{file} v1\n"),
+            "{inside} in {files:?}"
+        );
+    }
+    assert!(files.contains_key("app/src/main.go"));
+    assert!(!files.contains_key("app/src/util/u.go"), "{files:?}");
+
+    // Files the build does not read: the image is reused.
+    repo.write("src/util/u.go", "changed\n");
+    repo.write("cache/c.txt", "changed\n");
+    let second = build("r2");
+    assert_eq!(
+        image(&second, "openim-api")["status"],
+        "unchanged",
+        "{second}"
+    );
+
+    // Each file it reads: rebuilt, with the new content inside.
+    for (n, (file, inside)) in read.iter().enumerate() {
+        repo.write(file, &format!("{file} v2\n"));
+        let tag = format!("c{n}");
+        let out = build(&tag);
+        assert_eq!(
+            image(&out, "openim-api")["status"],
+            "built",
+            "{file}: {out}"
+        );
+        let files = services::image_files(&format!("{ns}/openim-api:{tag}"));
+        assert_eq!(
+            String::from_utf8_lossy(&files[*inside]),
+            format!("{file} v2\n"),
+            "{file}"
+        );
+    }
+}
+
+/// A base image with an `ONBUILD COPY` trigger reads the context during
+/// this build, though the Dockerfile never names the file: a change to it
+/// rebuilds, with the new content in the image.
+#[test]
+fn onbuild_triggers_of_a_base_image_are_inputs() {
+    let s = need_services!();
+    let base = "openim-test-onbuild:latest";
+    if services::docker(s, &["image", "inspect", base]).is_err() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/os-release"), "NAME=onbuild\n").unwrap();
+        let tar = dir.path().join("rootfs.tar");
+        let ok = std::process::Command::new("tar")
+            .args([
+                "-C",
+                root.to_str().unwrap(),
+                "-cf",
+                tar.to_str().unwrap(),
+                ".",
+            ])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        services::docker(
+            s,
+            &[
+                "import",
+                "--platform",
+                "linux/amd64",
+                "--change",
+                "ONBUILD COPY other /app/other",
+                tar.to_str().unwrap(),
+                base,
+            ],
+        )
+        .unwrap();
+    }
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("onbuild"));
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
+    repo.write(
+        "build/images/openim-server/Dockerfile",
+        &format!("FROM {base}\nCOPY config/ /openim/config/\n"),
+    );
+    repo.write("other/o.txt", "v1\n");
+    let build = |tag: &str| -> Value {
+        json_ok(build_cmd(s, &repo).args(["--tag", tag, "--service", "openim-api"]))
+    };
+    let first = build("o1");
+    assert_eq!(image(&first, "openim-api")["status"], "built", "{first}");
+    let files = services::image_files(&format!("{ns}/openim-api:o1"));
+    assert_eq!(String::from_utf8_lossy(&files["app/other/o.txt"]), "v1\n");
+    repo.write("other/o.txt", "v2\n");
+    let second = build("o2");
+    assert_eq!(image(&second, "openim-api")["status"], "built", "{second}");
+    let files = services::image_files(&format!("{ns}/openim-api:o2"));
+    assert_eq!(String::from_utf8_lossy(&files["app/other/o.txt"]), "v2\n");
+}

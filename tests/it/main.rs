@@ -9,6 +9,7 @@ mod crash;
 mod debug_log;
 mod deploy_fixture;
 mod deploy_shapes;
+mod export;
 mod fake_github;
 mod fixtures;
 mod github_fixtures;

@@ -268,3 +268,115 @@ pub fn authed(s: &Services, url: &str) -> String {
         1,
     )
 }
+
+/// Static programs for images without a libc (built with `cc -static`, so
+/// gcc and libc6-dev are needed): `cat FILE…` prints files, `cp SRC DST`
+/// copies one.
+pub fn static_tool(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("openim-release-it-tools-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let programs = [
+            ("cat", "#include <stdio.h>\nint main(int c, char **v) {\n  for (int i = 1; i < c; i++) {\n    FILE *f = fopen(v[i], \"r\");\n    if (!f) { printf(\"missing %s\\n\", v[i]); continue; }\n    int ch; while ((ch = fgetc(f)) != EOF) putchar(ch);\n    fclose(f);\n  }\n  return 0;\n}\n"),
+            ("cp", "#include <stdio.h>\nint main(int c, char **v) {\n  if (c != 3) return 2;\n  FILE *in = fopen(v[1], \"r\"), *out = fopen(v[2], \"w\");\n  if (!in || !out) { perror(\"cp\"); return 1; }\n  int ch; while ((ch = fgetc(in)) != EOF) fputc(ch, out);\n  return fclose(out) != 0;\n}\n"),
+        ];
+        for (tool, source) in programs {
+            let src = dir.join(format!("{tool}.c"));
+            std::fs::write(&src, source).unwrap();
+            let out = Command::new("cc")
+                .args(["-static", "-Os", "-o"])
+                .arg(dir.join(tool))
+                .arg(&src)
+                .output()
+                .expect("running cc");
+            assert!(
+                out.status.success(),
+                "cc -static {tool} (gcc and libc6-dev are needed): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        dir
+    });
+    dir.join(name)
+}
+
+/// A local image `openim-test-tools:latest` (linux/amd64) with `/cp` and
+/// `/cat`, for Dockerfiles that `RUN` something; made once, never pulled.
+pub fn ensure_tools_image(s: &Services) -> &'static str {
+    static DONE: OnceLock<()> = OnceLock::new();
+    const NAME: &str = "openim-test-tools:latest";
+    DONE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("tmp")).unwrap();
+        for tool in ["cp", "cat"] {
+            std::fs::copy(static_tool(tool), root.join(tool)).unwrap();
+        }
+        let tar = dir.path().join("rootfs.tar");
+        let status = Command::new("tar")
+            .args([
+                "-C",
+                root.to_str().unwrap(),
+                "-cf",
+                tar.to_str().unwrap(),
+                ".",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        docker(
+            s,
+            &[
+                "import",
+                "--platform",
+                "linux/amd64",
+                tar.to_str().unwrap(),
+                NAME,
+            ],
+        )
+        .unwrap_or_else(|e| panic!("docker import {NAME}: {e}"));
+    });
+    NAME
+}
+
+/// The files of an image as a user sees them: every layer fetched with
+/// skopeo and unpacked in order (a later layer's file wins).
+pub fn image_files(reference: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let out = tempfile::tempdir().unwrap();
+    let copy = Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .arg(format!("dir:{}", out.path().display()))
+        .output()
+        .unwrap();
+    assert!(
+        copy.status.success(),
+        "skopeo copy {reference}: {}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("manifest.json")).unwrap()).unwrap();
+    let mut files = std::collections::BTreeMap::new();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let digest = layer["digest"].as_str().unwrap();
+        let blob = std::fs::File::open(out.path().join(&digest[7..])).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let path = entry
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            files.insert(path, bytes);
+        }
+    }
+    files
+}
