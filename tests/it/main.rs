@@ -7,6 +7,7 @@ mod common;
 mod config_docs;
 mod deploy_fixture;
 mod deploy_shapes;
+
 mod fake_github;
 mod fixtures;
 mod github_fixtures;
@@ -18,6 +19,7 @@ mod release;
 mod replay;
 mod repo_standalone;
 mod services;
+mod snapshots;
 mod tag_actions;
 mod tag_errors;
 mod tag_history;
