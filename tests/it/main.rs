@@ -7,7 +7,7 @@ mod common;
 mod config_docs;
 mod deploy_fixture;
 mod deploy_shapes;
-
+mod doc_examples;
 mod fake_github;
 mod fixtures;
 mod github_fixtures;
