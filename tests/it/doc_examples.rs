@@ -268,6 +268,27 @@ fn nightly() -> Fixture {
     f
 }
 
+/// A repository whose openim-release.yaml is `config` (shown as
+/// /home/me/open-im-server).
+fn with_config(config: &str) -> Fixture {
+    let repo = TestRepo::new();
+    repo.write("openim-release.yaml", config);
+    let mut f = Fixture::in_repo(repo).exit(2);
+    f.shown.push((
+        f.cwd.display().to_string(),
+        "/home/me/open-im-server".into(),
+    ));
+    f
+}
+
+/// The nightly of 2026-11-24 is at HEAD.
+fn nightly_at_head() -> Fixture {
+    let repo = TestRepo::new();
+    let head = repo.head();
+    repo.tag(&[&format!("nightly-20261124-{}", &head[..7])]);
+    Fixture::in_repo(repo).head_shown_as("d4517f8")
+}
+
 /// open-im-server's shape (tests/it/build.rs): three services, one
 /// Dockerfile, pushed to ghcr.io/openimsdk and docker.io/openim for two
 /// platforms; v3.8.3 released, HEAD carries v3.8.4-rc.0.
@@ -519,6 +540,31 @@ const CASES: &[Case] = &[
     ("README.md", "openim-release init", How::Run(|| init_server().check(init_wrote))),
     ("README.md", "openim-release plan --stage rc", How::Services(world)),
     // docs/tag.md
+    (
+        "docs/tag.md",
+        "openim-release tag --stage nightly --date 2026-11-25 --output json",
+        How::Run(nightly_at_head),
+    ),
+    // docs/exit-codes.md
+    (
+        "docs/exit-codes.md",
+        "openim-release tag --stage rc",
+        How::Run(|| with_config("tags:\n  prefix: v\n  rc:\n    tagz: [x]\n")),
+    ),
+    (
+        "docs/exit-codes.md",
+        "openim-release tag --stage release",
+        How::Run(|| with_config("deploy:\n  mode: [pr]\n")),
+    ),
+    (
+        "docs/exit-codes.md",
+        "openim-release tag --stage dev",
+        How::Run(|| {
+            let repo = TestRepo::new();
+            repo.git(&["checkout", "-q", "--detach"]);
+            Fixture::in_repo(repo).exit(2)
+        }),
+    ),
     (
         "docs/tag.md",
         "openim-release tag --stage dev|rc|release|patch|nightly [options]",
