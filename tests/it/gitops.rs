@@ -240,6 +240,61 @@ fn dry_run_shows_the_diff_and_the_pr_and_touches_nothing() {
     );
 }
 
+/// What reviewers read: the pull request (title and body), and what the
+/// Actions step gets (its outputs and the step summary), as snapshots
+/// (tests/it/snapshots/). The run's own names are scrubbed: the deploy
+/// repository, the fake GitHub's port, commit shas.
+#[test]
+#[ignore = "needs the services of scripts/test"]
+fn the_pull_request_and_the_step_outputs_as_people_read_them() {
+    let t = setup("gitops:\n  labels: [release]\n");
+    let dir = tempfile::tempdir().unwrap();
+    let (summary, outputs) = (dir.path().join("summary.md"), dir.path().join("output"));
+    std::fs::write(&summary, "").unwrap();
+    std::fs::write(&outputs, "").unwrap();
+    stdout_ok(
+        t.gitops()
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env("GITHUB_OUTPUT", &outputs),
+    );
+    let pulls = t.gh.pulls(&t.repository);
+    assert_eq!(pulls.len(), 1);
+    // The fake keeps a branch as a name or as GitHub's {"ref": …}.
+    let text = |v: &serde_json::Value| {
+        v.as_str()
+            .or_else(|| v["ref"].as_str())
+            .or_else(|| v["name"].as_str())
+            .map_or_else(|| v.to_string(), str::to_string)
+    };
+    let labels: Vec<String> = pulls[0]["labels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    let pr = format!(
+        "title: {}\nhead: {}\nbase: {}\nlabels: {}\n\n{}",
+        text(&pulls[0]["title"]),
+        text(&pulls[0]["head"]),
+        text(&pulls[0]["base"]),
+        labels.join(", "),
+        text(&pulls[0]["body"])
+    );
+    insta::with_settings!({filters => vec![
+        (r"deploy-\d+-\d+", "deploy-[n]"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
+        (r"\b[0-9a-f]{40}\b", "[sha]"),
+        (r"ghadelimiter_[0-9a-f-]+", "ghadelimiter_[id]"),
+        (r#""commit":"[0-9a-f]{7,40}""#, r#""commit":"[sha]""#),
+    ]}, {
+        insta::assert_snapshot!("gitops_pull_request", pr);
+        insta::assert_snapshot!("gitops_github_output", std::fs::read_to_string(&outputs).unwrap());
+        // gitops writes no step summary yet (tag and build do).
+        insta::assert_snapshot!("gitops_step_summary", std::fs::read_to_string(&summary).unwrap());
+    });
+}
+
 #[test]
 #[ignore = "needs the services of scripts/test"]
 fn wrong_token_is_a_clear_error_and_never_printed() {

@@ -125,6 +125,30 @@ fn plan_shows_everything_and_changes_nothing() {
     );
 }
 
+/// The plan as people read it, as a snapshot (tests/it/snapshots/): the
+/// tags, the checks, every image, the deploy diff and the pull request. The
+/// run's own names are scrubbed (registry namespace, ports, repository
+/// names, commits).
+#[test]
+#[ignore = "needs the services of scripts/test"]
+fn the_plan_as_people_read_it() {
+    let w = world();
+    let out = stdout_ok(&mut w.release(&["plan", "--stage", "rc"]));
+    let text = out
+        .replace(&w.ns, "[registry]/[namespace]")
+        .replace(&w.deploy_url, "[deploy repository URL]")
+        .replace(&w.repository, "openimsdk/[deploy repository]")
+        .replace(w.origin.path().to_str().unwrap(), "[origin]")
+        .replace(&w.s.docker_host, "[engine]");
+    insta::with_settings!({filters => vec![
+        (r"\(API [0-9.]+\)", "(API [version])"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
+        (r"\b[0-9a-f]{7}\b", "[sha7]"),
+    ]}, {
+        insta::assert_snapshot!(text);
+    });
+}
+
 #[test]
 #[ignore = "needs the services of scripts/test"]
 fn rc_then_release_end_to_end() {
