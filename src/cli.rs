@@ -2,7 +2,7 @@
 
 use crate::tag::stage::Stage;
 use crate::tag::version::Bump;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -425,13 +425,7 @@ pub struct MergeArgs {
     pub output: OutputFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// Human text on stdout
-    Text,
-    /// One JSON object on stdout
-    Json,
-}
+pub use crate::output::OutputFormat;
 
 #[derive(Debug, Args)]
 pub struct TagArgs {

@@ -10,17 +10,19 @@ pub const OK: i32 = 0;
 pub const FAILURE: i32 = 1;
 /// Bad usage, configuration or repository state: fix the input and re-run.
 pub const USAGE: i32 = 2;
+/// `--exit-code` of `chart` and `gitops`: there was nothing to change.
+pub const NOTHING_TO_CHANGE: i32 = 3;
 
 /// An input problem the user has to fix (maps to exit code 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BadInput(pub String);
 
-/// The exit code for an error: [`USAGE`] when any cause is an input problem.
+/// The exit code for an error, from the kinds of its causes: the checks'
+/// code when checks failed, [`USAGE`] when any cause is an input problem
+/// (bad input, configuration, tag rules, repository state), else
+/// [`FAILURE`].
 pub fn code_for(err: &anyhow::Error) -> i32 {
-    if let Some(code) = crate::commands::release::step_code(err) {
-        return code;
-    }
     if let Some(failed) = err
         .chain()
         .find_map(|c| c.downcast_ref::<crate::checks::ChecksFailed>())

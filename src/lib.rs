@@ -23,8 +23,10 @@ pub mod deploy;
 pub mod error;
 pub mod oci;
 pub mod output;
+pub mod release;
 pub mod secret;
 pub mod tag;
+pub mod workspace;
 
 // The pure parsers and editors live in crates of their own (crates/);
 // re-exported so that `crate::yamledit` and `crate::dockerignore` name them.

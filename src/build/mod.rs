@@ -9,3 +9,4 @@ pub mod dockerfile;
 pub mod export;
 pub mod labels;
 pub mod plan;
+pub mod run;

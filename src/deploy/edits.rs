@@ -141,9 +141,18 @@ fn rel(p: &Path) -> String {
     s.strip_prefix("./").unwrap_or(s).to_string()
 }
 
+/// A file of the deploy checkout. One that is not there is a configuration
+/// problem (exit 2); one that cannot be read is a failure (exit 1).
 fn read(root: &Path, p: &Path) -> Result<String> {
     let full = root.join(p);
-    std::fs::read_to_string(&full).with_context(|| format!("reading {}", rel(p)))
+    match std::fs::read_to_string(&full) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(crate::error::BadInput(format!(
+            "{} not found in the deploy checkout",
+            rel(p)
+        ))
+        .into()),
+        other => other.with_context(|| format!("reading {}", rel(p))),
+    }
 }
 
 /// Keep the newest text of each file across several edits.

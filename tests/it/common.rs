@@ -182,3 +182,44 @@ pub fn fails_with(cmd: &mut Command, code: i32) -> String {
 pub fn lines(text: &str) -> Vec<&str> {
     text.lines().collect()
 }
+
+/// A clone of `origin` (a local bare repository, over `file://`), with
+/// `extra` arguments to `git clone`.
+pub fn clone_of(origin: &Path, extra: &[&str]) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", origin.display());
+    let mut args = vec!["clone", "-q"];
+    args.extend_from_slice(extra);
+    args.extend([url.as_str(), dir.path().to_str().unwrap()]);
+    git(Path::new("/"), &args);
+    dir
+}
+
+/// `tag --stage STAGE --push` in every clone at once; the git tag each
+/// claimed.
+pub fn claim_at_once(clones: &[TempDir], stage: &str) -> Vec<String> {
+    let children: Vec<_> = clones
+        .iter()
+        .map(|c| {
+            std_bin(c.path())
+                .args(["tag", "--stage", stage, "--push", "--output", "json", "-q"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            json["git_tag"].as_str().unwrap().to_string()
+        })
+        .collect()
+}

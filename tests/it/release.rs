@@ -675,3 +675,59 @@ fn options_that_do_not_apply_are_refused() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// A nightly started a second before midnight UTC: every step dates it the
+/// same day. The run's clock is read once, when the workspace opens; the
+/// system clock (a later day) must not reach any step: the images and the
+/// git tag carry the injected date.
+#[test]
+fn a_nightly_that_crosses_midnight_dates_its_images_and_git_tag_alike() {
+    let Some(w) = world() else { return };
+    let json = json_ok(
+        w.release(&["release", "--stage", "nightly", "--skip-gitops"])
+            .env("OPENIM_RELEASE_CLOCK", "2026-11-30T23:59:59Z"),
+    );
+    let sha7 = &w.src.head()[..7];
+    let dated = format!("nightly-20261130-{sha7}");
+    assert_eq!(json["tag"]["tags"][0], dated.as_str());
+    assert_eq!(json["git_tag_pushed"]["git_tag"], dated.as_str());
+    assert!(tag_list(w.origin.path()).contains(&dated));
+    for svc in crate::build::SERVICES {
+        assert!(
+            services::inspect_raw(&format!("{}/{svc}:{dated}", w.ns), None).is_ok(),
+            "{svc}:{dated}"
+        );
+    }
+}
+
+/// Nothing but the workspace reads the clock for a date: a second reading
+/// is how a nightly crossing midnight got two dates.
+#[test]
+fn only_the_workspace_reads_the_clock() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for (n, line) in text.lines().enumerate() {
+                let clock = line.contains("Utc::now()") || line.contains("Local::now()");
+                // Rate-limit waits compare with GitHub's reset time: real time.
+                let allowed = path.ends_with("workspace.rs")
+                    || (path.ends_with("github.rs") && line.contains("timestamp()"));
+                if clock && !allowed {
+                    offenders.push(format!("{}:{}", path.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "clock read outside the workspace: {offenders:?}"
+    );
+}

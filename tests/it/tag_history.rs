@@ -4,7 +4,6 @@
 //! of other stages.
 
 use crate::common::*;
-use std::path::Path;
 
 /// The first line of stdout.
 fn first(cmd: &mut assert_cmd::Command) -> String {
@@ -155,49 +154,9 @@ fn concurrent_patch_pushes_claim_distinct_numbers() {
     seed.git(&["remote", "add", "origin", origin.path().to_str().unwrap()]);
     seed.git(&["push", "-q", "origin", "3.8.3-patch", "--tags"]);
     let clones: Vec<_> = (0..4)
-        .map(|_| {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("file://{}", origin.path().display());
-            git(
-                Path::new("/"),
-                &[
-                    "clone",
-                    "-q",
-                    "-b",
-                    "3.8.3-patch",
-                    &url,
-                    dir.path().to_str().unwrap(),
-                ],
-            );
-            dir
-        })
+        .map(|_| clone_of(origin.path(), &["-b", "3.8.3-patch"]))
         .collect();
-    let children: Vec<_> = clones
-        .iter()
-        .map(|c| {
-            std_bin(c.path())
-                .args([
-                    "tag", "--stage", "patch", "--push", "--output", "json", "-q",
-                ])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let mut claimed: Vec<String> = children
-        .into_iter()
-        .map(|child| {
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            json["git_tag"].as_str().unwrap().to_string()
-        })
-        .collect();
+    let mut claimed = claim_at_once(&clones, "patch");
     claimed.sort();
     let expected: Vec<String> = (17..21).map(|n| format!("v3.8.3-patch.{n}")).collect();
     assert_eq!(claimed, expected);
@@ -260,18 +219,8 @@ fn a_clone_without_tags_gives_the_answer_push_acts_on() {
     seed.git(&["remote", "add", "origin", origin.path().to_str().unwrap()]);
     seed.git(&["push", "-q", "origin", "--all"]);
     seed.git(&["push", "-q", "origin", "--tags"]);
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", origin.path().display());
-    git(
-        Path::new("/"),
-        &[
-            "clone",
-            "-q",
-            "--no-tags",
-            &url,
-            dir.path().to_str().unwrap(),
-        ],
-    );
+    let dir = clone_of(origin.path(), &["--no-tags"]);
+
     assert!(tag_list(dir.path()).is_empty());
     let out = bin(dir.path())
         .args(["tag", "--stage", "rc"])
@@ -311,20 +260,8 @@ fn a_shallow_clone_refuses_what_only_the_history_can_tell() {
     seed.commit("fix");
     seed.git(&["remote", "add", "origin", origin.path().to_str().unwrap()]);
     seed.git(&["push", "-q", "origin", "main", "--tags"]);
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", origin.path().display());
-    git(
-        Path::new("/"),
-        &[
-            "clone",
-            "-q",
-            "--depth",
-            "1",
-            "--no-tags",
-            &url,
-            dir.path().to_str().unwrap(),
-        ],
-    );
+    let dir = clone_of(origin.path(), &["--depth", "1", "--no-tags"]);
+
     // Whether v3.8.0-rc.0 is on HEAD's history decides between v3.8.0-rc.1
     // and v3.7.2-rc.0: a shallow clone cannot tell, so it says so.
     let err = fails_with(bin(dir.path()).args(["tag", "--stage", "rc"]), 2);

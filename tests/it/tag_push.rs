@@ -1,7 +1,6 @@
 //! `--push`: against real remotes, concurrency, shallow clones, secrets.
 
 use crate::common::*;
-use std::path::Path;
 
 /// A bare origin holding one commit tagged `tags`, and a clone of it.
 fn origin_with(tags: &[&str]) -> (tempfile::TempDir, TestRepo) {
@@ -11,16 +10,6 @@ fn origin_with(tags: &[&str]) -> (tempfile::TempDir, TestRepo) {
     seed.git(&["remote", "add", "origin", origin.path().to_str().unwrap()]);
     seed.git(&["push", "-q", "origin", "main", "--tags"]);
     (origin, seed)
-}
-
-fn clone(origin: &Path, extra: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", origin.display());
-    let mut args = vec!["clone", "-q"];
-    args.extend_from_slice(extra);
-    args.extend([url.as_str(), dir.path().to_str().unwrap()]);
-    git(Path::new("/"), &args);
-    dir
 }
 
 #[test]
@@ -52,7 +41,7 @@ fn push_sends_the_annotated_tag_to_origin() {
 #[test]
 fn rc_numbers_taken_on_the_remote_are_seen_before_pushing() {
     let (origin, seed) = origin_with(&["v1.2.0"]);
-    let other = clone(origin.path(), &[]);
+    let other = clone_of(origin.path(), &[]);
     stdout_ok(bin(other.path()).args(["tag", "--stage", "rc", "--push"]));
     // `seed` has no local rc tag yet, but --push consults the remote first.
     let json = json_ok(seed.bin().args(["tag", "--stage", "rc", "--push"]));
@@ -66,31 +55,8 @@ fn rc_numbers_taken_on_the_remote_are_seen_before_pushing() {
 #[test]
 fn concurrent_rc_pushes_claim_distinct_numbers() {
     let (origin, _seed) = origin_with(&["v3.8.0"]);
-    let clones: Vec<_> = (0..8).map(|_| clone(origin.path(), &[])).collect();
-    let children: Vec<_> = clones
-        .iter()
-        .map(|c| {
-            std_bin(c.path())
-                .args(["tag", "--stage", "rc", "--push", "--output", "json", "-q"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let mut claimed: Vec<String> = children
-        .into_iter()
-        .map(|child| {
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            json["git_tag"].as_str().unwrap().to_string()
-        })
-        .collect();
+    let clones: Vec<_> = (0..8).map(|_| clone_of(origin.path(), &[])).collect();
+    let mut claimed = claim_at_once(&clones, "rc");
     claimed.sort();
     let expected: Vec<String> = (0..8).map(|n| format!("v3.8.1-rc.{n}")).collect();
     assert_eq!(claimed, expected);
@@ -105,7 +71,7 @@ fn shallow_clone_reads_tags_from_the_remote_or_names_fetch_depth() {
     seed.commit("next");
     seed.atag(&["v2.0.1-rc.4"]);
     seed.git(&["push", "-q", "origin", "main", "--tags"]);
-    let shallow = clone(origin.path(), &["--depth", "1", "--no-tags"]);
+    let shallow = clone_of(origin.path(), &["--depth", "1", "--no-tags"]);
     assert!(tag_list(shallow.path()).is_empty());
     let json = json_ok(bin(shallow.path()).args(["tag", "--stage", "rc"]));
     assert_eq!(json["git_tag"], "v2.0.1-rc.5");
@@ -124,7 +90,7 @@ fn shallow_clone_reads_tags_from_the_remote_or_names_fetch_depth() {
 #[test]
 fn release_tag_taken_elsewhere_on_the_remote_is_refused_cleanly() {
     let (origin, seed) = origin_with(&["v1.0.0"]);
-    let other = clone(origin.path(), &[]);
+    let other = clone_of(origin.path(), &[]);
     let other_repo = other.path();
     std::fs::write(other_repo.join("x"), "x").unwrap();
     git(other_repo, &["add", "x"]);
@@ -207,7 +173,7 @@ fn a_tag_only_on_the_remote_at_head_counts_as_pushed() {
     let (origin, seed) = origin_with(&["v1.0.0"]);
     seed.commit("work");
     seed.git(&["push", "-q", "origin", "main"]);
-    let other = clone(origin.path(), &[]);
+    let other = clone_of(origin.path(), &[]);
     let date = ["--date", "2026-11-20"];
     let first = json_ok(
         bin(other.path())

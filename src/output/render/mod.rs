@@ -1,0 +1,6 @@
+//! The text, Actions outputs and step summary of each report.
+
+pub mod build;
+pub mod deploy;
+pub mod release;
+mod tag;
