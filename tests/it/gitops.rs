@@ -290,7 +290,6 @@ fn the_pull_request_and_the_step_outputs_as_people_read_them() {
     ]}, {
         insta::assert_snapshot!("gitops_pull_request", pr);
         insta::assert_snapshot!("gitops_github_output", std::fs::read_to_string(&outputs).unwrap());
-        // gitops writes no step summary yet (tag and build do).
         insta::assert_snapshot!("gitops_step_summary", std::fs::read_to_string(&summary).unwrap());
     });
 }

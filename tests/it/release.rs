@@ -681,8 +681,9 @@ fn options_that_do_not_apply_are_refused() {
 /// system clock (a later day) must not reach any step: the images and the
 /// git tag carry the injected date.
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn a_nightly_that_crosses_midnight_dates_its_images_and_git_tag_alike() {
-    let Some(w) = world() else { return };
+    let w = world();
     let json = json_ok(
         w.release(&["release", "--stage", "nightly", "--skip-gitops"])
             .env("OPENIM_RELEASE_CLOCK", "2026-11-30T23:59:59Z"),
