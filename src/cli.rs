@@ -43,6 +43,18 @@ pub struct GlobalArgs {
     /// Print nothing on stderr but errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Log what each step sends and receives on stderr: -v debug, -vv trace
+    /// (build steps, transfer progress). Never secrets. RUST_LOG overrides;
+    /// not with --quiet.
+    #[arg(
+        short,
+        long,
+        action = clap::ArgAction::Count,
+        global = true,
+        conflicts_with = "quiet"
+    )]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]

@@ -24,6 +24,7 @@ fn main() {
         }
         e.exit()
     });
+    openim_release::output::log::init(cli.global.verbose);
     let code = match commands::run(&cli) {
         Ok(code) => code,
         Err(err) => {

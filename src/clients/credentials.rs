@@ -85,6 +85,21 @@ fn normalize_key(key: &str) -> &str {
 
 /// Credentials for a registry, or `None` to go anonymous.
 pub fn lookup(registry: &RegistryPrefix) -> Result<Option<Credentials>> {
+    let found = find(registry);
+    match &found {
+        Ok(Some(c)) => tracing::debug!(
+            "credentials for {}: user {:?} from {}",
+            registry.host,
+            c.username,
+            c.source
+        ),
+        Ok(None) => tracing::debug!("credentials for {}: none (anonymous)", registry.host),
+        Err(e) => tracing::debug!("credentials for {}: {e:#}", registry.host),
+    }
+    found
+}
+
+fn find(registry: &RegistryPrefix) -> Result<Option<Credentials>> {
     let prefix = env_prefix(&registry.host);
     // Empty counts as unset: a workflow's `${{ vars.X }}` of a variable
     // that does not exist is an empty string.

@@ -10,6 +10,7 @@ use bollard::{body_try_stream, Docker};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use tracing::{debug, trace};
 
 /// Lines of build output kept to show when a build fails.
 const LOG_TAIL: usize = 25;
@@ -67,17 +68,22 @@ impl Engine {
             host: host.clone(),
             reason,
         };
+        let shown = crate::secret::scrub(&host, &[]);
+        debug!("connecting to {shown}");
         let docker =
             Docker::connect_with_local_defaults().map_err(|e| unreachable(e.to_string()))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        docker
-            .ping()
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+        let offered = docker.client_version().to_string();
+        let docker = docker.negotiate_version().await.map_err(|e| {
+            debug!("negotiating the API version with {shown} failed: {e}");
+            unreachable(e.to_string())
+        })?;
         let api_version = docker.client_version().to_string();
+        debug!("API version {api_version} negotiated (client offers {offered})");
+        docker.ping().await.map_err(|e| {
+            debug!("ping failed: {e}");
+            unreachable(e.to_string())
+        })?;
+        debug!("ping answered");
         Ok(Engine {
             docker,
             host,
@@ -109,6 +115,15 @@ impl Engine {
         if let Some(t) = &spec.target {
             options = options.target(t);
         }
+        debug!(
+            "build {} for {} from {} (target {:?}, build args {:?}, no-cache {}, BuildKit session {session})",
+            spec.local_tag,
+            spec.platform,
+            spec.dockerfile,
+            spec.target.as_deref().unwrap_or("-"),
+            spec.args.keys().collect::<Vec<_>>(),
+            spec.no_cache
+        );
         let mut stream =
             self.docker
                 .build_image(options.build(), None, Some(body_try_stream(context)));
@@ -120,19 +135,33 @@ impl Engine {
             tail.push_back(line);
         };
         let mut seen_vertices = std::collections::HashSet::new();
+        let mut done_vertices = std::collections::HashSet::new();
         let mut vertex_errors = Vec::new();
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
                     if let Some(s) = info.stream {
                         for l in s.lines().filter(|l| !l.trim().is_empty()) {
+                            trace!("{}: {l}", spec.local_tag);
                             keep(l.to_string(), &mut tail);
                         }
                     }
                     if let Some(BuildInfoAux::BuildKit(status)) = info.aux {
                         for v in &status.vertexes {
                             if !v.error.is_empty() {
+                                debug!("{}: step failed: {}: {}", spec.local_tag, v.name, v.error);
                                 vertex_errors.push(format!("{}: {}", v.name, v.error));
+                            }
+                            if v.completed.is_some()
+                                && v.error.is_empty()
+                                && done_vertices.insert(v.digest.clone())
+                            {
+                                trace!(
+                                    "{}: step done: {}{}",
+                                    spec.local_tag,
+                                    v.name,
+                                    if v.cached { " (cached)" } else { "" }
+                                );
                             }
                             if v.started.is_some() && seen_vertices.insert(v.digest.clone()) {
                                 let line = if v.cached {
@@ -140,6 +169,7 @@ impl Engine {
                                 } else {
                                     v.name.clone()
                                 };
+                                trace!("{}: step: {line}", spec.local_tag);
                                 progress(&line);
                                 keep(line, &mut tail);
                             }
@@ -147,6 +177,7 @@ impl Engine {
                         for l in &status.logs {
                             for line in String::from_utf8_lossy(&l.msg).lines() {
                                 if !line.trim().is_empty() {
+                                    trace!("{}: {line}", spec.local_tag);
                                     keep(line.to_string(), &mut tail);
                                 }
                             }
@@ -158,6 +189,7 @@ impl Engine {
                         bollard::errors::Error::DockerStreamError { error } => error,
                         other => other.to_string(),
                     };
+                    debug!("build {} failed: {message}", spec.local_tag);
                     let mut log_tail: Vec<String> = tail.into_iter().collect();
                     log_tail.extend(vertex_errors);
                     return Err(BuildFailed { message, log_tail });
@@ -181,6 +213,11 @@ impl Engine {
                 ),
                 log_tail: tail.iter().cloned().collect(),
             })?;
+        debug!(
+            "built {} ({})",
+            spec.local_tag,
+            inspect.id.as_deref().unwrap_or("no id")
+        );
         inspect.id.ok_or_else(|| BuildFailed {
             message: format!("image {} has no id", spec.local_tag),
             log_tail: tail.into_iter().collect(),
@@ -192,11 +229,13 @@ impl Engine {
         &self,
         image: &str,
     ) -> impl Stream<Item = Result<Bytes, bollard::errors::Error>> + '_ {
+        debug!("exporting {image}");
         self.docker.export_image(image)
     }
 
     /// Remove a local tag (not the image layers other tags share).
     pub async fn untag(&self, name: &str) -> Result<()> {
+        debug!("removing local tag {name}");
         let opts = RemoveImageOptionsBuilder::default().noprune(true).build();
         self.docker
             .remove_image(name, Some(opts), None)

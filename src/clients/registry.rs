@@ -5,6 +5,7 @@
 use crate::clients::credentials::Credentials;
 use crate::oci::reference::RegistryPrefix;
 use crate::oci::{self, Encoded};
+use crate::output::log;
 use crate::secret::Secret;
 use base64::Engine;
 use reqwest::header::{
@@ -15,6 +16,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
+use tracing::{debug, trace};
 
 /// How often a transient failure (5xx, 429, connection reset, timeout) is tried.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -115,6 +117,11 @@ impl Registry {
             .timeout(Duration::from_secs(600))
             .build()
             .expect("static reqwest configuration");
+        if let Some(c) = &credentials {
+            // The Basic header's value, so that the debug log knows it too.
+            let raw = format!("{}:{}", c.username, c.password.expose());
+            let _ = Secret::new(base64::engine::general_purpose::STANDARD.encode(raw));
+        }
         Registry {
             http,
             prefix,
@@ -261,9 +268,14 @@ impl Registry {
         if let Some(h) = auth {
             req = req.header(AUTHORIZATION, h);
         }
-        req.send()
-            .await
-            .map_err(|e| self.error(what, None, transport_detail(&e)))
+        debug!("{what}: PUT {} ({size} bytes)", log::url(url));
+        let resp = req.send().await.map_err(|e| {
+            let err = self.error(what, None, transport_detail(&e));
+            debug!("{what}: PUT failed: {}", err.detail);
+            err
+        })?;
+        log_response(&self.prefix.host, "PUT", url, &resp, 1);
+        Ok(resp)
     }
 
     /// Put a manifest under `reference` (a tag or its digest).
@@ -344,18 +356,38 @@ impl Registry {
             if let Some(h) = self.auth_header(repo).await? {
                 req = req.header(AUTHORIZATION, h);
             }
-            let result = req.send().await;
+            let (result, method, url) = match req.build() {
+                Ok(request) => {
+                    let (method, url) = (request.method().to_string(), request.url().to_string());
+                    debug!(
+                        "{what}: {method} {} (attempt {attempt}/{MAX_ATTEMPTS})",
+                        log::url(&url)
+                    );
+                    (self.http.execute(request).await, method, url)
+                }
+                Err(e) => (Err(e), String::new(), String::new()),
+            };
             let resp = match result {
                 Ok(r) => r,
                 Err(e) => {
                     let err = self.error(what, None, transport_detail(&e));
                     if attempt < MAX_ATTEMPTS {
-                        tokio::time::sleep(self.backoff.delay(attempt, None)).await;
+                        let delay = self.backoff.delay(attempt, None);
+                        debug!(
+                            "{what}: {method} failed ({}); retrying in {delay:?}",
+                            err.detail
+                        );
+                        tokio::time::sleep(delay).await;
                         continue;
                     }
+                    debug!(
+                        "{what}: {method} failed ({}); giving up after {attempt} attempts",
+                        err.detail
+                    );
                     return Err(err);
                 }
             };
+            log_response(&self.prefix.host, &method, &url, &resp, attempt);
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && !challenged {
                 challenged = true;
@@ -370,7 +402,17 @@ impl Registry {
             let transient = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
             if transient && attempt < MAX_ATTEMPTS {
                 let retry_after = retry_after(resp.headers());
-                tokio::time::sleep(self.backoff.delay(attempt, retry_after)).await;
+                let delay = self.backoff.delay(attempt, retry_after);
+                debug!(
+                    "{what}: HTTP {} is transient; retrying in {delay:?}{}",
+                    status.as_u16(),
+                    if retry_after.is_some() {
+                        " (retry-after)"
+                    } else {
+                        ""
+                    }
+                );
+                tokio::time::sleep(delay).await;
                 continue;
             }
             return Ok(resp);
@@ -403,9 +445,24 @@ impl Registry {
         headers: &HeaderMap,
     ) -> Result<bool, RegistryError> {
         let Some(challenge) = headers.get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()) else {
+            debug!(
+                "{what}: {} answered 401 without a challenge; {}",
+                self.prefix.host,
+                self.credentials_note()
+            );
             return Ok(self.credentials.is_some() && self.set_mode(AuthMode::Basic));
         };
         let (scheme, params) = parse_challenge(challenge);
+        debug!(
+            "{what}: {} answered 401 with a challenge: {scheme} (realm {:?}, service {:?}); {}",
+            self.prefix.host,
+            params.get("realm").map(|r| log::url(r)).unwrap_or_default(),
+            params
+                .get("service")
+                .map(String::as_str)
+                .unwrap_or_default(),
+            self.credentials_note()
+        );
         if scheme.eq_ignore_ascii_case("basic") {
             return Ok(self.credentials.is_some() && self.set_mode(AuthMode::Basic));
         }
@@ -423,6 +480,14 @@ impl Registry {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Which credentials answer a challenge, for the log (never the secret).
+    fn credentials_note(&self) -> String {
+        match &self.credentials {
+            Some(c) => format!("credentials of user {:?} from {}", c.username, c.source),
+            None => "no credentials: anonymous".to_string(),
+        }
     }
 
     /// Switch auth mode; false when it was already that (no point retrying).
@@ -485,16 +550,33 @@ impl Registry {
             query.push(("service", s));
         }
         let mut req = self.http.get(&realm).query(&query);
-        if let Some(b) = self.basic_value() {
+        let basic = self.basic_value();
+        debug!(
+            "{what}: asking the token service {} for scope {} ({})",
+            log::url(&realm),
+            scope(repo),
+            if basic.is_some() {
+                "with credentials"
+            } else {
+                "anonymously"
+            }
+        );
+        if let Some(b) = basic {
             req = req.header(AUTHORIZATION, b);
         }
         let resp = req.send().await.map_err(|e| {
-            self.error(
+            let err = self.error(
                 what,
                 None,
                 format!("token service: {}", transport_detail(&e)),
-            )
+            );
+            debug!("{what}: {}", err.detail);
+            err
         })?;
+        debug!(
+            "{what}: token service answered HTTP {}",
+            resp.status().as_u16()
+        );
         if resp.status() == StatusCode::UNAUTHORIZED || resp.status() == StatusCode::FORBIDDEN {
             return Err(self.unauthorized(what));
         }
@@ -513,6 +595,7 @@ impl Registry {
             .or(answer.access_token)
             .and_then(Secret::new)
             .ok_or_else(|| self.error(what, Some(200), "the token service returned no token"))?;
+        debug!("{what}: got a bearer token for {}", scope(repo));
         self.tokens
             .lock()
             .expect("token lock")
@@ -564,6 +647,43 @@ impl Registry {
     #[doc(hidden)]
     pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
         self.http.request(method, url)
+    }
+}
+
+/// One answer in the log: status at debug, the headers worth knowing at
+/// trace (never `Authorization`, cookies or anything not listed).
+fn log_response(host: &str, method: &str, url: &str, resp: &Response, attempt: u32) {
+    debug!(
+        "{method} {} -> HTTP {} (attempt {attempt})",
+        log::url(url),
+        resp.status().as_u16()
+    );
+    if tracing::enabled!(tracing::Level::TRACE) {
+        const SHOWN: &[&str] = &[
+            "content-type",
+            "content-length",
+            "docker-content-digest",
+            "docker-distribution-api-version",
+            "docker-upload-uuid",
+            "location",
+            "range",
+            "retry-after",
+            "www-authenticate",
+        ];
+        let shown: Vec<String> = resp
+            .headers()
+            .iter()
+            .filter(|(name, _)| SHOWN.contains(&name.as_str()))
+            .map(|(name, value)| {
+                let value = value.to_str().unwrap_or("(binary)");
+                if name == LOCATION {
+                    format!("{name}: {}", log::url(value))
+                } else {
+                    format!("{name}: {value}")
+                }
+            })
+            .collect();
+        trace!("  headers from {host}: {}", shown.join("; "));
     }
 }
 

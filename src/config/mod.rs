@@ -66,8 +66,10 @@ pub enum DeployTag {
     expecting = "a mapping with prefix, release_branch, dev, rc, release, patch, nightly"
 )]
 pub struct TagsConfig {
-    /// Prefix of version git tags (`v` in `v3.8.1`).
-    pub prefix: String,
+    /// Prefix of version git tags (`v` in `v3.8.1`, empty for `3.8.1`)
+    /// [default: detected from the repository's tags: `v`, or none when its
+    /// releases are tagged `X.Y.Z`].
+    pub prefix: Option<String>,
     /// Branches whose name fixes the release line; named groups `major` and
     /// `minor` give X and Y, the optional group `patch` gives Z (a branch
     /// of one version, such as `release-v3.8.3` or `3.8.3-patch`).
@@ -158,10 +160,18 @@ pub struct NightlyTags {
 pub const DEFAULT_RELEASE_BRANCH: &str =
     r"^(?:(?:pre-)?release[-/])?v?(?P<major>\d+)\.(?P<minor>\d+)(?:\.(?P<patch>\d+))?(?:-patch)?$";
 
+impl TagsConfig {
+    /// The prefix of version git tags as configured, else `v` (what the tag
+    /// rules detect from the tags replaces it: [`crate::tag::stage::resolve_prefix`]).
+    pub fn prefix(&self) -> &str {
+        self.prefix.as_deref().unwrap_or("v")
+    }
+}
+
 impl Default for TagsConfig {
     fn default() -> Self {
         TagsConfig {
-            prefix: "v".into(),
+            prefix: None,
             release_branch: DEFAULT_RELEASE_BRANCH.into(),
             dev: StageTags {
                 tags: vec!["{branch}".into(), "sha-{sha7}".into()],
@@ -621,10 +631,10 @@ fn sample_values() -> crate::tag::template::Values {
 
 fn validate(config: &Config) -> Result<(), Invalid> {
     let t = &config.tags;
-    if t.prefix.chars().any(|c| c.is_whitespace() || c == '/') {
+    if t.prefix().chars().any(|c| c.is_whitespace() || c == '/') {
         return Err((
             "tags.prefix".into(),
-            t.prefix.clone(),
+            t.prefix().to_string(),
             "must not contain whitespace or `/`".into(),
         ));
     }
@@ -990,7 +1000,8 @@ mod tests {
     #[test]
     fn defaults_when_empty() {
         let c = parse("# nothing here\n").unwrap();
-        assert_eq!(c.tags.prefix, "v");
+        assert_eq!(c.tags.prefix, None);
+        assert_eq!(c.tags.prefix(), "v");
         assert_eq!(c.tags.rc.tags[0], "v{version}-rc.{n}");
     }
 

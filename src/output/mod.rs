@@ -3,9 +3,11 @@
 //! asked for: text on stdout (`--output text`), one JSON object
 //! (`--output json`), and in GitHub Actions the step outputs and the step
 //! summary. Also here: the Actions runner protocol (`actions`), progress on
-//! stderr (`progress`) and words in messages (`text`).
+//! stderr (`progress`), the debug log on stderr (`log`) and words in
+//! messages (`text`).
 
 pub mod actions;
+pub mod log;
 pub mod progress;
 pub mod render;
 pub mod text;

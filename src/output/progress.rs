@@ -15,9 +15,13 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Live output when stderr is a terminal (and not in CI), plain otherwise.
+    /// Live output when stderr is a terminal (and not in CI, and no debug
+    /// log is interleaved), plain otherwise.
     pub fn new(quiet: bool) -> Progress {
-        let live = !quiet && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        let live = !quiet
+            && std::io::stderr().is_terminal()
+            && std::env::var_os("CI").is_none()
+            && !super::log::enabled();
         Progress {
             live: live.then(MultiProgress::new),
             bars: Mutex::new(HashMap::new()),

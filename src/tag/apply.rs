@@ -450,7 +450,12 @@ impl Ctx<'_> {
         let nightly = Template::parse(&tags_cfg.nightly.git_tag)
             .context("parsing tags.nightly.git_tag")?
             .matcher();
-        let is_version = |name: &str| version::classify(name, &tags_cfg.prefix).is_some();
+        let prefixes = stage::candidate_prefixes(tags_cfg);
+        let is_version = |name: &str| {
+            prefixes
+                .iter()
+                .any(|p| version::classify(name, p).is_some())
+        };
         let relevant = |name: &str| match stage {
             Stage::Release | Stage::Rc | Stage::Patch => is_version(name),
             Stage::Nightly => name == tags_cfg.nightly.marker || nightly.is_match(name),
@@ -459,7 +464,12 @@ impl Ctx<'_> {
         let mut head_tags = self
             .repo
             .tags_pointing_at(&self.head.sha, local.iter().filter(|t| relevant(&t.name)))?;
-        let mut names: BTreeSet<String> = local.into_iter().map(|t| t.name).collect();
+        // A version tag of a tree or a blob is no release: left out.
+        let mut names: BTreeSet<String> = local
+            .into_iter()
+            .map(|t| t.name)
+            .filter(|n| !is_version(n) || self.repo.tag_is_commit(n))
+            .collect();
         // Commits of the tags only the remote has, for the ancestry questions.
         let mut remote_only: HashMap<String, String> = HashMap::new();
 
@@ -481,7 +491,7 @@ impl Ctx<'_> {
                 Err(e) if untagged && !self.git.push => {
                     return Err(GitError::NoVersionTags {
                         remote: remote.clone(),
-                        prefix: tags_cfg.prefix.clone(),
+                        prefix: tags_cfg.prefix().to_string(),
                         reason: format!("{e:#}"),
                     }
                     .into())

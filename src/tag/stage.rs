@@ -167,6 +167,8 @@ pub enum PlanError {
          or pass --version X.Y.Z"
     )]
     UnknownHistory(String, &'static str),
+    #[error("{0}")]
+    PrefixMismatch(String),
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error("tag template `{template}` renders `{rendered}`, which is not a valid image tag ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}})")]
@@ -224,7 +226,10 @@ pub fn branch_target(branch: Option<&str>, pattern: &str) -> Option<BranchTarget
 /// the stable tags (patch). Asking only these keeps `tag` fast on large
 /// repositories.
 pub fn ancestry_questions(stage: Stage, tags: &[String], cfg: &TagsConfig) -> Vec<String> {
-    let versions = VersionTags::from_names(tags.iter().map(String::as_str), &cfg.prefix);
+    let prefix = resolve_prefix(tags, cfg.prefix.as_deref())
+        .map(|(p, _)| p)
+        .unwrap_or_else(|_| cfg.prefix().to_string());
+    let versions = VersionTags::from_names(tags.iter().map(String::as_str), &prefix);
     match stage {
         Stage::Rc | Stage::Release => versions
             .unreleased_rc_tags()
@@ -238,8 +243,99 @@ pub fn ancestry_questions(stage: Stage, tags: &[String], cfg: &TagsConfig) -> Ve
     }
 }
 
+/// The prefixes a version tag may carry under `cfg`: the configured one, or
+/// both usual conventions (`v3.8.1`, `3.8.1`) while detecting.
+pub fn candidate_prefixes(cfg: &TagsConfig) -> Vec<&str> {
+    match &cfg.prefix {
+        Some(p) => vec![p.as_str()],
+        None => vec!["v", ""],
+    }
+}
+
+/// The prefix of the repository's version tags: the configured one, else
+/// the convention of its releases (`v`, or none), with a note saying so
+/// where it is not the usual `v`. Refused when releases exist under a
+/// convention the configured prefix skips, newer than any it sees: their
+/// versions would be invisible (an rc of a released version, `latest`
+/// moved below the newest release).
+pub fn resolve_prefix(
+    tags: &[String],
+    configured: Option<&str>,
+) -> Result<(String, Option<String>), PlanError> {
+    let highest = |prefix: &str| {
+        VersionTags::from_names(tags.iter().map(String::as_str), prefix)
+            .highest_released(|_| true)
+            .cloned()
+    };
+    let shown = |prefix: &str, v: &Version| format!("{prefix}{v}");
+    let name = |prefix: &str| {
+        if prefix.is_empty() {
+            "no prefix".to_string()
+        } else {
+            format!("prefix `{prefix}`")
+        }
+    };
+    let (v, bare) = (highest("v"), highest(""));
+    match configured {
+        Some(p) => {
+            let mine = highest(p);
+            for alt in ["v", ""].into_iter().filter(|alt| *alt != p) {
+                let Some(theirs) = highest(alt) else { continue };
+                if mine.as_ref().is_none_or(|m| &theirs > m) {
+                    return Err(PlanError::PrefixMismatch(format!(
+                        "tags.prefix is `{p}`, but the newest release is tagged `{}` ({}){}: \
+                         set tags.prefix to `{alt}` (or remove it, and the convention is \
+                         detected from the tags)",
+                        shown(alt, &theirs),
+                        name(alt),
+                        match &mine {
+                            Some(m) => format!(", newer than `{}`", shown(p, m)),
+                            None => String::new(),
+                        }
+                    )));
+                }
+            }
+            Ok((p.to_string(), None))
+        }
+        None => match (v, bare) {
+            (_, None) => Ok(("v".to_string(), None)),
+            (None, Some(b)) => Ok((
+                String::new(),
+                Some(format!(
+                    "version tags have no prefix here (`{b}`): git tags are created the same way"
+                )),
+            )),
+            (Some(v), Some(b)) if b > v => Ok((
+                String::new(),
+                Some(format!(
+                    "the newest releases are tagged without a prefix (`{b}`; the `v` tags end at \
+                     `v{v}`): using no prefix, for git tags too (set tags.prefix to choose)"
+                )),
+            )),
+            (Some(v), Some(b)) => Ok((
+                "v".to_string(),
+                Some(format!(
+                    "the newest releases are tagged `v{v}` (the tags without a prefix end at \
+                     `{b}`): using `v` (set tags.prefix to choose)"
+                )),
+            )),
+        },
+    }
+}
+
 /// Apply the rules of `req.stage` to `facts`.
 pub fn plan(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<TagPlan, PlanError> {
+    let (prefix, prefix_note) = match resolve_prefix(&facts.tags, cfg.prefix.as_deref()) {
+        Ok(found) => found,
+        // dev and nightly have no version: a mismatch is not theirs to refuse.
+        Err(_) if matches!(req.stage, Stage::Dev | Stage::Nightly) => (cfg.prefix().into(), None),
+        Err(e) => return Err(e),
+    };
+    let resolved = TagsConfig {
+        prefix: Some(prefix),
+        ..cfg.clone()
+    };
+    let cfg = &resolved;
     let mut values = Values::default();
     let sha7: String = facts.head_sha.chars().take(7).collect();
     values
@@ -262,13 +358,16 @@ pub fn plan(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<TagPlan, P
         previous: None,
         notes: Vec::new(),
     };
+    if matches!(req.stage, Stage::Rc | Stage::Release | Stage::Patch) {
+        plan.notes.extend(prefix_note);
+    }
     let stage = req.stage.as_str();
     if req.bump.is_some() && req.stage != Stage::Rc {
         return Err(PlanError::BumpNotApplicable(format!(
             "to the {stage} stage (only rc versions are bumped)"
         )));
     }
-    let versions = VersionTags::from_names(facts.tags.iter().map(String::as_str), &cfg.prefix);
+    let versions = VersionTags::from_names(facts.tags.iter().map(String::as_str), cfg.prefix());
     let target = branch_target(facts.branch.as_deref(), &cfg.release_branch);
     match req.stage {
         Stage::Dev => {
@@ -340,7 +439,7 @@ pub fn plan(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<TagPlan, P
         Stage::Release => {
             let version = release_version(facts, req, cfg, &versions, target)?;
             set_version(&mut values, &version);
-            let git_tag = format!("{}{version}", cfg.prefix);
+            let git_tag = format!("{}{version}", cfg.prefix());
             let state = state_of(facts, &git_tag);
             if state == GitTagState::Elsewhere {
                 plan.notes.push(format!(
@@ -381,7 +480,7 @@ pub fn plan(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<TagPlan, P
 
 /// The git tag of an rc or patch: `v3.8.4-rc.0`, `v3.8.3-patch.17`.
 fn numbered_tag(cfg: &TagsConfig, stage: Stage, version: &Version, n: u64) -> String {
-    format!("{}{version}-{}.{n}", cfg.prefix, stage.as_str())
+    format!("{}{version}-{}.{n}", cfg.prefix(), stage.as_str())
 }
 
 /// Image tags of an rc or patch (a patch adds the aliases it may move).
@@ -451,7 +550,7 @@ fn carried(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<(Version, u
     let carried: Vec<(Version, u64)> = facts
         .head_tags
         .iter()
-        .filter_map(|t| match (req.stage, classify(t, &cfg.prefix)?) {
+        .filter_map(|t| match (req.stage, classify(t, cfg.prefix())?) {
             (Stage::Rc, TagKind::Rc { version, n })
             | (Stage::Patch, TagKind::Patch { version, n }) => Some((version, n)),
             _ => None,
@@ -592,7 +691,7 @@ fn release_version(
     if let Some(v) = &req.version {
         return Ok(v.clone());
     }
-    let at_head = VersionTags::from_names(facts.head_tags.iter().map(String::as_str), &cfg.prefix);
+    let at_head = VersionTags::from_names(facts.head_tags.iter().map(String::as_str), cfg.prefix());
     if let Some((_, v)) = at_head.stable_tags().max_by(|a, b| a.1.cmp(b.1)) {
         return Ok(v.clone());
     }
@@ -616,7 +715,7 @@ fn release_version(
         several => {
             let names: Vec<String> = several
                 .iter()
-                .map(|v| format!("{}{v}", cfg.prefix))
+                .map(|v| format!("{}{v}", cfg.prefix()))
                 .collect();
             return Err(PlanError::NoReleaseVersion(format!(
                 "release candidates of several versions are open on HEAD's history ({})",
@@ -632,17 +731,17 @@ fn release_version(
     let mut why = format!(
         "HEAD carries no `{p}X.Y.Z` or `{p}X.Y.Z-rc.N` tag, and no release candidate{scope} \
          on its history is newer than",
-        p = cfg.prefix
+        p = cfg.prefix()
     );
     match highest {
-        Some(h) => why.push_str(&format!(" the latest release {}{h}", cfg.prefix)),
+        Some(h) => why.push_str(&format!(" the latest release {}{h}", cfg.prefix())),
         None => why.push_str(" nothing (there is none)"),
     }
     let foreign: Vec<String> = versions
         .unreleased_rc_versions(|v| keep(v))
         .into_iter()
         .take(3)
-        .map(|v| format!("{}{v}", cfg.prefix))
+        .map(|v| format!("{}{v}", cfg.prefix()))
         .collect();
     if !foreign.is_empty() {
         why.push_str(&format!(
@@ -659,7 +758,7 @@ fn several_at_head(versions: &[&Version], cfg: &TagsConfig) -> String {
     sorted.sort();
     let names: Vec<String> = sorted
         .iter()
-        .map(|v| format!("{}{v}", cfg.prefix))
+        .map(|v| format!("{}{v}", cfg.prefix()))
         .collect();
     format!(
         "HEAD carries release candidates of several versions ({})",
@@ -679,7 +778,7 @@ fn patch_version(
             true => Ok(v.clone()),
             false => Err(PlanError::NotReleased(
                 v.clone(),
-                format!("{}{v}", cfg.prefix),
+                format!("{}{v}", cfg.prefix()),
             )),
         }
     };
@@ -702,7 +801,7 @@ fn patch_version(
     }
     // The release HEAD is built on: a stable or patch tag at HEAD, else the
     // highest stable tag on HEAD's history.
-    let at_head = VersionTags::from_names(facts.head_tags.iter().map(String::as_str), &cfg.prefix);
+    let at_head = VersionTags::from_names(facts.head_tags.iter().map(String::as_str), cfg.prefix());
     if let Some(v) = at_head.highest_released(|_| true) {
         return Ok(v.clone());
     }
@@ -725,7 +824,7 @@ fn patch_version(
         PlanError::NoPatchVersion(format!(
             "no `{}X.Y.Z` tag is on HEAD's history and the branch names no version; pass \
                  --version X.Y.Z of a released version",
-            cfg.prefix
+            cfg.prefix()
         ))
     })?;
     // A patch of 3.8.1 when 3.8.3 is out is almost always the wrong branch.
@@ -734,7 +833,7 @@ fn patch_version(
             "HEAD's history holds {p}{nearest}, but {p}{newest} is the latest release of its \
              line; check out the branch of {p}{newest} (such as `{newest}-patch`), or patch \
              {nearest} on purpose with --version {nearest}",
-            p = cfg.prefix
+            p = cfg.prefix()
         ))),
         _ => Ok(nearest.clone()),
     }
@@ -768,7 +867,7 @@ fn reserved_branch_tag(values: &Values, cfg: &TagsConfig) -> Option<(String, &'s
         .filter_map(|t| t.render(values, "dev").ok());
     for tag in from_branch {
         // Any `vX.Y.Z…` is a version tag, whichever pipeline pushed it.
-        if classify(&tag, &cfg.prefix).is_some() {
+        if classify(&tag, cfg.prefix()).is_some() {
             return Some((tag, "release"));
         }
         if let Some((_, owner)) = shapes.iter().find(|(re, _)| re.is_match(&tag)) {
@@ -1400,6 +1499,70 @@ mod tests {
         assert_eq!(
             run(&f, &req(Stage::Rc)).git_tag.as_deref(),
             Some("v1.5.1-rc.1")
+        );
+    }
+    #[test]
+    fn the_tag_convention_is_detected_from_the_tags() {
+        // A project that moved from v-tags to bare ones at 3.0.0.
+        let f = facts(Some("main"), &["v1.2.0", "v1.2.1", "3.0.0"], &[]);
+        let p = run(&f, &req(Stage::Rc));
+        assert_eq!(p.git_tag.as_deref(), Some("3.0.1-rc.0"));
+        assert_eq!(p.version, Some(Version::new(3, 0, 1)));
+        assert!(
+            p.notes.iter().any(|n| n.contains("without a prefix")),
+            "{:?}",
+            p.notes
+        );
+        // `latest` stays with 3.0.0 when 2.0.0 is released afterwards.
+        let mut r = req(Stage::Release);
+        r.version = Some(Version::new(2, 0, 0));
+        let p = run(&f, &r);
+        assert_eq!(p.git_tag.as_deref(), Some("2.0.0"));
+        assert!(!p.tags.contains(&"latest".to_string()), "{:?}", p.tags);
+        // An rc of the released 3.0.0 is refused.
+        let mut r = req(Stage::Rc);
+        r.version = Some(Version::new(3, 0, 0));
+        assert!(matches!(err(&f, &r), PlanError::AlreadyReleased(..)));
+        // Only bare tags: no prefix, said once.
+        let bare = facts(Some("main"), &["0.9.0", "1.0.0"], &[]);
+        assert_eq!(
+            run(&bare, &req(Stage::Rc)).git_tag.as_deref(),
+            Some("1.0.1-rc.0")
+        );
+        // OpenIM's v-tags: v, no note.
+        let v = facts(Some("main"), &["v3.8.3"], &[]);
+        let p = run(&v, &req(Stage::Rc));
+        assert_eq!(p.git_tag.as_deref(), Some("v3.8.4-rc.0"));
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+    }
+
+    #[test]
+    fn a_configured_prefix_that_skips_newer_releases_is_refused() {
+        let f = facts(Some("main"), &["v1.2.1", "3.0.0"], &[]);
+        let mut cfg = TagsConfig {
+            prefix: Some("v".into()),
+            ..TagsConfig::default()
+        };
+        let e = plan(&f, &req(Stage::Rc), &cfg).unwrap_err();
+        assert!(matches!(e, PlanError::PrefixMismatch(_)), "{e}");
+        assert!(e.to_string().contains("`3.0.0`"), "{e}");
+        // dev and nightly need no version: not refused.
+        assert!(plan(&f, &req(Stage::Dev), &cfg).is_ok());
+        // The configured prefix that sees the newest release is fine.
+        cfg.prefix = Some(String::new());
+        assert_eq!(
+            plan(&f, &req(Stage::Rc), &cfg).unwrap().git_tag.as_deref(),
+            Some("3.0.1-rc.0")
+        );
+        // Another prefix altogether (`server-v`): only its own tags count.
+        cfg.prefix = Some("server-v".into());
+        let own = facts(Some("main"), &["server-v2.0.0", "chart-0.1.0"], &[]);
+        assert_eq!(
+            plan(&own, &req(Stage::Rc), &cfg)
+                .unwrap()
+                .git_tag
+                .as_deref(),
+            Some("server-v2.0.1-rc.0")
         );
     }
 }

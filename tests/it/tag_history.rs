@@ -274,3 +274,50 @@ fn a_shallow_clone_refuses_what_only_the_history_can_tell() {
         "v3.8.0-rc.1"
     );
 }
+
+#[test]
+fn releases_tagged_without_a_prefix_are_seen_and_followed() {
+    let repo = TestRepo::new();
+    repo.atag(&["v1.2.0", "v1.2.1"]);
+    repo.commit("3.0");
+    repo.atag(&["3.0.0"]);
+    repo.commit("next");
+    let out = repo
+        .bin()
+        .args(["tag", "--stage", "rc", "--create"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        lines(&stdout)[0],
+        "v3.0.1-rc.0",
+        "image tags keep their template"
+    );
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("without a prefix"));
+    // The git tag follows the repository's convention.
+    assert!(tag_list(repo.path()).contains(&"3.0.1-rc.0".to_string()));
+    // A configured `v` that would skip 3.0.0 is refused, naming it.
+    repo.write("openim-release.yaml", "tags:\n  prefix: v\n");
+    let err = fails_with(repo.bin().args(["tag", "--stage", "rc"]), 2);
+    assert!(
+        err.contains("`3.0.0`") && err.contains("tags.prefix"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_version_tag_of_a_blob_or_tree_is_no_release() {
+    let repo = TestRepo::new();
+    repo.atag(&["v1.0.0"]);
+    let blob = repo.git(&["hash-object", "-w", "file.txt"]);
+    repo.git(&["tag", "v9.9.9", &blob]);
+    let tree = repo.git(&["rev-parse", "HEAD^{tree}"]);
+    repo.git(&["tag", "-a", "-m", "tree", "v8.0.0", &tree]);
+    assert_eq!(
+        first(repo.bin().args(["tag", "--stage", "rc"])),
+        "v1.0.1-rc.0"
+    );
+}

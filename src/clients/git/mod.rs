@@ -9,8 +9,9 @@ use git2::{
     Cred, CredentialType, Direction, ErrorClass, ErrorCode, PushOptions, RemoteCallbacks,
     Repository,
 };
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
+use tracing::{debug, trace};
 
 /// Problems with the repository itself that the user has to fix.
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +216,15 @@ impl Repo {
         Ok(out)
     }
 
+    /// Whether a local tag names a commit (through annotated tags): a tag of
+    /// a tree or a blob is no release.
+    pub fn tag_is_commit(&self, name: &str) -> bool {
+        self.repo
+            .find_reference(&format!("refs/tags/{name}"))
+            .and_then(|r| r.peel_to_commit())
+            .is_ok()
+    }
+
     /// The commit a local tag points at (peeled), if the tag exists.
     pub fn tag_commit(&self, name: &str) -> Result<Option<String>> {
         match self.repo.find_reference(&format!("refs/tags/{name}")) {
@@ -344,15 +354,20 @@ impl Repo {
     fn list_remote(&self, remote: &str, what: &str) -> Result<Vec<(String, String)>> {
         let mut r = self.find_remote(remote)?;
         let auth = Auth::for_repo(&self.repo);
-        let context = || format!("listing {what} of {}", self.remote_display(remote));
+        let shown = self.remote_display(remote);
+        let context = || format!("listing {what} of {shown}");
+        debug!("ls-remote {shown} ({what})");
+        let failed = |e: git2::Error| {
+            let msg = auth.scrub(e.message());
+            debug!("ls-remote {shown} failed: {msg}");
+            anyhow::anyhow!(msg)
+        };
         let conn = r
             .connect_auth(Direction::Fetch, Some(auth.callbacks()), None)
-            .map_err(|e| anyhow::anyhow!(auth.scrub(e.message())))
+            .map_err(failed)
             .with_context(context)?;
-        let heads = conn
-            .list()
-            .map_err(|e| anyhow::anyhow!(auth.scrub(e.message())))
-            .with_context(context)?;
+        let heads = conn.list().map_err(failed).with_context(context)?;
+        debug!("ls-remote {shown}: {} refs advertised", heads.len());
         Ok(heads
             .iter()
             .map(|h| (h.name().to_string(), h.oid().to_string()))
@@ -439,10 +454,25 @@ impl Repo {
             .url()
             .ok()
             .map(str::to_string);
-        match url.and_then(|u| local_push::local_path(&u, &self.root)) {
-            Some(path) => self.push_local(&path, spec),
-            None => self.push_transport(remote, spec, refname),
+        let shown = self.remote_display(remote);
+        let result = match url.and_then(|u| local_push::local_path(&u, &self.root)) {
+            Some(path) => {
+                debug!("push {spec} to {shown} (a repository on this machine: compare-and-swap)");
+                self.push_local(&path, spec)
+            }
+            None => {
+                debug!("push {spec} to {shown}");
+                self.push_transport(remote, spec, refname)
+            }
+        };
+        match &result {
+            Ok(()) => debug!("push {spec} to {shown}: done"),
+            Err(PushError::Rejected { refname, reason }) => {
+                debug!("push {spec} to {shown}: {refname} rejected: {reason}")
+            }
+            Err(PushError::Failed(msg)) => debug!("push {spec} to {shown}: failed: {msg}"),
         }
+        result
     }
 
     /// A push to a repository on this machine: see local_push.
@@ -461,7 +491,11 @@ impl Repo {
         let auth = Auth::for_repo(&self.repo);
         let rejection: RefCell<Option<String>> = RefCell::new(None);
         let mut callbacks = auth.callbacks();
-        callbacks.push_update_reference(|_, status| {
+        callbacks.push_update_reference(|name, status| {
+            trace!(
+                "push: the remote reports {name}: {}",
+                status.unwrap_or("updated")
+            );
             if let Some(msg) = status {
                 *rejection.borrow_mut() = Some(msg.to_string());
             }
@@ -515,12 +549,22 @@ impl Repo {
         if !local {
             fetch.depth(1);
         }
+        let shown = scrub(url, &[]);
+        debug!(
+            "clone {shown} (branch {branch}, {}) into {}",
+            if local { "whole" } else { "depth 1" },
+            dest.display()
+        );
         let result = git2::build::RepoBuilder::new()
             .branch(branch)
             .fetch_options(fetch)
             .clone(url, dest);
+        if result.is_ok() {
+            debug!("clone {shown}: done");
+        }
         let repo = result.map_err(|e| {
             let msg = auth.scrub(e.message());
+            debug!("clone {shown} failed: {msg}");
             let hint = if e.class() == ErrorClass::Http
                 || msg.contains("401")
                 || msg.contains("authentication")
@@ -553,9 +597,16 @@ impl Repo {
         fetch.remote_callbacks(auth.callbacks());
         fetch.depth(1);
         let spec = format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}");
+        let shown = self.remote_display(remote);
+        debug!("fetch {spec} from {shown} (depth 1)");
         r.fetch(&[spec.as_str()], Some(&mut fetch), None)
-            .map_err(|e| anyhow::anyhow!(auth.scrub(e.message())))
-            .with_context(|| format!("fetching {branch} from {}", self.remote_display(remote)))?;
+            .map_err(|e| {
+                let msg = auth.scrub(e.message());
+                debug!("fetch from {shown} failed: {msg}");
+                anyhow::anyhow!(msg)
+            })
+            .with_context(|| format!("fetching {branch} from {shown}"))?;
+        debug!("fetch from {shown}: {branch} is at {tip}");
         Ok(Some(tip))
     }
 
@@ -689,9 +740,12 @@ impl Auth {
     fn callbacks(&self) -> RemoteCallbacks<'_> {
         let mut cb = RemoteCallbacks::new();
         cb.credentials(move |url, username, allowed| {
+            let shown = scrub(url, &[]);
+            let offer = |what: &str| debug!("credentials asked for {shown}: offering {what}");
             if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
                 if let Some(token) = &self.token {
                     if self.first_untried("token") {
+                        offer("GITHUB_TOKEN/GH_TOKEN as user x-access-token");
                         return Cred::userpass_plaintext("x-access-token", token.expose());
                     }
                 }
@@ -702,23 +756,29 @@ impl Auth {
                     .and_then(|(_, s)| s.expose().split_once(':'))
                 {
                     if self.first_untried("extraheader") {
+                        offer(&format!("the checkout's extraheader (user {user:?})"));
                         return Cred::userpass_plaintext(user, pass);
                     }
                 }
                 if let Some(config) = &self.config {
                     if self.first_untried("helper") {
                         if let Ok(c) = Cred::credential_helper(config, url, username) {
+                            offer("what git's credential helper gave");
                             return Ok(c);
                         }
+                        debug!("credentials asked for {shown}: git's credential helper has none");
                     }
                 }
             }
             if allowed.contains(CredentialType::SSH_KEY) && self.first_untried("ssh-agent") {
+                offer("the SSH agent's keys");
                 return Cred::ssh_key_from_agent(username.unwrap_or("git"));
             }
             if allowed.contains(CredentialType::DEFAULT) && self.first_untried("default") {
+                offer("default credentials (Negotiate/NTLM)");
                 return Cred::default();
             }
+            debug!("credentials asked for {shown} ({allowed:?}): nothing left to offer");
             // What was offered and refused (a helper may have had nothing).
             let refused: Vec<&str> = self
                 .tried
@@ -741,6 +801,42 @@ impl Auth {
                     refused.join(" and ")
                 )
             }))
+        });
+        // The remote's messages come in arbitrary pieces, its progress
+        // counters ended by `\r`: whole lines only, a counter only when done.
+        let mut pending = String::new();
+        cb.sideband_progress(move |data| {
+            pending.push_str(&String::from_utf8_lossy(data));
+            while let Some(end) = pending.find(['\r', '\n']) {
+                let line: String = pending.drain(..=end).collect();
+                let line = line.trim();
+                if !line.is_empty() && (!line.contains('%') || line.ends_with("done.")) {
+                    trace!("remote: {line}");
+                }
+            }
+            true
+        });
+        let last = Cell::new(None);
+        cb.transfer_progress(move |p| {
+            // A line each tenth of the objects, not one per object.
+            let tenth = (p.received_objects() * 10)
+                .checked_div(p.total_objects())
+                .unwrap_or(10);
+            if last.replace(Some(tenth)) != Some(tenth) {
+                trace!(
+                    "fetch: {}/{} objects received ({} bytes), {} deltas resolved",
+                    p.received_objects(),
+                    p.total_objects(),
+                    p.received_bytes(),
+                    p.indexed_deltas()
+                );
+            }
+            true
+        });
+        cb.push_transfer_progress(|current, total, bytes| {
+            if current == total {
+                trace!("push: {current}/{total} objects sent ({bytes} bytes)");
+            }
         });
         cb
     }
