@@ -97,7 +97,12 @@ fn examples_of(file: &str) -> Vec<Example> {
                     continue;
                 }
                 pending.clear();
-                if joined.starts_with("openim-release ") {
+                // `VAR=value openim-release …` counts too.
+                let command = joined
+                    .split_whitespace()
+                    .skip_while(|w| w.contains('=') && !w.starts_with('-'))
+                    .collect::<Vec<_>>();
+                if command.first() == Some(&"openim-release") {
                     out.push(Example {
                         file: file.to_string(),
                         line: i + 1,
@@ -683,6 +688,25 @@ const CASES: &[Case] = &[
                 assert!(text.contains("complete -F"), "{text}");
             })),
     ),
+    // docs/debugging.md
+    (
+        "docs/debugging.md",
+        "openim-release -v release --stage rc",
+        How::Services(world),
+    ),
+    (
+        "docs/debugging.md",
+        "openim-release -vv release --stage rc",
+        How::Services(world),
+    ),
+    (
+        "docs/debugging.md",
+        "RUST_LOG=openim_release::clients::github=trace openim-release gitops --stage rc",
+        How::Services(|| world_rc().run_as("gitops --stage", "gitops --no-verify --stage").check(|_, out| {
+            let log = String::from_utf8_lossy(&out.stderr);
+            assert!(log.contains(" openim_release::clients::github: "), "{log}");
+        })),
+    ),
     // With the test services.
     ("README.md", "openim-release build --stage rc", How::Services(|| world_rc().check(pushed))),
     ("README.md", "openim-release plan --stage rc", How::Services(world)),
@@ -962,10 +986,15 @@ fn run(e: &Example, f: Fixture) -> Result<(), String> {
 fn run_all(services: bool) {
     let mut failures = Vec::new();
     let mut ran = 0;
+    // OPENIM_RELEASE_DOC_EXAMPLE=TEXT runs only the examples containing TEXT.
+    let only = std::env::var("OPENIM_RELEASE_DOC_EXAMPLE").unwrap_or_default();
     for e in examples() {
         let Some((_, _, how)) = case_for(&e) else {
             continue;
         };
+        if !e.command.contains(&only) {
+            continue;
+        }
         let fixture = match (how, services) {
             (How::Run(f), false) | (How::Services(f), true) => f(),
             _ => continue,
@@ -975,7 +1004,7 @@ fn run_all(services: bool) {
             failures.push(msg);
         }
     }
-    assert!(ran > 0);
+    assert!(ran > 0 || !only.is_empty());
     assert!(
         failures.is_empty(),
         "{} of {ran} doc examples disagree with the binary:\n\n{}",
