@@ -17,10 +17,11 @@ fn main() {
                 .take(2)
                 .collect();
             let message = message.join(" ");
-            println!(
-                "{}",
-                actions::error_annotation(message.trim_start_matches("error: "), None, None)
-            );
+            actions::command(&actions::error_annotation(
+                message.trim_start_matches("error: "),
+                None,
+                None,
+            ));
         }
         e.exit()
     });
@@ -66,9 +67,10 @@ fn report(err: &anyhow::Error) {
     if actions::in_actions() {
         let config = err.chain().find_map(|c| c.downcast_ref::<ConfigError>());
         let file = config.map(|c| c.path.display().to_string());
-        println!(
-            "{}",
-            actions::error_annotation(&message, file.as_deref(), config.and_then(|c| c.line))
-        );
+        actions::command(&actions::error_annotation(
+            &message,
+            file.as_deref(),
+            config.and_then(|c| c.line),
+        ));
     }
 }

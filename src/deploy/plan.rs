@@ -319,10 +319,12 @@ pub fn report(plan: &DeployPlan, quiet: bool) {
     for w in &plan.warnings {
         eprintln!("warning: {w}");
         if actions::in_actions() {
-            println!(
-                "{}",
-                actions::annotation("warning", &w.message, Some(&w.file), None)
-            );
+            actions::command(&actions::annotation(
+                "warning",
+                &w.message,
+                Some(&w.file),
+                None,
+            ));
         }
     }
 }

@@ -104,10 +104,17 @@ pub fn annotation(kind: &str, message: &str, file: Option<&str>, line: Option<us
     format!("::{kind}{props}::{}", escape_data(message))
 }
 
-/// Tell the runner to mask a secret in logs (printed on stdout).
+/// Send a workflow command (`::add-mask::…`, `::error::…`) to the runner,
+/// on stderr: the runner reads commands on both streams, and stdout carries
+/// the result alone (`--output json > file` stays JSON, with no secret).
+pub fn command(line: &str) {
+    eprintln!("{line}");
+}
+
+/// Tell the runner to mask a secret in logs.
 pub fn mask(secret: &crate::secret::Secret) {
     if in_actions() {
-        println!("::add-mask::{}", secret.expose());
+        command(&format!("::add-mask::{}", secret.expose()));
     }
 }
 

@@ -292,10 +292,12 @@ fn auth_registry_needs_credentials_and_never_shows_them() {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{stderr}");
-    // Masked for the Actions log, and never printed otherwise.
-    assert!(stdout.contains(&format!("::add-mask::{}", s.auth_password)));
-    assert_eq!(stdout.matches(&s.auth_password).count(), 1, "{stdout}");
-    assert!(!stderr.contains(&s.auth_password));
+    // Masked for the Actions log (a command on stderr, which the runner
+    // reads too), never printed otherwise; stdout is the JSON alone.
+    assert!(stderr.contains(&format!("::add-mask::{}", s.auth_password)));
+    assert_eq!(stderr.matches(&s.auth_password).count(), 1, "{stderr}");
+    assert!(!stdout.contains(&s.auth_password));
+    serde_json::from_str::<serde_json::Value>(&stdout).expect("stdout is one JSON object");
     let creds = Some((s.auth_user.as_str(), s.auth_password.as_str()));
     assert!(services::inspect_raw(&format!("{ns}/openim-api:v1"), creds).is_ok());
 

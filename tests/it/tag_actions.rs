@@ -93,7 +93,11 @@ fn config_errors_become_annotations() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.starts_with("::error file="), "{stdout}");
-    assert!(stdout.contains("openim-release.yaml,line=2::"), "{stdout}");
+    assert!(out.stdout.is_empty(), "stdout carries results only");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.lines().any(|l| l.starts_with("::error file=")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("openim-release.yaml,line=2::"), "{stderr}");
 }

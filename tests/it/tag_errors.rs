@@ -24,10 +24,13 @@ fn unknown_stage() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.stdout.is_empty(), "stdout carries results only");
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stdout.starts_with("::error::invalid value 'staging'") && stdout.contains("nightly"),
-        "{stdout}"
+        stderr
+            .lines()
+            .any(|l| l.starts_with("::error::invalid value 'staging'") && l.contains("nightly")),
+        "{stderr}"
     );
 }
 
