@@ -14,7 +14,7 @@ use std::path::PathBuf;
         Computes image tags from git, builds and pushes service images, updates Helm \
         charts and opens the GitOps pull request.",
     after_help = "Exit codes: 0 success, 1 failure (git, network, registry), \
-        2 usage, configuration or repository-state error.\n\
+        2 usage, configuration or repository-state error, 3 nothing to change (--exit-code).\n\
         Docs: docs/README.md in the openim-release repository."
 )]
 pub struct Cli {
@@ -69,14 +69,15 @@ pub enum Command {
             dev       <branch>, sha-<sha7>\n  \
             rc        vX.Y.Z-rc.N, rcN          (alias: test)\n  \
             release   release-vX.Y.Z, vX.Y.Z, X.Y.Z [, X.Y, X, latest]  (alias: prod)\n  \
+            patch     vX.Y.Z-patch.N, X.Y.Z-patch.N [, X.Y, X, latest]  (alias: hotfix)\n  \
             nightly   nightly-YYYYMMDD-<sha7>, nightly\n\n\
             Examples:\n  \
             openim-release tag --stage dev\n  \
             openim-release tag --stage rc --bump minor --output json\n  \
             openim-release tag --stage rc --create --push\n  \
             openim-release tag --stage release --version 3.8.1\n\n\
-            In GitHub Actions the outputs tags, version, git_tag and json are written to \
-            $GITHUB_OUTPUT and a summary to $GITHUB_STEP_SUMMARY."
+            In GitHub Actions the outputs tags, version, git_tag, json (and changed for \
+            nightly) are written to $GITHUB_OUTPUT and a summary to $GITHUB_STEP_SUMMARY."
     )]
     Tag(TagArgs),
 
@@ -164,7 +165,7 @@ pub struct ReleaseCmdArgs {
     /// The stage to release.
     #[arg(long, value_enum, env = "OPENIM_RELEASE_STAGE")]
     pub stage: Stage,
-    /// The version (X.Y.Z) for rc and release.
+    /// The version (X.Y.Z) for rc, release and patch.
     #[arg(long = "version", value_name = "X.Y.Z")]
     pub version: Option<String>,
     /// Only these services (repeatable).
@@ -448,7 +449,7 @@ pub struct TagArgs {
     #[arg(long, value_name = "NAME")]
     pub branch: Option<String>,
 
-    /// The version to tag (X.Y.Z) instead of deriving it from the tags (rc, release).
+    /// The version to tag (X.Y.Z) instead of deriving it from the tags (rc, release, patch).
     #[arg(long = "version", value_name = "X.Y.Z")]
     pub version: Option<String>,
 

@@ -65,6 +65,7 @@ fn image<'a>(json: &'a Value, service: &str) -> &'a Value {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn builds_every_service_for_every_platform_and_pushes_indexes() {
     let s = need_services!();
     let ns = format!("{}/{}", s.registry, services::unique_namespace("multi"));
@@ -140,6 +141,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn rerun_with_nothing_changed_only_adds_tags_and_a_change_rebuilds_one_service() {
     let s = need_services!();
     let ns = format!("{}/{}", s.registry, services::unique_namespace("rerun"));
@@ -184,6 +186,7 @@ fn rerun_with_nothing_changed_only_adds_tags_and_a_change_rebuilds_one_service()
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn dry_run_lists_every_reference_and_touches_nothing() {
     let s = need_services!();
     let ns = format!("{}/{}", s.registry, services::unique_namespace("dry"));
@@ -209,6 +212,7 @@ fn dry_run_lists_every_reference_and_touches_nothing() {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn stage_tags_come_from_git() {
     let s = need_services!();
     let ns = format!("{}/{}", s.registry, services::unique_namespace("stage"));
@@ -242,6 +246,7 @@ fn stage_tags_come_from_git() {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn auth_registry_needs_credentials_and_never_shows_them() {
     let s = need_services!();
     let ns = format!("{}/{}", s.auth_registry, services::unique_namespace("auth"));
@@ -323,6 +328,7 @@ fn wrong_password_is_a_hidden_401(s: &Services, repo: &TestRepo, registry: &str)
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn a_failing_service_does_not_stop_the_others_and_gets_no_tag() {
     let s = need_services!();
     let ns = format!("{}/{}", s.registry, services::unique_namespace("fail"));
@@ -351,6 +357,7 @@ fn a_failing_service_does_not_stop_the_others_and_gets_no_tag() {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn bad_input_is_refused_before_building() {
     let s = need_services!();
     let ns = format!("{}/{}", s.registry, services::unique_namespace("bad"));
@@ -391,6 +398,7 @@ fn unreachable_engine_names_docker_host() {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn matrix_legs_pushed_by_digest_merge_into_one_index() {
     let s = need_services!();
     let ns = format!("{}/{}", s.registry, services::unique_namespace("legs"));
@@ -452,6 +460,7 @@ fn matrix_legs_pushed_by_digest_merge_into_one_index() {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn transient_registry_faults_are_retried() {
     use crate::proxy::{Fault, Proxy};
     let s = need_services!();
@@ -483,6 +492,7 @@ fn transient_registry_faults_are_retried() {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn a_registry_that_rejects_uploads_leaves_no_tag() {
     use crate::proxy::{Fault, Proxy};
     let s = need_services!();
@@ -517,6 +527,7 @@ fn a_registry_that_rejects_uploads_leaves_no_tag() {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn builds_on_a_locally_imported_base_image() {
     let s = need_services!();
     services::ensure_base_images(s);
@@ -542,6 +553,7 @@ fn builds_on_a_locally_imported_base_image() {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn credentials_from_docker_config_json() {
     use base64::Engine;
     let s = need_services!();
@@ -572,6 +584,7 @@ fn credentials_from_docker_config_json() {
 /// service, redrawn in place, ending in ✓; the plain timestamped lines are
 /// for logs only. `script` gives the build a pseudo-terminal.
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn progress_is_live_on_a_terminal() {
     let s = need_services!();
     if std::process::Command::new("script")
@@ -624,6 +637,7 @@ fn progress_is_live_on_a_terminal() {
 /// names the token realm, the token server is asked with the credentials for
 /// the repository's pull,push scope, and the registry accepts the JWT.
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn bearer_token_registry_like_ghcr() {
     let s = need_services!();
     let path = services::unique_namespace("bearer");
@@ -714,6 +728,7 @@ fn bearer_token_registry_like_ghcr() {
 /// read reuses the image. (`RUN --mount` is covered by the unit property
 /// test only: the test dockerd has no network, so BuildKit cannot RUN.)
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn skip_unchanged_never_skips_a_change_the_build_reads() {
     let s = need_services!();
     let tools = services::ensure_tools_image(s);
@@ -793,6 +808,7 @@ fn skip_unchanged_never_skips_a_change_the_build_reads() {
 /// this build, though the Dockerfile never names the file: a change to it
 /// rebuilds, with the new content in the image.
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn onbuild_triggers_of_a_base_image_are_inputs() {
     let s = need_services!();
     let base = "openim-test-onbuild:latest";

@@ -31,7 +31,7 @@ const POINTS: &[&str] = &[
 
 /// The release fixture with labels and reviewers on the pull request, so
 /// that every boundary is on the way.
-fn world() -> Option<World> {
+fn world() -> World {
     world_with(|s, ns| {
         let (deploy_url, name) = crate::gitops::deploy_remote(s, ns);
         let cfg = format!(
@@ -151,7 +151,11 @@ fn rc_tags(w: &World) -> Vec<String> {
 }
 
 fn crash_then_rerun(point: &str) {
-    let Some(w) = world() else { return };
+    assert!(
+        cfg!(feature = "failpoints"),
+        "the crash tests need the crash points: cargo test --features failpoints"
+    );
+    let w = world();
     let out = w
         .release(&["release", "--stage", "rc", "-q"])
         .env("FAILPOINTS", format!("{point}=return"))
@@ -221,7 +225,7 @@ fn crash_then_rerun(point: &str) {
 macro_rules! crash_tests {
     ($($name:ident => $point:expr),* $(,)?) => {$(
         #[test]
-        #[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints (scripts/test)")]
+        #[ignore = "needs the services of scripts/test and --features failpoints"]
         fn $name() {
             crash_then_rerun($point);
         }

@@ -65,6 +65,7 @@ fn build_fixture(s: &Services) -> (TestRepo, String, String) {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn build_logs_registry_traffic_without_credentials() {
     let s = need_services!();
     let (repo, _, _) = build_fixture(s);
@@ -118,6 +119,7 @@ fn build_logs_registry_traffic_without_credentials() {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn gitops_logs_git_and_github_traffic_without_the_token() {
     let s = need_services!();
     let (url, name) = crate::gitops::deploy_remote(s, "ghcr.io/openimsdk");

@@ -303,6 +303,7 @@ fn image_layers(kinds: &[Kind]) -> Vec<Layer> {
 
 /// Plain and gzip layers: pushed, pulled and run by dockerd, in both shapes.
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn gzip_layers_of_both_export_shapes_are_pushed_as_exported_and_run() {
     let s = need_services!();
     let ns = format!("{}/{}", s.registry, services::unique_namespace("gzlayers"));
@@ -334,6 +335,7 @@ fn gzip_layers_of_both_export_shapes_are_pushed_as_exported_and_run() {
 /// (zstd came with Docker 23), so the pull is only expected to refuse
 /// cleanly there, and to run on an engine that can.
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn zstd_layers_of_both_export_shapes_are_pushed_as_exported() {
     let s = need_services!();
     let ns = format!(

@@ -62,8 +62,8 @@ struct Setup {
     src: TestRepo,
 }
 
-fn setup(extra_config: &str) -> Option<Setup> {
-    let s = crate::services::services()?;
+fn setup(extra_config: &str) -> Setup {
+    let s = crate::services::services();
     let (url, name) = deploy_remote(s, "ghcr.io/openimsdk");
     let repository = format!("openimsdk/{name}");
     let src = source_repo("ghcr.io/openimsdk", &url, &repository, extra_config);
@@ -72,13 +72,13 @@ fn setup(extra_config: &str) -> Option<Setup> {
     // The rc being deployed: `--stage rc` means the one HEAD carries.
     src.atag(&["v3.8.1-rc.0"]);
     let gh = FakeGitHub::start(&s.git_token);
-    Some(Setup {
+    Setup {
         s,
         url,
         repository,
         gh,
         src,
-    })
+    }
 }
 
 impl Setup {
@@ -92,10 +92,9 @@ impl Setup {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn opens_one_pull_request_and_a_rerun_changes_nothing() {
-    let Some(t) = setup("gitops:\n  labels: [release, rc]\n  reviewers: [reviewer-bot]\n") else {
-        return;
-    };
+    let t = setup("gitops:\n  labels: [release, rc]\n  reviewers: [reviewer-bot]\n");
     let main_before = remote_sha(t.s, &t.url, "main").unwrap();
     let json = json_ok(&mut t.gitops());
     assert_eq!(json["changed"], true);
@@ -173,8 +172,9 @@ fn opens_one_pull_request_and_a_rerun_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn github_faults_are_retried_and_already_exists_is_resolved() {
-    let Some(t) = setup("") else { return };
+    let t = setup("");
     t.gh.faults(serde_json::json!([
         {"method": "GET", "path_regex": "/pulls", "times": 1, "status": 502},
         {"method": "POST", "path_regex": "/pulls$", "times": 1, "kind": "secondary_rate_limit", "retry_after": 1},
@@ -193,8 +193,9 @@ fn github_faults_are_retried_and_already_exists_is_resolved() {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn concurrent_runs_open_one_pull_request() {
-    let Some(t) = setup("") else { return };
+    let t = setup("");
     let spawn = || {
         let mut cmd = std_bin(t.src.path());
         cmd.env("GITHUB_TOKEN", &t.s.git_token)
@@ -218,8 +219,9 @@ fn concurrent_runs_open_one_pull_request() {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn dry_run_shows_the_diff_and_the_pr_and_touches_nothing() {
-    let Some(t) = setup("") else { return };
+    let t = setup("");
     let out = stdout_ok(t.gitops().arg("--dry-run"));
     assert!(
         out.contains("diff --git a/docker-compose/.env b/docker-compose/.env"),
@@ -238,9 +240,64 @@ fn dry_run_shows_the_diff_and_the_pr_and_touches_nothing() {
     );
 }
 
+/// What reviewers read: the pull request (title and body), and what the
+/// Actions step gets (its outputs and the step summary), as snapshots
+/// (tests/it/snapshots/). The run's own names are scrubbed: the deploy
+/// repository, the fake GitHub's port, commit shas.
 #[test]
+#[ignore = "needs the services of scripts/test"]
+fn the_pull_request_and_the_step_outputs_as_people_read_them() {
+    let t = setup("gitops:\n  labels: [release]\n");
+    let dir = tempfile::tempdir().unwrap();
+    let (summary, outputs) = (dir.path().join("summary.md"), dir.path().join("output"));
+    std::fs::write(&summary, "").unwrap();
+    std::fs::write(&outputs, "").unwrap();
+    stdout_ok(
+        t.gitops()
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env("GITHUB_OUTPUT", &outputs),
+    );
+    let pulls = t.gh.pulls(&t.repository);
+    assert_eq!(pulls.len(), 1);
+    // The fake keeps a branch as a name or as GitHub's {"ref": …}.
+    let text = |v: &serde_json::Value| {
+        v.as_str()
+            .or_else(|| v["ref"].as_str())
+            .or_else(|| v["name"].as_str())
+            .map_or_else(|| v.to_string(), str::to_string)
+    };
+    let labels: Vec<String> = pulls[0]["labels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    let pr = format!(
+        "title: {}\nhead: {}\nbase: {}\nlabels: {}\n\n{}",
+        text(&pulls[0]["title"]),
+        text(&pulls[0]["head"]),
+        text(&pulls[0]["base"]),
+        labels.join(", "),
+        text(&pulls[0]["body"])
+    );
+    insta::with_settings!({filters => vec![
+        (r"deploy-\d+-\d+", "deploy-[n]"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
+        (r"\b[0-9a-f]{40}\b", "[sha]"),
+        (r"ghadelimiter_[0-9a-f-]+", "ghadelimiter_[id]"),
+        (r#""commit":"[0-9a-f]{7,40}""#, r#""commit":"[sha]""#),
+    ]}, {
+        insta::assert_snapshot!("gitops_pull_request", pr);
+        insta::assert_snapshot!("gitops_github_output", std::fs::read_to_string(&outputs).unwrap());
+        insta::assert_snapshot!("gitops_step_summary", std::fs::read_to_string(&summary).unwrap());
+    });
+}
+
+#[test]
+#[ignore = "needs the services of scripts/test"]
 fn wrong_token_is_a_clear_error_and_never_printed() {
-    let Some(t) = setup("") else { return };
+    let t = setup("");
     let err = fails_with(t.gitops().env("GITHUB_TOKEN", "wrong-token-abc"), 1);
     assert!(
         err.contains("cloning") && err.contains("GITHUB_TOKEN"),
@@ -251,8 +308,9 @@ fn wrong_token_is_a_clear_error_and_never_printed() {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn push_mode_commits_on_main_and_survives_a_moving_base() {
-    let Some(t) = setup("") else { return };
+    let t = setup("");
     // The first push finds main moved: a hook on the server commits to main
     // (as a concurrent pusher would) and refuses that push once.
     let name = t.url.rsplit('/').next().unwrap();
@@ -293,15 +351,14 @@ fn push_mode_commits_on_main_and_survives_a_moving_base() {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn the_stage_picks_its_environment_from_stages() {
     // rc (configured by its alias `test`) deploys by pull request into
     // `test`, dev by a commit on `dev`, nightly not at all; --base / --mode
     // on the command line still win.
-    let Some(t) = setup(
+    let t = setup(
         "stages:\n  test: { base: test, mode: pr }\n  dev: { base: dev, mode: push }\n  nightly: { deploy: false }\n",
-    ) else {
-        return;
-    };
+    );
     let seed = clone_branch(t.s, &t.url, "main");
     for env in ["test", "dev"] {
         git(

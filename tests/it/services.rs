@@ -1,7 +1,18 @@
 //! The real servers started by `scripts/services` (dockerd, registries, git
-//! server), found through the env file it writes. Tests that need them skip
-//! when they are absent, unless OPENIM_RELEASE_REQUIRE_SERVICES is set (as
-//! scripts/test does), where a missing service is a failure.
+//! server), found through the env file it writes.
+//!
+//! A test that needs them says so twice:
+//!
+//! ```ignore
+//! #[test]
+//! #[ignore = "needs the services of scripts/test"]
+//! fn builds_every_service() {
+//!     let s = need_services!();
+//! ```
+//!
+//! so a plain `cargo test` lists it as ignored (not as passed), and
+//! `scripts/test` starts the services and runs `cargo test -- --include-ignored`,
+//! where a missing service fails the test instead of skipping it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -59,28 +70,21 @@ fn load() -> Option<Services> {
     ok.then_some(s)
 }
 
-/// The services, or `None` (after saying so) when they are not running.
-pub fn services() -> Option<&'static Services> {
+/// The services; a test that asks for them fails when they are not running
+/// (it only runs when they are wanted: see the module's doc).
+pub fn services() -> &'static Services {
     static S: OnceLock<Option<Services>> = OnceLock::new();
-    let s = S.get_or_init(load).as_ref();
-    if s.is_none() {
-        assert!(
-            std::env::var_os("OPENIM_RELEASE_REQUIRE_SERVICES").is_none(),
-            "services required but not running: start them with `scripts/services start`"
-        );
-        eprintln!("skipped: services not running (scripts/services start)");
-    }
-    s
+    S.get_or_init(load).as_ref().expect(
+        "this test needs the test services, which are not running: \
+         `scripts/test` starts them (or `scripts/services start`, then source the env file it prints)",
+    )
 }
 
-/// Bind `$name` to the services or return from the test.
+/// The services, for a test marked as needing them (see the module's doc).
 #[macro_export]
 macro_rules! need_services {
     () => {
-        match $crate::services::services() {
-            Some(s) => s,
-            None => return,
-        }
+        $crate::services::services()
     };
 }
 

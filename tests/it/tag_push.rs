@@ -210,10 +210,9 @@ fn a_tag_only_on_the_remote_at_head_counts_as_pushed() {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn push_over_smart_http_with_a_token() {
-    let Some(s) = crate::services::services() else {
-        return;
-    };
+    let s = crate::services::services();
     let (bare, url) = crate::services::git_server_repo(s, "tagpush");
     let repo = TestRepo::new();
     repo.atag(&["v2.0.0"]);

@@ -150,14 +150,19 @@ fn deploy_summary(
         md.push_str(&format!("{c}\n\n"));
     }
     if !images.is_empty() {
-        md.push_str("| service | image |\n|---|---|\n");
+        // One row per place an image is set (a service may be set in
+        // several files): where, so no row reads as a duplicate.
+        md.push_str("| service | where | image |\n|---|---|---|\n");
         for i in images {
             let pin = i
                 .digest
                 .as_deref()
                 .map(|d| format!("@{d}"))
                 .unwrap_or_default();
-            md.push_str(&format!("| {} | `{}{pin}` |\n", i.service, i.new));
+            md.push_str(&format!(
+                "| {} | `{}` | `{}{pin}` |\n",
+                i.service, i.file, i.new
+            ));
         }
         md.push('\n');
     }
