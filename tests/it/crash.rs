@@ -151,10 +151,9 @@ fn rc_tags(w: &World) -> Vec<String> {
 }
 
 fn crash_then_rerun(point: &str) {
-    assert!(
-        cfg!(feature = "failpoints"),
-        "the crash tests need the crash points: cargo test --features failpoints"
-    );
+    if !cfg!(feature = "failpoints") {
+        panic!("the crash tests need the crash points: cargo test --features failpoints");
+    }
     let w = world();
     let out = w
         .release(&["release", "--stage", "rc", "-q"])
