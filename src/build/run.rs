@@ -529,6 +529,14 @@ pub async fn check(ws: &Workspace, args: &BuildRequest) -> Result<CheckReport> {
 
 /// `build matrix`: one entry per service and platform.
 pub fn matrix(ws: &Workspace, select: &Selection) -> Result<MatrixReport> {
+    if !select.registries.is_empty() {
+        return Err(BadInput(
+            "the matrix lists services and platforms only; pass --registry to each leg's \
+             `build --push-by-digest` (and `build merge` reads it from the legs)"
+                .into(),
+        )
+        .into());
+    }
     let images = images(ws)?;
     let all = service_specs(ws.root(), &images)?;
     let registries = registries_of(&images, select);

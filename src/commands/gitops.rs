@@ -28,6 +28,7 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
             dry_run: args.edit.dry_run,
             strict: args.edit.strict,
         },
+        quiet_report: false,
     };
     let report = gitops::run(&ws, &req)?;
     output::emit(&report, args.edit.output, ws.quiet)?;

@@ -41,6 +41,9 @@ pub struct GitopsRequest {
     /// Deploy only these services.
     pub services: Vec<String>,
     pub edit: EditOptions,
+    /// Do not show the warnings and skipped subcharts again (a run that
+    /// showed them for the same deploy already).
+    pub quiet_report: bool,
 }
 
 /// The result of `gitops`: the `--output json` document (fields are a
@@ -223,7 +226,9 @@ fn deploy(
     out.warnings = plan.warnings.clone();
     out.skipped = plan.skipped.clone();
     out.diff = edits::unified_diff(&plan);
-    report(&plan, ws.quiet);
+    if !req.quiet_report {
+        report(&plan, ws.quiet);
+    }
     vet(&plan, inputs, &req.edit)?;
     let mut services: Vec<&str> = plan.images.iter().map(|i| i.service.as_str()).collect();
     services.sort();

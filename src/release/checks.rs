@@ -7,8 +7,8 @@
 
 use crate::build::run::{self as build, BuildRequest, Selection, TagChoice};
 use crate::checks::Check;
-use crate::deploy::gitops::{self, Checkout, GitopsRequest};
-use crate::deploy::plan::{EditOptions, ReleaseChoice};
+use crate::deploy::gitops::{self, Checkout};
+use crate::deploy::plan::EditOptions;
 use crate::error::BadInput;
 use crate::output::text;
 use crate::release::ReleaseRequest;
@@ -19,6 +19,7 @@ use crate::workspace::Workspace;
 pub struct Preflight<'a> {
     pub ws: &'a Workspace,
     pub req: &'a ReleaseRequest,
+    pub stage_cfg: &'a crate::config::StageConfig,
     pub build_enabled: bool,
     pub deploy_enabled: bool,
     pub pull_request: bool,
@@ -68,21 +69,20 @@ impl Preflight<'_> {
             checks.push(c);
         }
         if self.deploy_enabled {
-            // The deploy edits in a fresh clone, without API calls or pushes.
-            let plan = GitopsRequest {
-                release: ReleaseChoice {
-                    stage: Some(req.stage),
-                    version: req.version.clone(),
-                    image_tag: Some("preflight".into()),
-                    ..ReleaseChoice::default()
-                },
-                services: req.services.clone(),
-                edit: EditOptions {
-                    no_verify: true,
-                    dry_run: true,
-                    strict: false,
-                },
-                ..GitopsRequest::default()
+            // The deploy edits in a fresh clone (kept for the deploy step),
+            // as the deploy step will make them, without API calls or pushes.
+            let mut plan = crate::release::deploy_request(
+                req,
+                self.stage_cfg,
+                "preflight".into(),
+                tag.and_then(|t| t.version.clone())
+                    .or_else(|| req.version.clone()),
+                Default::default(),
+            );
+            plan.edit = EditOptions {
+                no_verify: true,
+                dry_run: true,
+                strict: false,
             };
             let name = "deploy repository";
             checks.push(match gitops::run_with(self.ws, &plan, kept) {

@@ -127,6 +127,7 @@ pub fn run(ws: &Workspace, req: &ReleaseRequest) -> Result<ReleaseReport> {
     let preflight = checks::Preflight {
         ws,
         req,
+        stage_cfg: &stage_cfg,
         build_enabled,
         deploy_enabled,
         pull_request,
@@ -252,7 +253,14 @@ pub fn run(ws: &Workspace, req: &ReleaseRequest) -> Result<ReleaseReport> {
         let mut deploy = || -> Result<GitopsReport> {
             // dev deploys `sha-<sha7>`, not the moving branch tag.
             let image_tag = deploy_tag(cfg, req.stage, &tags, &tag.sha)?;
-            let gitops_req = deploy_request(req, &stage_cfg, image_tag, &tag, &report.build);
+            let digests = match &report.build {
+                Some(b) if !req.dry_run => b.digests(),
+                _ => Default::default(),
+            };
+            let mut gitops_req =
+                deploy_request(req, &stage_cfg, image_tag, tag.version.clone(), digests);
+            // The checks showed the warnings and skipped subcharts already.
+            gitops_req.quiet_report = true;
             gitops::run_with(ws, &gitops_req, &mut kept)
         };
         report.gitops = Some(deploy().map_err(|e| e.context(StepFailed { step: "gitops" }))?);
@@ -261,26 +269,23 @@ pub fn run(ws: &Workspace, req: &ReleaseRequest) -> Result<ReleaseReport> {
     Ok(report)
 }
 
-/// The deploy step's request: the stage's environment, this run's tag,
-/// version and digests (a plan verifies nothing: the images do not exist
-/// yet).
-fn deploy_request(
+/// The deploy step's request (and its check's): the stage's environment,
+/// this run's tag, version and digests (a plan verifies nothing: the images
+/// do not exist yet).
+pub(crate) fn deploy_request(
     req: &ReleaseRequest,
     stage_cfg: &StageConfig,
     image_tag: String,
-    tag: &TagReport,
-    built: &Option<BuildReport>,
+    version: Option<String>,
+    digests: std::collections::BTreeMap<String, String>,
 ) -> GitopsRequest {
     GitopsRequest {
         release: ReleaseChoice {
             stage: None,
-            version: tag.version.clone(),
+            version,
             image_tag: Some(image_tag),
             digests_file: None,
-            digests: match built {
-                Some(b) if !req.dry_run => b.digests(),
-                _ => Default::default(),
-            },
+            digests,
         },
         mode: stage_cfg.mode,
         base: stage_cfg.base.clone(),
@@ -291,6 +296,7 @@ fn deploy_request(
             dry_run: req.dry_run,
             strict: false,
         },
+        quiet_report: false,
     }
 }
 

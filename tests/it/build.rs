@@ -863,3 +863,15 @@ fn onbuild_triggers_of_a_base_image_are_inputs() {
     let files = services::image_files(&format!("{ns}/openim-api:o2"));
     assert_eq!(String::from_utf8_lossy(&files["app/other/o.txt"]), "v2\n");
 }
+
+/// `build matrix --registry` would be ignored (the matrix names services and
+/// platforms): refused.
+#[test]
+fn matrix_refuses_a_registry_it_would_ignore() {
+    let repo = fixture(&["127.0.0.1:9/openimsdk".to_string()], &["linux/amd64"]);
+    let err = fails_with(
+        bin(repo.path()).args(["build", "matrix", "--registry", "127.0.0.1:9/other"]),
+        2,
+    );
+    assert!(err.contains("--push-by-digest"), "{err}");
+}

@@ -595,7 +595,12 @@ impl Repo {
         let auth = Auth::for_repo(&self.repo);
         let mut fetch = git2::FetchOptions::new();
         fetch.remote_callbacks(auth.callbacks());
-        fetch.depth(1);
+        // libgit2's local transport cannot fetch shallow (as in clone_shallow).
+        let url = r.url().unwrap_or_default().to_string();
+        let local = url.starts_with("file://") || !url.contains("://") && !url.contains('@');
+        if !local {
+            fetch.depth(1);
+        }
         let spec = format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}");
         let shown = self.remote_display(remote);
         debug!("fetch {spec} from {shown} (depth 1)");
