@@ -346,6 +346,63 @@ impl Registry {
         }))
     }
 
+    /// The digest of the manifest under `reference` (a tag or a digest),
+    /// or `None` when there is none: a `HEAD` request (which Docker Hub
+    /// does not count as a pull), a `GET` when the registry names no digest.
+    pub async fn manifest_digest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<String>, RegistryError> {
+        let url = self.url(repo, &format!("manifests/{reference}"));
+        let what = format!("looking up {repo}:{reference}");
+        let accept = oci::ACCEPT_MANIFESTS.join(", ");
+        let resp = self
+            .send(repo, &what, || {
+                self.http.head(&url).header(ACCEPT, accept.as_str())
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let resp = self.expect(resp, &what, &[StatusCode::OK]).await?;
+        let named = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .filter(|d| oci::is_digest(d))
+            .map(str::to_string);
+        match named {
+            Some(d) => Ok(Some(d)),
+            None => Ok(self.get_manifest(repo, reference).await?.map(|f| f.digest)),
+        }
+    }
+
+    /// A blob's bytes (an image config), or `None` when the repository has
+    /// no such blob. Checked against its digest.
+    pub async fn get_blob(
+        &self,
+        repo: &str,
+        digest: &str,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        let url = self.url(repo, &format!("blobs/{digest}"));
+        let what = format!("reading blob {} in {repo}", short(digest));
+        let resp = self.send(repo, &what, || self.http.get(&url)).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let resp = self.expect(resp, &what, &[StatusCode::OK]).await?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| self.error(&what, None, transport_detail(&e)))?
+            .to_vec();
+        if oci::sha256_digest(&bytes) != digest {
+            return Err(self.error(&what, Some(200), "the content does not match its digest"));
+        }
+        Ok(Some(bytes))
+    }
+
     /// Send a request built by `build`, answering auth challenges and
     /// retrying transient failures.
     async fn send(

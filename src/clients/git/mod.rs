@@ -695,6 +695,36 @@ impl Repo {
         }
         result
     }
+
+    /// When a tag was made (seconds since the epoch): the tagger's time of
+    /// an annotated tag, else the time of its commit; `None` when there is
+    /// no such tag or it names no commit.
+    pub fn tag_time(&self, name: &str) -> Option<i64> {
+        let r = self
+            .repo
+            .find_reference(&format!("refs/tags/{name}"))
+            .ok()?;
+        let target = r.target()?;
+        if let Some(tagger) = self
+            .repo
+            .find_tag(target)
+            .ok()
+            .and_then(|t| t.tagger().map(|s| s.when().seconds()))
+        {
+            return Some(tagger);
+        }
+        r.peel_to_commit().ok().map(|c| c.time().seconds())
+    }
+
+    /// Whether commit `ancestor` is `descendant` or one of its ancestors;
+    /// `None` when either is not a commit of this repository.
+    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Option<bool> {
+        let a = git2::Oid::from_str(ancestor).ok()?;
+        let d = git2::Oid::from_str(descendant).ok()?;
+        self.repo.find_commit(a).ok()?;
+        self.repo.find_commit(d).ok()?;
+        Some(a == d || self.repo.graph_descendant_of(d, a).ok()?)
+    }
 }
 
 /// Credentials for HTTPS and SSH remotes, tried in order, each once:
