@@ -146,6 +146,32 @@ pub enum Command {
     )]
     Plan(ReleaseCmdArgs),
 
+    /// Check that the registries and the deploy repository agree with the git tags: every release's images, platforms, digests, aliases, revision labels.
+    #[command(
+        long_about = "Check that the registries and the deploy repository agree with the git \
+            tags. For every release (vX.Y.Z and vX.Y.Z-patch.N git tags): every service has \
+            every tag the configured templates give in every registry; a tag names the same \
+            image in every registry; the image has every configured platform; each platform's \
+            org.opencontainers.image.revision label is the release's commit (or an ancestor: an \
+            image reused because nothing it is built from changed); the aliases (X.Y, X, latest) \
+            point at the release that moved them last, as tags.release.alias_policy says. With \
+            --deploy, every image the deploy repository references (values, override files, \
+            manifests, .env, on each environment branch of stages:) exists with every platform.\n\n\
+            Prints one table of what disagrees (or one JSON object with --output json) and, in \
+            GitHub Actions, the step summary. Changes nothing, except with --fix.",
+        after_help = "Examples:\n  \
+            openim-release audit\n  \
+            openim-release audit --last 3 --deploy\n  \
+            openim-release audit --tag v3.8.3 --output json\n  \
+            openim-release audit --fix\n\n\
+            --fix re-points aliases and writes missing tags again, only within a registry that has \
+            the image; an image only another registry has needs copying (mirror), one that no \
+            registry has right needs a rebuild: both are reported, never done.\n\n\
+            Exit codes: 0 everything agrees (or --fix repaired all of it), 1 something disagrees \
+            or a registry did not answer, 2 bad input."
+    )]
+    Audit(AuditArgs),
+
     /// Write openim-release.yaml (or --config FILE) from what the repository has: compose build file, Dockerfiles, charts, .env files, the registries its workflows push to.
     Init(InitArgs),
 
@@ -496,6 +522,37 @@ pub struct TagGitArgs {
     /// The remote to push to and to list tags from.
     #[arg(long, default_value = "origin", value_name = "NAME")]
     pub remote: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this release (repeatable): a git tag such as v3.8.3 or v3.8.3-patch.2 [default: every release].
+    #[arg(long = "tag", value_name = "TAG", conflicts_with = "last")]
+    pub tag: Vec<String>,
+    /// Only the N highest releases.
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Only these services (repeatable) [default: all].
+    #[arg(long = "service", value_name = "NAME")]
+    pub service: Vec<String>,
+    /// These registries (repeatable) instead of images.registries.
+    #[arg(long = "registry", value_name = "REGISTRY")]
+    pub registry: Vec<String>,
+    /// Also check every image the deploy repository references, on each environment branch.
+    #[arg(long)]
+    pub deploy: bool,
+    /// With --deploy: these branches (repeatable) instead of the stages' bases and deploy.base.
+    #[arg(long = "deploy-branch", value_name = "BRANCH", requires = "deploy")]
+    pub deploy_branch: Vec<String>,
+    /// Make the safe repairs after printing them: re-point aliases, write missing tags again (only within a registry that has the image). Never copies between registries, never rebuilds.
+    #[arg(long)]
+    pub fix: bool,
+    /// Registry requests at once.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = crate::audit::DEFAULT_JOBS)]
+    pub jobs: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]

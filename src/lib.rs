@@ -13,6 +13,7 @@
 //!   the Docker engine, registries, credentials, GitHub);
 //! - `output/`: the GitHub Actions protocol, progress, words in messages.
 
+pub mod audit;
 pub mod build;
 pub mod checks;
 pub mod cli;

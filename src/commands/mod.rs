@@ -1,6 +1,7 @@
 //! One module per subcommand: each loads what it needs, runs the pure rules
 //! and applies the result.
 
+pub mod audit;
 pub mod build;
 pub mod chart;
 pub mod gitops;
@@ -19,6 +20,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Gitops(args) => gitops::run(&cli.global, args),
         Command::Release(args) => release::run(&cli.global, args, args.dry_run),
         Command::Plan(args) => release::run(&cli.global, args, true),
+        Command::Audit(args) => audit::run(&cli.global, args),
         Command::Init(args) => init::run(&cli.global, args),
         Command::Schema => {
             print!("{}", crate::config::json_schema());

@@ -1,5 +1,6 @@
 //! The text, Actions outputs and step summary of each report.
 
+pub mod audit;
 pub mod build;
 pub mod deploy;
 pub mod release;
