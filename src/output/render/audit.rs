@@ -125,23 +125,24 @@ impl AuditReport {
             );
         }
         let count = |a: FixAction| open.iter().filter(|f| f.fix.action == a).count();
+        let needs = |n: usize| if n == 1 { "needs" } else { "need" };
         let mut parts = Vec::new();
         let retag = count(FixAction::Retag);
         if retag > 0 {
             parts.push(if self.fix {
                 format!("{retag} failed to repair")
             } else {
-                format!("{retag} repaired by --fix")
+                format!("{retag} repairable with --fix")
             });
         }
         for (a, what) in [
-            (FixAction::NeedsMirror, "need a mirror"),
-            (FixAction::NeedsRebuild, "need a rebuild"),
-            (FixAction::Review, "need a review"),
+            (FixAction::NeedsMirror, "a mirror"),
+            (FixAction::NeedsRebuild, "a rebuild"),
+            (FixAction::Review, "a review"),
         ] {
             let n = count(a);
             if n > 0 {
-                parts.push(format!("{n} {what}"));
+                parts.push(format!("{n} {} {what}", needs(n)));
             }
         }
         let other = open.len()
