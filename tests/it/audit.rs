@@ -480,3 +480,53 @@ fn an_unreachable_registry_is_exit_1() {
         "{err}"
     );
 }
+
+/// A plain-registry client for the other tests' fixtures.
+fn plain(ns: &str) -> (Registry, String) {
+    let prefix = RegistryPrefix::parse(ns).unwrap();
+    let path = prefix.namespace.clone();
+    (Registry::new(prefix, None, false), path)
+}
+
+/// The digest of `arch`'s image in the index `ns/service:reference` (the
+/// plain registry).
+pub fn platform_digest(ns: &str, service: &str, reference: &str, arch: &str) -> String {
+    let (r, path) = plain(ns);
+    let f = rt()
+        .block_on(r.get_manifest(&format!("{path}/{service}"), reference))
+        .unwrap()
+        .unwrap();
+    let index: Value = serde_json::from_slice(&f.bytes).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == arch)
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Point `ns/service:tag` at what `reference` names (the plain registry).
+pub fn retag(ns: &str, service: &str, reference: &str, tag: &str) {
+    let (r, path) = plain(ns);
+    let repo = format!("{path}/{service}");
+    rt().block_on(async {
+        let f = r.get_manifest(&repo, reference).await.unwrap().unwrap();
+        let m = Encoded {
+            media_type: f.media_type,
+            bytes: f.bytes,
+            digest: f.digest,
+        };
+        r.put_manifest(&repo, tag, &m).await.unwrap();
+    });
+}
+
+/// The digest `ns/service:reference` names (the plain registry).
+pub fn digest(ns: &str, service: &str, reference: &str) -> String {
+    let (r, path) = plain(ns);
+    rt().block_on(r.manifest_digest(&format!("{path}/{service}"), reference))
+        .unwrap()
+        .unwrap()
+}

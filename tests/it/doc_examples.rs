@@ -505,6 +505,53 @@ fn world_rc() -> Fixture {
     f
 }
 
+/// The same with v3.8.3 built (every tag and alias, both registries) and
+/// deployed by push to the deploy repository's main.
+fn world_released() -> Fixture {
+    let f = world();
+    let run = |args: &[&str]| {
+        let mut cmd = std_bin(&f.cwd);
+        cmd.envs(f.env.iter().map(|(k, v)| (k, v))).args(args);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&f.cwd, &["checkout", "-q", "v3.8.3"]);
+    run(&["build", "--stage", "release"]);
+    git(&f.cwd, &["checkout", "-q", "main"]);
+    run(&[
+        "gitops",
+        "--version",
+        "3.8.3",
+        "--image-tag",
+        "release-v3.8.3",
+        "--mode",
+        "push",
+    ]);
+    f
+}
+
+/// The registry namespace shown as `shown` (docker.io/openim, ghcr.io/openimsdk).
+fn namespace(f: &Fixture, shown: &str) -> String {
+    f.shown
+        .iter()
+        .find(|(ns, s)| s == shown && ns.contains('/'))
+        .map(|(ns, _)| ns.clone())
+        .unwrap()
+}
+
+/// `audit` found nothing.
+fn agrees(_: &Path, out: &std::process::Output) {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("ok: 1 release × 3 services × 2 registries ("),
+        "{text}"
+    );
+}
+
 /// Images are built: some references end in a digest.
 fn pushed(_: &Path, out: &std::process::Output) {
     let text = String::from_utf8_lossy(&out.stdout);
@@ -805,6 +852,46 @@ const CASES: &[Case] = &[
             f.env.push((format!("{key}_USERNAME"), s.auth_user.clone()));
             f.env.push((format!("{key}_PASSWORD"), s.auth_password.clone()));
             f.exit(2)
+        }),
+    ),
+    // docs/audit.md
+    ("docs/audit.md", "openim-release audit", How::Services(|| world_released().check(agrees))),
+    (
+        "docs/audit.md",
+        "openim-release audit --last 3 --deploy",
+        How::Services(|| world_released().check(|dir, out| {
+            agrees(dir, out);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains(", 5 deploy references on 1 branch agree"), "{text}");
+        })),
+    ),
+    (
+        "docs/audit.md",
+        "openim-release audit --tag v3.8.3 --output json",
+        How::Services(|| world_released().check(|_, out| {
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(json["ok"], true, "{json}");
+            assert_eq!(json["releases"][0]["aliases"], serde_json::json!(["3", "3.8", "latest"]));
+        })),
+    ),
+    (
+        "docs/audit.md",
+        "openim-release audit --fix",
+        How::Services(|| {
+            // Someone pointed latest at the amd64 image alone in docker.io/openim.
+            let f = world_released();
+            let hub = namespace(&f, "docker.io/openim");
+            let amd64 = crate::audit::platform_digest(&hub, "openim-api", "v3.8.3", "amd64");
+            crate::audit::retag(&hub, "openim-api", &amd64, "latest");
+            f.check(move |_, out| {
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert!(text.contains("fixed (retag "), "{text}");
+                assert!(text.lines().last().unwrap().starts_with("ok after --fix: 1 repair made;"), "{text}");
+                assert_eq!(
+                    crate::audit::digest(&hub, "openim-api", "latest"),
+                    crate::audit::digest(&hub, "openim-api", "v3.8.3")
+                );
+            })
         }),
     ),
 ];
