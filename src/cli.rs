@@ -152,8 +152,9 @@ pub enum Command {
             tags. For every release (vX.Y.Z and vX.Y.Z-patch.N git tags): every service has \
             every tag the configured templates give in every registry; a tag names the same \
             image in every registry; the image has every configured platform; each platform's \
-            org.opencontainers.image.revision label is the release's commit (or an ancestor: an \
-            image reused because nothing it is built from changed); the aliases (X.Y, X, latest) \
+            org.opencontainers.image.revision label is the release's commit (or a commit where \
+            nothing the service's build reads differs: an image reused because its inputs did \
+            not change); the aliases (X.Y, X, latest) \
             point at the release that moved them last, as tags.release.alias_policy says. With \
             --deploy, every image the deploy repository references (values, override files, \
             manifests, .env, on each environment branch of stages:) exists with every platform.\n\n\

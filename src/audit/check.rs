@@ -9,8 +9,8 @@
 //!   problems);
 //! - that image has every configured platform, each present in the
 //!   registry, and each platform's `org.opencontainers.image.revision` label
-//!   is the release's commit or one of its ancestors (an image reused
-//!   because its inputs had not changed since an earlier commit);
+//!   is the release's commit, or a commit where nothing the service's build
+//!   reads differs (an image reused because its inputs had not changed);
 //! - every alias points at the image of the release that moved it last.
 //!
 //! Image signatures and attestations are not checked yet: a check of them
@@ -24,9 +24,25 @@ use crate::oci::reference::RegistryPrefix;
 use crate::oci::Platform;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Whether commit `revision` is `commit` or one of its ancestors; `None`
-/// when the repository does not know `revision`.
-pub type Ancestry<'a> = &'a dyn Fn(&str, &str) -> Option<bool>;
+/// How an image's revision (the commit it was built from) relates to its
+/// release's commit, for one service's build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The release's commit.
+    Same,
+    /// Another commit, but no file the service's build reads differs: the
+    /// image is what the release's commit builds (`build` reuses an image
+    /// whose inputs did not change, with the labels of the build that made
+    /// it: an earlier commit, or one of another branch).
+    Equivalent,
+    /// Files the build reads differ (some of them named).
+    Differs(Vec<String>),
+    /// Not a commit of this repository.
+    Unknown,
+}
+
+/// `(revision, release commit, service)` → [`Verdict`].
+pub type Ancestry<'a> = &'a dyn Fn(&str, &str, &str) -> Verdict;
 
 /// What is audited.
 pub struct Scope<'a> {
@@ -59,16 +75,24 @@ impl Scope<'_> {
         self.expect.aliases_of(release)
     }
 
-    /// Every (repository, tag) to look up.
-    pub fn tag_lookups(&self) -> Vec<(Loc, String)> {
+    /// Every (repository, tag) to look up, and whether to read the
+    /// manifest while at it: the primary tag of each release and service,
+    /// in the first registry (not Docker Hub, where a read is a pull, when
+    /// another is configured); the rest is only looked up.
+    pub fn tag_lookups(&self) -> Vec<(Loc, String, bool)> {
+        let reader = self
+            .registries
+            .iter()
+            .position(|r| r.api_host() != "registry-1.docker.io")
+            .unwrap_or(0);
         let mut out = Vec::new();
         for &r in self.selected {
             let rel = &self.expect.releases[r];
             let tags = rel.tags.iter().map(String::as_str).chain(self.aliases(r));
-            for tag in tags {
+            for (t, tag) in tags.enumerate() {
                 for s in 0..self.services.len() {
                     for g in 0..self.registries.len() {
-                        out.push((self.loc(s, g), tag.to_string()));
+                        out.push((self.loc(s, g), tag.to_string(), t == 0 && g == reader));
                     }
                 }
             }
@@ -87,7 +111,7 @@ pub enum ImageProblem {
         detail: String,
         elsewhere: Option<String>,
     },
-    /// The revision label is not the release's commit (nor an ancestor).
+    /// The revision label names a commit whose build differs.
     Revision {
         platform: Option<String>,
         found: Option<String>,
@@ -102,6 +126,7 @@ pub enum ImageProblem {
 /// checked); `others` are the service's repositories in the other
 /// registries (where a missing platform may still be).
 pub struct Image<'a> {
+    pub service: &'a str,
     pub loc: &'a Loc,
     pub digest: &'a str,
     pub platforms: &'a [Platform],
@@ -117,6 +142,7 @@ pub fn image_problems(
     counts: &mut Counts,
 ) -> Vec<ImageProblem> {
     let Image {
+        service,
         loc,
         digest,
         platforms,
@@ -249,14 +275,16 @@ pub fn image_problems(
         let why = match found.as_deref() {
             None | Some("") => Some(format!("has no {REVISION} label")),
             Some(r) if r == commit => None,
-            Some(r) => match ancestry(r, commit) {
-                Some(true) => None,
-                Some(false) => Some(format!(
-                    "was built from {}, which is not the release's commit {} nor one of its ancestors",
+            Some(r) => match ancestry(r, commit, service) {
+                Verdict::Same | Verdict::Equivalent => None,
+                Verdict::Differs(paths) => Some(format!(
+                    "was built from {}, not from the release's commit {}: {} differ{}",
                     short_sha(r),
-                    short_sha(commit)
+                    short_sha(commit),
+                    shown_paths(&paths),
+                    if paths.len() == 1 { "s" } else { "" }
                 )),
-                None => Some(format!(
+                Verdict::Unknown => Some(format!(
                     "was built from {}, which is not a commit of this repository (the release is {})",
                     short_sha(r),
                     short_sha(commit)
@@ -277,6 +305,21 @@ pub fn image_problems(
             found,
             detail: why,
         });
+    }
+    out
+}
+
+/// `a, b, c and 4 more`.
+fn shown_paths(paths: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let mut out = paths
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if paths.len() > SHOWN {
+        out.push_str(&format!(" and {} more", paths.len() - SHOWN));
     }
     out
 }
@@ -308,6 +351,7 @@ pub fn canonical(
                         let ok = image_problems(
                             store,
                             &Image {
+                                service: &scope.services[s].0,
                                 loc: &loc,
                                 digest: d,
                                 platforms,
@@ -443,6 +487,7 @@ pub fn findings(
                     for p in image_problems(
                         store,
                         &Image {
+                            service,
                             loc: &loc,
                             digest: d,
                             platforms,
@@ -588,13 +633,13 @@ fn where_else(
 
 /// The lookups the deploy's references need: each tag, and each pinned
 /// digest.
-pub fn deploy_lookups(refs: &[super::deploy::Reference]) -> Vec<(Loc, String)> {
+pub fn deploy_lookups(refs: &[super::deploy::Reference]) -> Vec<(Loc, String, bool)> {
     let mut out = Vec::new();
     for r in refs {
         let loc = (r.registry.host.clone(), r.registry.repository(&r.name));
-        out.push((loc.clone(), r.tag.clone()));
+        out.push((loc.clone(), r.tag.clone(), false));
         if let Some(d) = &r.digest {
-            out.push((loc, d.clone()));
+            out.push((loc, d.clone(), false));
         }
     }
     out
@@ -682,6 +727,7 @@ pub fn deploy_findings(
         for p in image_problems(
             store,
             &Image {
+                service: &r.service,
                 loc: &loc,
                 digest: &image,
                 platforms: &platforms_of(&r.service),
@@ -723,6 +769,7 @@ mod tests {
 
     const C1: &str = "1111111111111111111111111111111111111111";
     const C2: &str = "2222222222222222222222222222222222222222";
+    const C3: &str = "3333333333333333333333333333333333333333";
 
     struct World {
         expect: Expectations,
@@ -833,12 +880,13 @@ mod tests {
                 services: &self.services,
                 registries: &self.registries,
             };
-            // C1 is C2's parent.
-            let ancestry = |r: &str, c: &str| match (r, c) {
-                (a, b) if a == b => Some(true),
-                (C1, C2) => Some(true),
-                (C2, C1) => Some(false),
-                _ => None,
+            // Between C1 and C2 nothing openim-api's build reads changed;
+            // C3 changed its sources.
+            let ancestry = |r: &str, c: &str, _: &str| match (r, c) {
+                (a, b) if a == b => Verdict::Same,
+                (C1, C2) => Verdict::Equivalent,
+                (C3, _) => Verdict::Differs(vec!["cmd/openim-api/main.go".into()]),
+                _ => Verdict::Unknown,
             };
             let canon = canonical(&scope, &self.store, &ancestry);
             findings(
@@ -1008,8 +1056,9 @@ mod tests {
     #[test]
     fn a_wrong_revision_label() {
         let mut w = World::clean();
-        // v3.8.0's image says it was built from C2, a later commit.
-        let rebuilt = w.image("rebuilt", C2);
+        // v3.8.0's image says it was built from C3, where openim-api's
+        // sources differ.
+        let rebuilt = w.image("rebuilt", C3);
         for g in 0..2 {
             for t in ["release-v3.8.0", "v3.8.0", "3.8.0"] {
                 w.tag(g, t, &rebuilt);
@@ -1033,12 +1082,26 @@ mod tests {
                 ),
             ]
         );
-        assert_eq!(f[0].found.as_deref(), Some(C2));
+        assert_eq!(f[0].found.as_deref(), Some(C3));
         assert!(
-            f[0].detail.contains("not the release's commit 1111111"),
+            f[0].detail.ends_with(
+                "was built from 3333333, not from the release's commit 1111111: cmd/openim-api/main.go differs"
+            ),
             "{}",
             f[0].detail
         );
         assert_eq!(f[0].platform, None, "both platforms: said once");
+        // A commit the repository does not know.
+        let mut w = World::clean();
+        let stranger = w.image("stranger", &"4".repeat(40));
+        for g in 0..2 {
+            w.tag(g, "v3.8.0", &stranger);
+        }
+        let f = w.run();
+        assert!(
+            f.iter().any(|f| f.kind == Kind::Revision
+                && f.detail.contains("not a commit of this repository")),
+            "{f:#?}"
+        );
     }
 }

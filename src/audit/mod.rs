@@ -63,7 +63,8 @@ pub enum Kind {
     DigestMismatch,
     /// A configured platform is missing from the image or the registry.
     MissingPlatform,
-    /// The revision label is not the release's commit (nor an ancestor).
+    /// The revision label names a commit whose build differs from the
+    /// release's (or one this repository does not have).
     Revision,
     /// An alias is missing or points at another release's image.
     Alias,
@@ -211,9 +212,9 @@ pub struct Checked {
     pub registries: usize,
     /// Tags looked up (service × registry × tag).
     pub tags: usize,
-    /// Distinct images (repository × digest) checked.
+    /// Distinct images (repository × digest) of the releases checked.
     pub images: usize,
-    /// Platform images checked (present, revision label).
+    /// Their platform images checked (present, revision label).
     pub platforms: usize,
     /// Images the deploy repository references.
     pub deploy_references: usize,
@@ -426,22 +427,20 @@ pub fn run(ws: &Workspace, req: &AuditRequest) -> Result<AuditReport> {
             .tag_lookups()
             .into_iter()
             .chain(check::deploy_lookups(&references));
-        reader.lookup(&mut store, wanted).await;
+        reader.lookup_or_read(&mut store, wanted).await;
         reader.follow(&mut store).await;
         anyhow::Ok(store)
     })?;
 
-    // The images' history, asked once per (revision, commit).
-    let asked: RefCell<HashMap<(String, String), Option<bool>>> = RefCell::new(HashMap::new());
-    let ancestry = |revision: &str, commit: &str| -> Option<bool> {
-        let key = (revision.to_string(), commit.to_string());
-        if let Some(a) = asked.borrow().get(&key) {
-            return *a;
-        }
-        let a = repo.is_ancestor(revision, commit);
-        asked.borrow_mut().insert(key, a);
-        a
+    // Where the images come from, judged once per (revision, commit, service).
+    let provenance = Provenance {
+        repo,
+        specs: &specs,
+        verdicts: RefCell::new(HashMap::new()),
+        reads: RefCell::new(HashMap::new()),
     };
+    let ancestry =
+        |revision: &str, commit: &str, service: &str| provenance.judge(revision, commit, service);
     let canon = check::canonical(&scope, &store, &ancestry);
     runtime.block_on(reader.lookup(&mut store, check::presence_lookups(&scope, &canon)));
     let mut counts = check::Counts::default();
@@ -453,13 +452,12 @@ pub fn run(ws: &Workspace, req: &AuditRequest) -> Result<AuditReport> {
             .map(|s| s.platforms.clone())
             .unwrap_or_default()
     };
-    let mut deploy_counts = check::Counts::default();
     findings.extend(check::deploy_findings(
         &references,
         &store,
         &platforms_of,
         &ancestry,
-        &mut deploy_counts,
+        &mut check::Counts::default(),
     ));
 
     let mut report = AuditReport {
@@ -488,8 +486,8 @@ pub fn run(ws: &Workspace, req: &AuditRequest) -> Result<AuditReport> {
             services: service_list.len(),
             registries: registries.len(),
             tags: counts.tags,
-            images: counts.images + deploy_counts.images,
-            platforms: counts.platforms + deploy_counts.platforms,
+            images: counts.images,
+            platforms: counts.platforms,
             deploy_references: references.len(),
             requests: store.requests,
         },
@@ -631,5 +629,135 @@ fn repair(
         row.ok = !report.findings.iter().any(|f| {
             f.release.as_deref() == Some(row.git_tag.as_str()) && f.fix.status != FixStatus::Applied
         });
+    }
+}
+
+/// Whether an image built from one commit is what another commit builds,
+/// for one service: no file its build reads differs between them.
+struct Provenance<'a> {
+    repo: &'a crate::clients::git::Repo,
+    specs: &'a [crate::build::plan::ServiceSpec],
+    verdicts: RefCell<HashMap<(String, String, String), check::Verdict>>,
+    /// (commit, service) → what its build reads (`None`: not known).
+    reads: RefCell<HashMap<(String, String), Option<Reads>>>,
+}
+
+/// What one service's build reads at one commit, as `build` narrows it.
+struct Reads {
+    dockerfile: String,
+    /// The ignore file applied (`<Dockerfile>.dockerignore`, else the
+    /// context's `.dockerignore`).
+    ignore_path: Option<String>,
+    ignore: crate::dockerignore::DockerIgnore,
+    /// The context directory, `` for the repository root.
+    context: String,
+    /// What the Dockerfile reads, relative to the context; `None`: all of it.
+    sources: Option<Vec<crate::build::dockerfile::Source>>,
+}
+
+fn slash(p: &std::path::Path) -> String {
+    let s = p.to_string_lossy().replace('\\', "/");
+    let s = s.trim_start_matches("./").trim_end_matches('/');
+    if s == "." {
+        String::new()
+    } else {
+        s.to_string()
+    }
+}
+
+impl Reads {
+    /// Whether a change of `path` (repository-relative) changes the build.
+    fn relevant(&self, path: &str) -> bool {
+        if path == self.dockerfile || self.ignore_path.as_deref() == Some(path) {
+            return true;
+        }
+        let rel = if self.context.is_empty() {
+            path
+        } else {
+            match path.strip_prefix(&format!("{}/", self.context)) {
+                Some(r) => r,
+                None => return false,
+            }
+        };
+        let parts: Vec<&str> = rel.split('/').collect();
+        for i in 1..parts.len() {
+            let dir = parts[..i].join("/");
+            if self.ignore.is_excluded(&dir) && !self.ignore.may_reinclude_under(&dir) {
+                return false;
+            }
+        }
+        if self.ignore.is_excluded(rel) {
+            return false;
+        }
+        match &self.sources {
+            None => true,
+            Some(src) => crate::build::dockerfile::is_under(rel, src),
+        }
+    }
+}
+
+impl Provenance<'_> {
+    fn judge(&self, revision: &str, commit: &str, service: &str) -> check::Verdict {
+        if revision == commit {
+            return check::Verdict::Same;
+        }
+        let key = (
+            revision.to_string(),
+            commit.to_string(),
+            service.to_string(),
+        );
+        if let Some(v) = self.verdicts.borrow().get(&key) {
+            return v.clone();
+        }
+        let verdict = match self.repo.changed_paths(revision, commit) {
+            Err(_) => check::Verdict::Unknown,
+            Ok(changed) => {
+                let reads_key = (commit.to_string(), service.to_string());
+                if !self.reads.borrow().contains_key(&reads_key) {
+                    let reads = self.reads_at(commit, service);
+                    self.reads.borrow_mut().insert(reads_key.clone(), reads);
+                }
+                let reads = self.reads.borrow();
+                let relevant: Vec<String> = changed
+                    .into_iter()
+                    .filter(|p| reads[&reads_key].as_ref().is_none_or(|r| r.relevant(p)))
+                    .collect();
+                if relevant.is_empty() {
+                    check::Verdict::Equivalent
+                } else {
+                    check::Verdict::Differs(relevant)
+                }
+            }
+        };
+        self.verdicts.borrow_mut().insert(key, verdict.clone());
+        verdict
+    }
+
+    fn reads_at(&self, commit: &str, service: &str) -> Option<Reads> {
+        let spec = self.specs.iter().find(|s| s.name == service)?;
+        let dockerfile = slash(&spec.dockerfile);
+        let text = self.repo.file_at(commit, &dockerfile)?;
+        let context = slash(&spec.context);
+        let beside = format!("{dockerfile}.dockerignore");
+        let root = if context.is_empty() {
+            ".dockerignore".to_string()
+        } else {
+            format!("{context}/.dockerignore")
+        };
+        let (ignore_path, ignore_text) = match self.repo.file_at(commit, &beside) {
+            Some(t) => (Some(beside), t),
+            None => match self.repo.file_at(commit, &root) {
+                Some(t) => (Some(root), t),
+                None => (None, String::new()),
+            },
+        };
+        let ignore = crate::dockerignore::DockerIgnore::parse(&ignore_text).ok()?;
+        Some(Reads {
+            sources: crate::build::dockerfile::context_sources(&text, &spec.args),
+            dockerfile,
+            ignore_path,
+            ignore,
+            context,
+        })
     }
 }

@@ -152,29 +152,62 @@ impl Reader {
 
     /// Look up `(repository, tag or digest)` pairs not asked yet (`HEAD`).
     pub async fn lookup(&self, store: &mut Store, wanted: impl IntoIterator<Item = (Loc, String)>) {
-        let todo: BTreeSet<(Loc, String)> = wanted
-            .into_iter()
-            .filter(|k| !store.refs.contains_key(k))
-            .collect();
+        self.lookup_or_read(store, wanted.into_iter().map(|(l, r)| (l, r, false)))
+            .await;
+    }
+
+    /// Look up pairs not asked yet: with `true`, by reading the manifest
+    /// (`GET`: its bytes come along), else by `HEAD`.
+    pub async fn lookup_or_read(
+        &self,
+        store: &mut Store,
+        wanted: impl IntoIterator<Item = (Loc, String, bool)>,
+    ) {
+        let mut todo: BTreeMap<(Loc, String), bool> = BTreeMap::new();
+        for (loc, reference, read) in wanted {
+            let key = (loc, reference);
+            if !store.refs.contains_key(&key) {
+                *todo.entry(key).or_insert(false) |= read;
+            }
+        }
         store.requests += todo.len();
-        let answers: Vec<(Loc, String, Lookup)> = futures_util::stream::iter(todo)
-            .map(|(loc, reference)| async move {
-                let answer = match self.client(&loc.0) {
-                    Err(e) => Lookup::Failed(e),
+        let answers: Vec<(Loc, String, Lookup, Option<Parsed>)> = futures_util::stream::iter(todo)
+            .map(|((loc, reference), read)| async move {
+                let (answer, parsed) = match self.client(&loc.0) {
+                    Err(e) => (Lookup::Failed(e), None),
+                    Ok(r) if read => match r.get_manifest(&loc.1, &reference).await {
+                        Ok(None) => (Lookup::Missing, None),
+                        Ok(Some(f)) => (
+                            Lookup::Found(f.digest),
+                            Some(parse(&f.media_type, &f.bytes)),
+                        ),
+                        Err(e) => (Lookup::Failed(e.to_string()), None),
+                    },
                     Ok(r) => match r.manifest_digest(&loc.1, &reference).await {
-                        Ok(None) => Lookup::Missing,
-                        Ok(Some(d)) => Lookup::Found(d),
-                        Err(e) => Lookup::Failed(e.to_string()),
+                        Ok(None) => (Lookup::Missing, None),
+                        Ok(Some(d)) => (Lookup::Found(d), None),
+                        Err(e) => (Lookup::Failed(e.to_string()), None),
                     },
                 };
-                (loc, reference, answer)
+                (loc, reference, answer, parsed)
             })
             .buffer_unordered(self.jobs.max(1))
             .collect()
             .await;
-        for (loc, reference, answer) in answers {
+        for (loc, reference, answer, parsed) in answers {
+            if let (Lookup::Found(d), Some(p)) = (&answer, parsed) {
+                store.manifests.entry(d.clone()).or_insert(p);
+            }
             store.record(loc, reference, answer);
         }
+    }
+
+    /// Whether a repository is on Docker Hub (where a manifest `GET` is a
+    /// pull, counted against a rate limit).
+    pub fn on_hub(&self, loc: &Loc) -> bool {
+        self.clients
+            .get(&loc.0)
+            .is_some_and(|r| r.prefix().api_host() == "registry-1.docker.io")
     }
 
     /// Read the manifests found but not read yet, each once, preferring a
@@ -185,11 +218,7 @@ impl Reader {
             if store.manifests.contains_key(&digest) {
                 continue;
             }
-            let hub = |l: &Loc| {
-                self.clients
-                    .get(&l.0)
-                    .is_some_and(|r| r.prefix().api_host() == "registry-1.docker.io")
-            };
+            let hub = |l: &Loc| self.on_hub(l);
             let better = match from.get(&digest) {
                 None => true,
                 Some(l) => hub(l) && !hub(&loc),
@@ -226,18 +255,36 @@ impl Reader {
     /// image (once).
     pub async fn follow(&self, store: &mut Store) {
         self.read_manifests(store).await;
-        let children: Vec<(Loc, String)> = store
-            .found()
-            .into_iter()
-            .flat_map(|(loc, digest)| match store.manifests.get(&digest) {
-                Some(Parsed::Index(entries)) => entries
-                    .iter()
-                    .map(|e| (loc.clone(), e.digest.clone()))
-                    .collect(),
-                _ => Vec::new(),
-            })
-            .collect();
-        self.lookup(store, children).await;
+        // Each entry is read (GET) in one repository that lists it, the
+        // others only asked whether they have it (HEAD).
+        let mut children: Vec<(Loc, String, bool)> = Vec::new();
+        let mut reader_of: BTreeMap<String, usize> = BTreeMap::new();
+        for (loc, digest) in store.found() {
+            let Some(Parsed::Index(entries)) = store.manifests.get(&digest) else {
+                continue;
+            };
+            for e in entries {
+                if store.manifests.contains_key(&e.digest) {
+                    children.push((loc.clone(), e.digest.clone(), false));
+                    continue;
+                }
+                match reader_of.get(&e.digest) {
+                    Some(&i) if !self.on_hub(&children[i].0) || self.on_hub(&loc) => {
+                        children.push((loc.clone(), e.digest.clone(), false));
+                    }
+                    Some(&i) => {
+                        children[i].2 = false;
+                        reader_of.insert(e.digest.clone(), children.len());
+                        children.push((loc.clone(), e.digest.clone(), true));
+                    }
+                    None => {
+                        reader_of.insert(e.digest.clone(), children.len());
+                        children.push((loc.clone(), e.digest.clone(), true));
+                    }
+                }
+            }
+        }
+        self.lookup_or_read(store, children).await;
         self.read_manifests(store).await;
         // config digest → one repository that has an image using it.
         let mut configs: BTreeMap<String, Loc> = BTreeMap::new();

@@ -12,6 +12,12 @@ pub fn noun(n: usize, singular: &str) -> String {
     }
     match singular.strip_suffix('y') {
         Some(stem) if !stem.ends_with(['a', 'e', 'o', 'u']) => format!("{stem}ies"),
+        _ if ["s", "x", "z", "ch", "sh"]
+            .iter()
+            .any(|e| singular.ends_with(e)) =>
+        {
+            format!("{singular}es")
+        }
         _ => format!("{singular}s"),
     }
 }
@@ -62,6 +68,8 @@ mod tests {
         assert_eq!(count(1, "registry"), "1 registry");
         assert_eq!(count(3, "registry"), "3 registries");
         assert_eq!(count(2, "key"), "2 keys");
+        assert_eq!(count(3, "branch"), "3 branches");
+        assert_eq!(count(2, "pass"), "2 passes");
     }
 
     #[test]

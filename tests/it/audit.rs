@@ -313,9 +313,14 @@ fn every_injected_drift_is_found_and_a_clean_release_has_none() {
     git(deploy.path(), &["push", "-q", "origin", "main"]);
 
     // f. A wrong revision label: v3.8.0 of openim-push rebuilt from a
-    // commit off its history, and pushed under its tags to both registries.
+    // commit off its history where openim-push's sources differ, and pushed
+    // under its tags to both registries.
     w.src.git(&["checkout", "-q", "-b", "side", &w.v380]);
-    w.src.commit("a side branch");
+    w.src.write(
+        "cmd/openim-push/main.txt",
+        "openim-push binary, an experiment\n",
+    );
+    w.src.git(&["commit", "-q", "-am", "an experiment"]);
     let side = w.src.head();
     stdout_ok(&mut w.bin(&[
         "build",
@@ -370,6 +375,14 @@ fn every_injected_drift_is_found_and_a_clean_release_has_none() {
     assert_eq!(revision["found"], side.as_str());
     assert_eq!(revision["expected"], w.v380.as_str());
     assert_eq!(revision["fix"]["action"], "needs-rebuild");
+    assert!(
+        revision["detail"].as_str().unwrap().ends_with(&format!(
+            "was built from {}, not from the release's commit {}: cmd/openim-push/main.txt differs",
+            &side[..7],
+            &w.v380[..7]
+        )),
+        "{revision}"
+    );
     assert_eq!(by_kind("missing-tag")[0]["fix"]["action"], "retag");
     assert_eq!(by_kind("alias")[0]["fix"]["action"], "retag");
     let platform = &by_kind("missing-platform")[0];

@@ -716,14 +716,42 @@ impl Repo {
         r.peel_to_commit().ok().map(|c| c.time().seconds())
     }
 
-    /// Whether commit `ancestor` is `descendant` or one of its ancestors;
-    /// `None` when either is not a commit of this repository.
-    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Option<bool> {
-        let a = git2::Oid::from_str(ancestor).ok()?;
-        let d = git2::Oid::from_str(descendant).ok()?;
-        self.repo.find_commit(a).ok()?;
-        self.repo.find_commit(d).ok()?;
-        Some(a == d || self.repo.graph_descendant_of(d, a).ok()?)
+    /// The paths (files, `/`-separated) whose content differs between the
+    /// trees of two commits.
+    pub fn changed_paths(&self, from: &str, to: &str) -> Result<Vec<String>> {
+        let tree = |sha: &str| -> Result<git2::Tree<'_>> {
+            let oid = git2::Oid::from_str(sha).context("parsing commit sha")?;
+            Ok(self
+                .repo
+                .find_commit(oid)
+                .with_context(|| format!("reading commit {sha}"))?
+                .tree()?)
+        };
+        let (a, b) = (tree(from)?, tree(to)?);
+        let diff = self
+            .repo
+            .diff_tree_to_tree(Some(&a), Some(&b), None)
+            .with_context(|| format!("comparing {from} with {to}"))?;
+        let mut out = Vec::new();
+        for delta in diff.deltas() {
+            for file in [delta.old_file(), delta.new_file()] {
+                if let Some(p) = file.path().and_then(|p| p.to_str()) {
+                    if !out.iter().any(|o| o == p) {
+                        out.push(p.to_string());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The text of the file at `path` in commit `sha`, if it is there.
+    pub fn file_at(&self, sha: &str, path: &str) -> Option<String> {
+        let oid = git2::Oid::from_str(sha).ok()?;
+        let tree = self.repo.find_commit(oid).ok()?.tree().ok()?;
+        let entry = tree.get_path(Path::new(path)).ok()?;
+        let blob = entry.to_object(&self.repo).ok()?.into_blob().ok()?;
+        String::from_utf8(blob.content().to_vec()).ok()
     }
 }
 
