@@ -246,3 +246,110 @@ impl Render for AuditReport {
         Some(md)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Checked, Fix, FixStatus};
+
+    fn finding(kind: Kind, tag: &str, action: FixAction) -> Finding {
+        Finding {
+            kind,
+            release: Some("v3.8.1".into()),
+            service: "openim-api".into(),
+            registry: Some("ghcr.io/openimsdk".into()),
+            tag: Some(tag.into()),
+            platform: None,
+            expected: None,
+            found: None,
+            place: None,
+            detail: format!("{tag} does not exist"),
+            fix: Fix::of(action, Some(format!("sha256:{}", "a".repeat(64))), None),
+            loc: None,
+        }
+    }
+
+    fn report(findings: Vec<Finding>) -> AuditReport {
+        AuditReport {
+            schema_version: 1,
+            ok: findings.is_empty(),
+            releases: Vec::new(),
+            services: vec!["openim-api".into()],
+            registries: vec!["ghcr.io/openimsdk".into()],
+            checked: Checked {
+                releases: 1,
+                services: 1,
+                registries: 1,
+                tags: 6,
+                images: 1,
+                platforms: 2,
+                ..Checked::default()
+            },
+            deploy: None,
+            findings,
+            fixed: 0,
+            not_checked: vec!["signatures and attestations".into()],
+            fix: false,
+        }
+    }
+
+    fn text(r: &AuditReport) -> String {
+        let mut out = Vec::new();
+        r.text(&mut out, true).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_clean_audit_is_one_line() {
+        assert_eq!(
+            text(&report(Vec::new())),
+            "ok: 1 release × 1 service × 1 registry (6 tags, 1 image, 2 platform images) agree\n"
+        );
+    }
+
+    #[test]
+    fn missing_tags_of_one_place_are_one_row() {
+        let mut r = report(vec![
+            finding(Kind::MissingTag, "v3.8.1", FixAction::Retag),
+            finding(Kind::MissingTag, "3.8.1", FixAction::Retag),
+            finding(Kind::Alias, "latest", FixAction::NeedsRebuild),
+        ]);
+        let t = text(&r);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 4, "{t}");
+        assert!(
+            lines[0].starts_with("RELEASE  SERVICE     REGISTRY           CHECK  FIX"),
+            "{t}"
+        );
+        assert!(
+            lines[1].ends_with("retag aaaaaaaaaaaa  v3.8.1, 3.8.1 do not exist"),
+            "{t}"
+        );
+        assert_eq!(
+            lines[3],
+            "drift: 3 problems (2 repairable with --fix, 1 needs a rebuild) in 1 release × 1 service × 1 registry (6 tags, 1 image, 2 platform images)"
+        );
+        let md = r.summary().unwrap();
+        assert!(md.contains("| v3.8.1 | openim-api | `ghcr.io/openimsdk` | tag | retag aaaaaaaaaaaa | v3.8.1, 3.8.1 do not exist |"), "{md}");
+        assert!(
+            md.contains("Not checked yet: signatures and attestations."),
+            "{md}"
+        );
+
+        // After --fix repaired the tags, the alias is left.
+        r.fix = true;
+        r.fixed = 2;
+        for f in &mut r.findings[..2] {
+            f.fix.status = FixStatus::Applied;
+        }
+        let t = text(&r);
+        assert!(t.contains("fixed (retag aaaaaaaaaaaa)"), "{t}");
+        assert!(
+            t.lines()
+                .last()
+                .unwrap()
+                .starts_with("drift: 1 problem left after 2 repairs (1 needs a rebuild)"),
+            "{t}"
+        );
+    }
+}
