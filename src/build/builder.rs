@@ -70,6 +70,9 @@ pub struct Leg {
     pub inputs: String,
 }
 
+/// How often a build the engine dropped before it started is tried.
+const ENGINE_ATTEMPTS: u32 = 4;
+
 /// The result for one service.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -432,10 +435,33 @@ async fn build_platform(
     };
     shared.progress.line(&label, "building");
     let progress = &shared.progress;
-    engine
-        .build(&spec, ctx.tar_stream(), |step| progress.line(&label, step))
-        .await
-        .with_context(|| format!("building {name} for {platform}"))?;
+    // A connection the engine drops before the build starts (many builds
+    // at once) is tried again; a build that failed is not.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match engine
+            .build(&spec, ctx.tar_stream(), |step| progress.line(&label, step))
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if e.transient && attempt < ENGINE_ATTEMPTS => {
+                progress.line(
+                    &label,
+                    &format!(
+                        "the engine dropped the connection ({}); trying again",
+                        e.message
+                    ),
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)))
+                    .await;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e))
+                    .with_context(|| format!("building {name} for {platform}"))
+            }
+        }
+    }
     if shared.mode == PushMode::None {
         return Ok(None);
     }

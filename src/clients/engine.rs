@@ -54,6 +54,9 @@ pub struct BuildSpec {
 pub struct BuildFailed {
     pub message: String,
     pub log_tail: Vec<String>,
+    /// The engine failed before the build started (a dropped or refused
+    /// connection under load): worth another try, unlike a failed build.
+    pub transient: bool,
 }
 
 impl Engine {
@@ -185,14 +188,29 @@ impl Engine {
                     }
                 }
                 Err(e) => {
+                    let connection = matches!(
+                        e,
+                        bollard::errors::Error::HyperLegacyError { .. }
+                            | bollard::errors::Error::RequestTimeoutError
+                            | bollard::errors::Error::IOError { .. }
+                    );
+                    let started = !tail.is_empty() || !seen_vertices.is_empty();
                     let message = match e {
                         bollard::errors::Error::DockerStreamError { error } => error,
                         other => other.to_string(),
                     };
+                    // Another build removed the image this one produced too
+                    // (same content, same id) while it was being stored.
+                    let store_race = message.contains("failed to get digest")
+                        && message.contains("no such file or directory");
                     debug!("build {} failed: {message}", spec.local_tag);
                     let mut log_tail: Vec<String> = tail.into_iter().collect();
                     log_tail.extend(vertex_errors);
-                    return Err(BuildFailed { message, log_tail });
+                    return Err(BuildFailed {
+                        message,
+                        log_tail,
+                        transient: (connection && !started) || store_race,
+                    });
                 }
             }
         }
@@ -200,6 +218,7 @@ impl Engine {
             return Err(BuildFailed {
                 message: err.clone(),
                 log_tail: tail.into_iter().collect(),
+                transient: false,
             });
         }
         let inspect = self
@@ -212,6 +231,7 @@ impl Engine {
                     spec.local_tag
                 ),
                 log_tail: tail.iter().cloned().collect(),
+                transient: false,
             })?;
         debug!(
             "built {} ({})",
@@ -221,6 +241,7 @@ impl Engine {
         inspect.id.ok_or_else(|| BuildFailed {
             message: format!("image {} has no id", spec.local_tag),
             log_tail: tail.into_iter().collect(),
+            transient: false,
         })
     }
 

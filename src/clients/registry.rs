@@ -45,6 +45,12 @@ impl RegistryError {
     }
 }
 
+/// A manifest refused because content it names is unknown to the registry
+/// (`MANIFEST_BLOB_UNKNOWN`, and the `DIGEST_INVALID` that comes with it).
+fn names_unknown_content(e: &RegistryError) -> bool {
+    e.detail.contains("BLOB_UNKNOWN") || e.detail.contains("MANIFEST_UNKNOWN")
+}
+
 /// Retry timing; tests shorten it.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -297,17 +303,34 @@ impl Registry {
             (true, m) if m.contains("index") || m.contains("manifest.list") => "registry.index",
             (true, _) => "registry.manifest",
         });
-        let resp = self
-            .send(repo, &what, || {
-                self.http
-                    .put(&url)
-                    .header(CONTENT_TYPE, manifest.media_type.as_str())
-                    .body(manifest.bytes.clone())
-            })
-            .await?;
-        self.expect(resp, &what, &[StatusCode::CREATED, StatusCode::OK])
-            .await?;
-        Ok(())
+        // A registry may not see a blob or manifest it just stored yet
+        // (eventually consistent storage; the distribution registry's
+        // filesystem driver rewrites link files in place, so a concurrent
+        // push of the same content can read one half-written): a manifest
+        // refused for naming unknown content is tried again.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let resp = self
+                .send(repo, &what, || {
+                    self.http
+                        .put(&url)
+                        .header(CONTENT_TYPE, manifest.media_type.as_str())
+                        .body(manifest.bytes.clone())
+                })
+                .await?;
+            match self
+                .expect(resp, &what, &[StatusCode::CREATED, StatusCode::OK])
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < 5 && e.status == Some(400) && names_unknown_content(&e) => {
+                    debug!("{what}: {} (attempt {attempt}); trying again", e.detail);
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The manifest under `reference`, or `None` when there is none.

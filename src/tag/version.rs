@@ -103,6 +103,12 @@ fn numbered(pre: &str, kind: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// The place of a tag such as `v3.8.1-rc.3` or `3.8.1-rc.3` in the order
+/// of [`compare`], with the usual prefixes (`v`, none).
+pub fn order_of(tag: &str) -> Option<TagKind> {
+    classify(tag, "v").or_else(|| classify(tag, ""))
+}
+
 /// Parse a user-supplied version (`--version`): `X.Y.Z`, with an optional
 /// leading `v`. Pre-release and build parts are refused: the stage decides them.
 pub fn parse_user_version(text: &str) -> Result<Version, String> {

@@ -604,15 +604,38 @@ impl Repo {
         let spec = format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}");
         let shown = self.remote_display(remote);
         debug!("fetch {spec} from {shown} (depth 1)");
-        r.fetch(&[spec.as_str()], Some(&mut fetch), None)
-            .map_err(|e| {
-                let msg = auth.scrub(e.message());
-                debug!("fetch from {shown} failed: {msg}");
-                anyhow::anyhow!(msg)
-            })
-            .with_context(|| format!("fetching {branch} from {shown}"))?;
-        debug!("fetch from {shown}: {branch} is at {tip}");
-        Ok(Some(tip))
+        // A server busy with many clients at once may drop one: tried again.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match r.fetch(&[spec.as_str()], Some(&mut fetch), None) {
+                Ok(()) => break,
+                Err(e) if attempt < 4 && e.class() == ErrorClass::Net => {
+                    debug!(
+                        "fetch from {shown} failed ({}); trying again",
+                        auth.scrub(e.message())
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(300 * attempt));
+                }
+                Err(e) => {
+                    let msg = auth.scrub(e.message());
+                    debug!("fetch from {shown} failed: {msg}");
+                    return Err(anyhow::anyhow!(msg))
+                        .with_context(|| format!("fetching {branch} from {shown}"));
+                }
+            }
+        }
+        // What was fetched, which may be newer than what was listed (the
+        // branch moved in between): the objects here are of that one.
+        let fetched = self
+            .repo
+            .find_reference(&format!("refs/remotes/{remote}/{branch}"))
+            .ok()
+            .and_then(|r| r.target())
+            .map(|oid| oid.to_string())
+            .unwrap_or(tip);
+        debug!("fetch from {shown}: {branch} is at {fetched}");
+        Ok(Some(fetched))
     }
 
     /// The tree id of a commit.
@@ -676,6 +699,137 @@ impl Repo {
 
     /// Push `sha` to `refs/heads/<branch>` of `remote`; `force` replaces
     /// whatever is there.
+    /// Force-push commit `sha` to `branch` of `remote`, only while the
+    /// branch is still at `expected` (`None`: it must not exist): a
+    /// compare-and-swap, so a concurrent change is a rejection, never lost.
+    /// Over the network the branch is read and pushed on one connection, and
+    /// the remote (git's receive-pack, GitHub) compares under the ref's lock.
+    pub fn push_commit_replacing(
+        &self,
+        remote: &str,
+        sha: &str,
+        branch: &str,
+        expected: Option<&str>,
+    ) -> Result<(), PushError> {
+        let refname = format!("refs/heads/{branch}");
+        let tmp = format!("refs/openim-release/push/{branch}");
+        let oid = git2::Oid::from_str(sha).map_err(|e| PushError::Failed(e.to_string()))?;
+        let expected = expected
+            .map(git2::Oid::from_str)
+            .transpose()
+            .map_err(|e| PushError::Failed(e.to_string()))?;
+        self.repo
+            .reference(&tmp, oid, true, "openim-release push")
+            .map_err(|e| PushError::Failed(e.to_string()))?;
+        let spec = format!("+{tmp}:{refname}");
+        let url = self
+            .find_remote(remote)
+            .map_err(|e| PushError::Failed(format!("{e:#}")))?
+            .url()
+            .ok()
+            .map(str::to_string);
+        let result = match url.and_then(|u| local_push::local_path(&u, &self.root)) {
+            Some(path) => {
+                let parsed = local_push::Spec::parse(&spec)
+                    .ok_or_else(|| PushError::Failed(format!("invalid refspec {spec}")))?;
+                local_push::push_expecting(
+                    &self.repo,
+                    &local_push::open(&path)?,
+                    &parsed,
+                    Some(expected),
+                )
+            }
+            None => self.push_transport_expecting(remote, &spec, &refname, expected),
+        };
+        if let Ok(mut r) = self.repo.find_reference(&tmp) {
+            let _ = r.delete();
+        }
+        result
+    }
+
+    /// A forced push of one refspec through the transport, refused unless
+    /// the remote advertises `refname` at `expected` on the same connection.
+    fn push_transport_expecting(
+        &self,
+        remote: &str,
+        spec: &str,
+        refname: &str,
+        expected: Option<git2::Oid>,
+    ) -> Result<(), PushError> {
+        let mut r = self
+            .find_remote(remote)
+            .map_err(|e| PushError::Failed(format!("{e:#}")))?;
+        let auth = Auth::for_repo(&self.repo);
+        let shown = self.remote_display(remote);
+        let mut conn = r
+            .connect_auth(Direction::Push, Some(auth.callbacks()), None)
+            .map_err(|e| PushError::Failed(auth.scrub(e.message())))?;
+        let current = conn
+            .list()
+            .map_err(|e| PushError::Failed(auth.scrub(e.message())))?
+            .iter()
+            .find(|h| h.name() == refname)
+            .map(|h| h.oid());
+        if current != expected {
+            debug!("push to {shown}: {refname} moved since it was read; not pushing");
+            return Err(PushError::Rejected {
+                refname: refname.to_string(),
+                reason: "changed by someone else (fetch first)".into(),
+            });
+        }
+        let rejection: RefCell<Option<String>> = RefCell::new(None);
+        let mut callbacks = auth.callbacks();
+        callbacks.push_update_reference(|_, status| {
+            if let Some(msg) = status {
+                *rejection.borrow_mut() = Some(msg.to_string());
+            }
+            Ok(())
+        });
+        let mut opts = PushOptions::new();
+        opts.remote_callbacks(callbacks);
+        // The same connection: the remote compares against what it showed.
+        let pushed = conn.remote().push(&[spec], Some(&mut opts));
+        drop(opts);
+        match (pushed, rejection.into_inner()) {
+            (Ok(()), None) => Ok(()),
+            (Ok(()), Some(reason)) => Err(PushError::Rejected {
+                refname: refname.to_string(),
+                reason,
+            }),
+            (Err(e), _) => {
+                let msg = auth.scrub(e.message());
+                if e.class() == ErrorClass::Reference {
+                    Err(PushError::Rejected {
+                        refname: refname.to_string(),
+                        reason: msg,
+                    })
+                } else {
+                    Err(PushError::Failed(msg))
+                }
+            }
+        }
+    }
+
+    /// The commit `branch` of `remote` is at (`ls-remote`), if it exists.
+    pub fn remote_branch_tip(&self, remote: &str, branch: &str) -> Result<Option<String>> {
+        let want = format!("refs/heads/{branch}");
+        Ok(self
+            .list_remote(remote, "branches")?
+            .into_iter()
+            .find(|(name, _)| *name == want)
+            .map(|(_, oid)| oid))
+    }
+
+    /// The message of a commit.
+    pub fn commit_message(&self, sha: &str) -> Result<String> {
+        let oid = git2::Oid::from_str(sha).context("parsing commit sha")?;
+        let commit = self
+            .repo
+            .find_commit(oid)
+            .with_context(|| format!("reading commit {sha}"))?;
+        Ok(commit.message().unwrap_or_default().to_string())
+    }
+
     pub fn push_commit(
         &self,
         remote: &str,
@@ -697,10 +851,13 @@ impl Repo {
     }
 }
 
-/// Credentials for HTTPS and SSH remotes, tried in order, each once:
+/// Credentials for HTTPS and SSH remotes, tried in order, each a few times:
 /// `GITHUB_TOKEN`/`GH_TOKEN` as user `x-access-token`; the basic-auth
 /// `http.<url>.extraheader` that actions/checkout leaves in .git/config;
 /// git's credential helpers; the SSH agent.
+/// How often one credential is offered in one operation.
+const CREDENTIAL_OFFERS: usize = 3;
+
 struct Auth {
     token: Option<Secret>,
     header_basic: Vec<(String, Secret)>,
@@ -732,9 +889,12 @@ impl Auth {
         scrub(text, &secrets)
     }
 
+    /// Whether credential `name` may be offered (again). libgit2 asks once
+    /// per connection, and a busy server closes connections, so each is
+    /// offered a few times; a refused one still ends the loop.
     fn first_untried(&self, name: &'static str) -> bool {
         let mut tried = self.tried.borrow_mut();
-        if tried.contains(&name) {
+        if tried.iter().filter(|t| **t == name).count() >= CREDENTIAL_OFFERS {
             false
         } else {
             tried.push(name);
@@ -785,7 +945,7 @@ impl Auth {
             }
             debug!("credentials asked for {shown} ({allowed:?}): nothing left to offer");
             // What was offered and refused (a helper may have had nothing).
-            let refused: Vec<&str> = self
+            let mut refused: Vec<&str> = self
                 .tried
                 .borrow()
                 .iter()
@@ -795,6 +955,7 @@ impl Auth {
                     _ => None,
                 })
                 .collect();
+            refused.dedup();
             Err(git2::Error::from_str(&if refused.is_empty() {
                 "authentication failed: no working credentials; set GITHUB_TOKEN (or \
                  GH_TOKEN) or configure a git credential helper"
