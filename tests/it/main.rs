@@ -14,6 +14,7 @@ mod github_fixtures;
 mod gitops;
 mod init;
 mod msrv;
+mod properties;
 mod proxy;
 mod release;
 mod replay;
