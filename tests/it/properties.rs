@@ -10,8 +10,8 @@ use semver::Version;
 use std::cmp::Ordering;
 
 /// Cases per property (docs/safety.md).
-pub const BRANCH_CASES: u32 = 2000;
-pub const VERSION_CASES: u32 = 2000;
+pub const BRANCH_CASES: u32 = 1500;
+pub const VERSION_CASES: u32 = 1500;
 
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
