@@ -31,6 +31,12 @@ pub enum GitError {
     #[error("remote `{0}` does not exist; pass --remote NAME or add it with `git remote add`")]
     NoRemote(String),
     #[error(
+        "git tag {name} points at a {kind}, not a commit, so it cannot mark a release; delete \
+         it (`git tag -d {name}`, and on the remote `git push origin :refs/tags/{name}`) or \
+         pick another version"
+    )]
+    TagNotACommit { name: String, kind: String },
+    #[error(
         "this clone has no `{prefix}X.Y.Z` tags and remote `{remote}` could not be listed \
          ({reason}), so the next version cannot be known; fetch the tags with \
          `git fetch --tags` (in GitHub Actions: `fetch-depth: 0` on actions/checkout), or \
@@ -228,12 +234,19 @@ impl Repo {
     /// The commit a local tag points at (peeled), if the tag exists.
     pub fn tag_commit(&self, name: &str) -> Result<Option<String>> {
         match self.repo.find_reference(&format!("refs/tags/{name}")) {
-            Ok(r) => {
-                let commit = r
-                    .peel_to_commit()
-                    .with_context(|| format!("resolving tag {name}"))?;
-                Ok(Some(commit.id().to_string()))
-            }
+            Ok(r) => match r.peel_to_commit() {
+                Ok(commit) => Ok(Some(commit.id().to_string())),
+                Err(e) => match r.peel(git2::ObjectType::Any).ok().and_then(|o| o.kind()) {
+                    Some(kind) if kind != git2::ObjectType::Commit => {
+                        Err(GitError::TagNotACommit {
+                            name: name.to_string(),
+                            kind: kind.str().to_string(),
+                        }
+                        .into())
+                    }
+                    _ => Err(e).with_context(|| format!("resolving tag {name}")),
+                },
+            },
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading tag {name}")),
         }
