@@ -5,6 +5,7 @@ mod build;
 mod chart;
 mod common;
 mod config_docs;
+mod corpus;
 mod debug_log;
 mod deploy_fixture;
 mod deploy_shapes;

@@ -271,3 +271,51 @@ proptest! {
         prop_assert_eq!(compare(&ka, &kb), expected, "{} vs {}", a, b);
     }
 }
+
+/// docs/safety.md lists every property of the three suites with the cases
+/// it runs; a property added, renamed or given other counts shows here.
+#[test]
+fn docs_safety_lists_every_property_with_its_cases() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/safety.md")).unwrap();
+    let row = regex::Regex::new(r"(?m)^\| .* \| (\d+) \| `([a-z_]+)` \(([^)]+\.rs)\) \|$").unwrap();
+    let listed: Vec<(u32, String, String)> = row
+        .captures_iter(&doc)
+        .map(|c| (c[1].parse().unwrap(), c[2].to_string(), c[3].to_string()))
+        .collect();
+    let mut found = Vec::new();
+    for file in [
+        "tests/it/properties.rs",
+        "crates/yamledit/tests/properties.rs",
+        "crates/dockerignore/tests/properties.rs",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let constant = |name: &str| -> u32 {
+            let at = text
+                .find(&format!("pub const {name}: u32 = "))
+                .unwrap_or_else(|| panic!("{file}: {name}"));
+            let rest = &text[at..];
+            rest[rest.find("= ").unwrap() + 2..rest.find(';').unwrap()]
+                .parse()
+                .unwrap()
+        };
+        // Each `proptest! { #![proptest_config(config(X))] … }` block runs
+        // its properties with X cases.
+        let marker = concat!("\n    #![proptest_config(", "config(");
+        for block in text.split(marker).skip(1) {
+            let cases = constant(&block[..block.find(')').unwrap()]);
+            let block = &block[..block.find("\n}\n").unwrap_or(block.len())];
+            for f in block.split("fn ").skip(1) {
+                let f = &f[..f.find('(').unwrap()];
+                if !f.contains(' ') && !f.is_empty() {
+                    found.push((cases, f.to_string(), file.to_string()));
+                }
+            }
+        }
+    }
+    let mut listed_sorted = listed.clone();
+    listed_sorted.sort();
+    found.sort();
+    assert!(found.len() >= 17, "{found:?}");
+    assert_eq!(listed_sorted, found, "docs/safety.md's property table");
+}
