@@ -12,8 +12,8 @@ use serde::Deserialize;
 use yamledit::{get, set, YamlEditError};
 
 /// Cases per property (docs/safety.md lists them).
-pub const EDIT_CASES: u32 = 1000;
-pub const PARSE_CASES: u32 = 1000;
+pub const EDIT_CASES: u32 = 800;
+pub const PARSE_CASES: u32 = 500;
 
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
