@@ -1,6 +1,6 @@
 use clap::Parser;
 use openim_release::output::actions;
-use openim_release::{cli::Cli, commands, config::ConfigError, error, secret};
+use openim_release::{cli::Cli, commands, config::ConfigError, error};
 
 fn main() {
     let _failpoints = openim_release::failpoint::setup();
@@ -61,9 +61,7 @@ fn quiet_on_closed_stdout() {
 /// One line on stderr (plus an annotation in GitHub Actions), scrubbed of
 /// credentials.
 fn report(err: &anyhow::Error) {
-    let token = secret::github_token_from_env();
-    let secrets: Vec<&secret::Secret> = token.iter().collect();
-    let message = secret::scrub(&format!("{err:#}"), &secrets);
+    let message = error::one_line(err);
     eprintln!("error: {message}");
     if actions::in_actions() {
         let config = err.chain().find_map(|c| c.downcast_ref::<ConfigError>());

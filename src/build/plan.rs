@@ -152,7 +152,13 @@ fn compose_services(
 ) -> Result<Vec<ServiceSpec>, String> {
     use serde_yaml_ng::Value;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut doc: Value = serde_yaml_ng::from_str(text).map_err(|e| format!("compose file: {e}"))?;
+    let mut doc: Value = serde_yaml_ng::from_str(text).map_err(|e| {
+        let line = e.location().map(|l| l.line());
+        match crate::output::text::yaml_syntax_hint(&e.to_string(), text, line) {
+            Some(hint) => format!("compose file: {e}; {hint}"),
+            None => format!("compose file: {e}"),
+        }
+    })?;
     // `<<: *build` (shared build settings under an x- key) as compose reads it.
     doc.apply_merge()
         .map_err(|e| format!("compose file: merge key: {e}"))?;

@@ -152,11 +152,31 @@ pub fn service_specs(root: &Path, images: &ImagesConfig) -> Result<Vec<ServiceSp
         }
         None => None,
     };
-    plan::services(
+    let specs = plan::services(
         images,
         compose.as_ref().map(|(d, t)| (d.as_path(), t.as_str())),
     )
-    .map_err(|e| BadInput(format!("images: {e}")).into())
+    .map_err(|e| match &images.compose {
+        // Name the file: `compose file docker-compose.yml: …`.
+        Some(path) => BadInput(format!(
+            "images: {}",
+            e.replacen(
+                "compose file",
+                &format!("compose file {}", path.display()),
+                1
+            )
+        )),
+        None => BadInput(format!("images: {e}")),
+    })?;
+    if let (Some(path), true) = (&images.compose, specs.is_empty()) {
+        return Err(BadInput(format!(
+            "images.compose: no service of {} has `build:`, so there is nothing to build; add \
+             `build:` to the services this repository builds, or list them in images.services",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(specs)
 }
 
 /// Tags from `tags`, or as the stage gives them.
@@ -197,16 +217,29 @@ fn check_files(root: &Path, plan: &BuildPlan) -> Result<()> {
         let s = &i.service;
         let context = root.join(&s.context);
         if !context.is_dir() {
-            return Err(BadInput(format!(
-                "service {}: build context {} does not exist",
-                s.name,
-                s.context.display()
-            ))
-            .into());
+            let shown = s.context.display().to_string();
+            let why = if context.exists() {
+                "is a file, not a directory".to_string()
+            } else if shown.contains('$') {
+                "does not exist (variables such as `${VAR}` are not substituted: write the path \
+                 itself)"
+                    .to_string()
+            } else {
+                "does not exist".to_string()
+            };
+            return Err(
+                BadInput(format!("service {}: build context {shown} {why}", s.name)).into(),
+            );
         }
-        if !root.join(&s.dockerfile).is_file() {
+        let dockerfile = root.join(&s.dockerfile);
+        if !dockerfile.is_file() {
+            let why = if dockerfile.is_dir() {
+                "is a directory; name the Dockerfile itself"
+            } else {
+                "does not exist"
+            };
             return Err(BadInput(format!(
-                "service {}: Dockerfile {} does not exist",
+                "service {}: Dockerfile {} {why}",
                 s.name,
                 s.dockerfile.display()
             ))

@@ -130,15 +130,30 @@ fn find(registry: &RegistryPrefix) -> Result<Option<Credentials>> {
     };
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading docker config {}", path.display()))?;
-    let config: DockerConfig = serde_json::from_str(&text)
-        .map_err(|e| {
-            anyhow::anyhow!(crate::output::text::serde_message(
-                &e.to_string(),
-                "an object"
-            ))
-        })
-        .with_context(|| format!("parsing docker config {}", path.display()))?;
+    let config: DockerConfig = serde_json::from_str(&text).map_err(|e| {
+        crate::error::BadInput(format!(
+            "parsing docker config {}: {}",
+            path.display(),
+            crate::output::text::serde_message(&without_values(&e.to_string()), "an object")
+        ))
+    })?;
     from_config(&config, registry, &path.display().to_string())
+}
+
+/// serde's message without the value it quotes (`invalid type: string
+/// "user:password"` → `invalid type: string`): in a credentials file that
+/// value may be the secret itself.
+fn without_values(msg: &str) -> String {
+    static QUOTED: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    QUOTED
+        .get_or_init(|| {
+            regex::Regex::new(
+                r#"(invalid (?:type|value|length): [a-z ]+?) (?:"(?:[^"\\]|\\.)*"|`[^`]*`)"#,
+            )
+            .expect("static regex")
+        })
+        .replace_all(msg, "$1")
+        .into_owned()
 }
 
 fn from_config(
@@ -179,10 +194,16 @@ fn from_config(
                 .decode(auth.trim())
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .with_context(|| format!("{source}: `auth` is not base64 of user:password"))?;
-            let (u, p) = decoded
-                .split_once(':')
-                .with_context(|| format!("{source}: `auth` is not base64 of user:password"))?;
+                .ok_or_else(|| {
+                    crate::error::BadInput(format!(
+                        "{source}: `auth` is not base64 of user:password; run `docker login {host}` again"
+                    ))
+                })?;
+            let (u, p) = decoded.split_once(':').ok_or_else(|| {
+                crate::error::BadInput(format!(
+                    "{source}: `auth` is not base64 of user:password; run `docker login {host}` again"
+                ))
+            })?;
             if let Some(password) = Secret::new(p) {
                 return Ok(Some(Credentials {
                     username: u.to_string(),
@@ -193,10 +214,28 @@ fn from_config(
         }
     }
     if let Some(store) = &config.creds_store {
-        // A store that has nothing for this registry is not an error.
-        return Ok(run_helper(store, registry).ok());
+        // A store that has nothing for this registry is not an error; one
+        // that is not installed is (docker itself fails the same way).
+        return match run_helper(store, registry) {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if helper_missing(&e) => Err(crate::error::BadInput(format!(
+                "{path} names the credential store `{store}`, but docker-credential-{store} is \
+                 not installed (not on PATH); install it, remove `credsStore`, or set \
+                 {prefix}_USERNAME and {prefix}_PASSWORD",
+                prefix = env_prefix(host)
+            ))
+            .into()),
+            Err(_) => Ok(None),
+        };
     }
     Ok(None)
+}
+
+/// Whether a helper failed because its program is not installed.
+fn helper_missing(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// `docker-credential-<helper> get`, given the server URL on stdin.
@@ -241,6 +280,26 @@ mod tests {
 
     fn reg(s: &str) -> RegistryPrefix {
         RegistryPrefix::parse(s).unwrap()
+    }
+
+    /// Regression (corpus docker-config/auth-entry-a-string and
+    /// password-a-number): serde quoted the wrong-typed value, which in
+    /// config.json may be the password.
+    #[test]
+    fn parse_errors_never_quote_the_value() {
+        for text in [
+            r#"{"auths": {"h": "user:hunter2"}}"#,
+            r#"{"auths": {"h": {"password": 8675309}}}"#,
+            r#"{"auths": {"h": {"auth": true}}}"#,
+            r#"{"credsStore": 3.25}"#,
+        ] {
+            let e = serde_json::from_str::<DockerConfig>(text).unwrap_err();
+            let m = without_values(&e.to_string());
+            assert!(m.starts_with("invalid type: "), "{m}");
+            for value in ["hunter2", "8675309", "true", "3.25"] {
+                assert!(!m.contains(value), "{m}");
+            }
+        }
     }
 
     #[test]

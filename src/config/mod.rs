@@ -442,7 +442,11 @@ pub fn load(explicit: Option<&Path>, root: &Path) -> Result<Loaded, ConfigError>
     let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
         path: path.clone(),
         line: None,
-        message: format!("cannot read: {e}"),
+        message: if e.kind() == std::io::ErrorKind::InvalidData {
+            "not UTF-8 text; save the file as UTF-8".to_string()
+        } else {
+            format!("cannot read: {e}")
+        },
     })?;
     let config = parse(&text).map_err(|(line, message)| ConfigError {
         path: path.clone(),
@@ -474,7 +478,11 @@ pub fn parse(text: &str) -> Result<Config, (Option<usize>, String)> {
                 Some(i) => msg[..i].to_string(),
                 None => msg,
             };
-            (line, readable(&msg))
+            let msg = readable(&msg);
+            match crate::output::text::yaml_syntax_hint(&msg, text, line) {
+                Some(hint) => (line, format!("{msg}; {hint}")),
+                None => (line, msg),
+            }
         })?
     };
     validate(&config)

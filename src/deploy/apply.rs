@@ -228,6 +228,13 @@ pub fn apply(ws: &Workspace, args: &ApplyRequest) -> Result<ChartReport> {
     } else {
         ws.dir.join(&args.dir)
     };
+    if !deploy_dir.is_dir() {
+        return Err(BadInput(format!(
+            "--dir {}: no such directory; pass the deploy checkout",
+            args.dir.display()
+        ))
+        .into());
+    }
     let plan = plan_edits(&deploy_dir, &inputs, &resolved.release)?;
     finish(&deploy_dir, &plan, &args.edit, &inputs, ws.quiet)
 }

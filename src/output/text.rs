@@ -20,6 +20,24 @@ pub fn noun(n: usize, singular: &str) -> String {
 /// names: `expected struct ImagesConfig` is `expected a mapping` (YAML) or
 /// `expected an object` (JSON), `expected u32` a whole number. `container`
 /// is `a mapping` or `an object`.
+/// What to add to the YAML syntax errors people meet most: a tab where YAML
+/// wants spaces, a backslash escape in double quotes. `line` is 1-based.
+pub fn yaml_syntax_hint(message: &str, text: &str, line: Option<usize>) -> Option<&'static str> {
+    if message.contains("unknown escape character") {
+        return Some(
+            "in double quotes a backslash starts an escape: write `\\\\` for one backslash, \
+             or use single quotes",
+        );
+    }
+    let line_text = line.and_then(|l| text.lines().nth(l.checked_sub(1)?));
+    if line_text.is_some_and(|l| l.contains('\t'))
+        && (message.contains("cannot start any token") || message.contains("tab"))
+    {
+        return Some("the line holds a tab: YAML indents with spaces only");
+    }
+    None
+}
+
 pub fn serde_message(msg: &str, container: &str) -> String {
     use regex::Regex;
     use std::sync::OnceLock;
@@ -36,6 +54,8 @@ pub fn serde_message(msg: &str, container: &str) -> String {
             ),
             (r"\b[ui](8|16|32|64|128|size)\b", "a whole number"),
             (r"\bf(32|64)\b", "a number"),
+            // An enum's "variant" is a word of the file's fixed list.
+            (r"\bunknown variant\b", "unknown value"),
         ]
         .into_iter()
         .map(|(re, to)| (Regex::new(re).expect("static regex"), to))
@@ -64,6 +84,27 @@ mod tests {
         assert_eq!(count(2, "key"), "2 keys");
     }
 
+    /// Regression (corpus config/tab-indentation, compose/tab-indentation,
+    /// config/regex-in-double-quotes): libyaml's words alone did not say
+    /// what to change.
+    #[test]
+    fn yaml_syntax_errors_get_a_hint() {
+        let tab = "images:\n\tregistries: []\n";
+        assert_eq!(
+            yaml_syntax_hint("found character that cannot start any token", tab, Some(2)),
+            Some("the line holds a tab: YAML indents with spaces only")
+        );
+        assert_eq!(
+            yaml_syntax_hint("found character that cannot start any token", tab, Some(1)),
+            None
+        );
+        assert!(
+            yaml_syntax_hint("found unknown escape character", "a: \"\\d\"", Some(1))
+                .unwrap()
+                .contains("single quotes")
+        );
+    }
+
     #[test]
     fn serde_messages_name_no_rust_types() {
         assert_eq!(
@@ -86,6 +127,13 @@ mod tests {
                 "a mapping"
             ),
             "tags.nightly.keep: invalid value: integer `-1`, expected a whole number"
+        );
+        assert_eq!(
+            serde_message(
+                "deploy.mode: unknown variant `merge`, expected `pr` or `push`",
+                "a mapping"
+            ),
+            "deploy.mode: unknown value `merge`, expected `pr` or `push`"
         );
         assert_eq!(
             serde_message("invalid type: map, expected struct LegFile", "an object"),

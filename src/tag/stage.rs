@@ -729,13 +729,17 @@ fn release_version(
         None => String::new(),
     };
     let mut why = format!(
-        "HEAD carries no `{p}X.Y.Z` or `{p}X.Y.Z-rc.N` tag, and no release candidate{scope} \
-         on its history is newer than",
+        "HEAD carries no `{p}X.Y.Z` or `{p}X.Y.Z-rc.N` tag, and ",
         p = cfg.prefix()
     );
     match highest {
-        Some(h) => why.push_str(&format!(" the latest release {}{h}", cfg.prefix())),
-        None => why.push_str(" nothing (there is none)"),
+        Some(h) => why.push_str(&format!(
+            "no release candidate{scope} on its history is newer than the latest release {}{h}",
+            cfg.prefix()
+        )),
+        None => why.push_str(&format!(
+            "there is no release candidate{scope} on its history"
+        )),
     }
     let foreign: Vec<String> = versions
         .unreleased_rc_versions(|v| keep(v))

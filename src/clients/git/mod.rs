@@ -31,6 +31,12 @@ pub enum GitError {
     #[error("remote `{0}` does not exist; pass --remote NAME or add it with `git remote add`")]
     NoRemote(String),
     #[error(
+        "git tag {name} points at a {kind}, not a commit, so it cannot mark a release; delete \
+         it (`git tag -d {name}`, and on the remote `git push origin :refs/tags/{name}`) or \
+         pick another version"
+    )]
+    TagNotACommit { name: String, kind: String },
+    #[error(
         "this clone has no `{prefix}X.Y.Z` tags and remote `{remote}` could not be listed \
          ({reason}), so the next version cannot be known; fetch the tags with \
          `git fetch --tags` (in GitHub Actions: `fetch-depth: 0` on actions/checkout), or \
@@ -228,12 +234,19 @@ impl Repo {
     /// The commit a local tag points at (peeled), if the tag exists.
     pub fn tag_commit(&self, name: &str) -> Result<Option<String>> {
         match self.repo.find_reference(&format!("refs/tags/{name}")) {
-            Ok(r) => {
-                let commit = r
-                    .peel_to_commit()
-                    .with_context(|| format!("resolving tag {name}"))?;
-                Ok(Some(commit.id().to_string()))
-            }
+            Ok(r) => match r.peel_to_commit() {
+                Ok(commit) => Ok(Some(commit.id().to_string())),
+                Err(e) => match r.peel(git2::ObjectType::Any).ok().and_then(|o| o.kind()) {
+                    Some(kind) if kind != git2::ObjectType::Commit => {
+                        Err(GitError::TagNotACommit {
+                            name: name.to_string(),
+                            kind: kind.str().to_string(),
+                        }
+                        .into())
+                    }
+                    _ => Err(e).with_context(|| format!("resolving tag {name}")),
+                },
+            },
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading tag {name}")),
         }
@@ -728,19 +741,25 @@ impl Repo {
             .url()
             .ok()
             .map(str::to_string);
+        let shown = self.remote_display(remote);
+        let was = expected.map_or_else(|| "absent".to_string(), |o| o.to_string());
+        debug!("push {spec} to {shown} (only while {refname} is {was})");
         let result = match url.and_then(|u| local_push::local_path(&u, &self.root)) {
-            Some(path) => {
-                let parsed = local_push::Spec::parse(&spec)
-                    .ok_or_else(|| PushError::Failed(format!("invalid refspec {spec}")))?;
-                local_push::push_expecting(
-                    &self.repo,
-                    &local_push::open(&path)?,
-                    &parsed,
-                    Some(expected),
-                )
-            }
+            Some(path) => match local_push::Spec::parse(&spec) {
+                Some(parsed) => local_push::open(&path).and_then(|remote_repo| {
+                    local_push::push_expecting(&self.repo, &remote_repo, &parsed, Some(expected))
+                }),
+                None => Err(PushError::Failed(format!("invalid refspec {spec}"))),
+            },
             None => self.push_transport_expecting(remote, &spec, &refname, expected),
         };
+        match &result {
+            Ok(()) => debug!("push {spec} to {shown}: done"),
+            Err(PushError::Rejected { refname, reason }) => {
+                debug!("push {spec} to {shown}: {refname} rejected: {reason}")
+            }
+            Err(PushError::Failed(msg)) => debug!("push {spec} to {shown}: failed: {msg}"),
+        }
         if let Ok(mut r) = self.repo.find_reference(&tmp) {
             let _ = r.delete();
         }
