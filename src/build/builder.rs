@@ -70,6 +70,9 @@ pub struct Leg {
     pub inputs: String,
 }
 
+/// A build context this large is worth a warning.
+const LARGE_CONTEXT: u64 = 500 * 1024 * 1024;
+
 /// How often a build the engine dropped before it started is tried.
 const ENGINE_ATTEMPTS: u32 = 4;
 
@@ -229,6 +232,28 @@ async fn build_image(
             .await?
             .with_context(|| format!("reading the build context of {name}"))?
     };
+    // What will be sent, said before it is: a context that drags in
+    // gigabytes (no .dockerignore) is seen at once, not after an upload.
+    let (files, bytes) = ctx.size();
+    let size = crate::output::text::bytes(bytes);
+    if bytes >= LARGE_CONTEXT {
+        shared.progress.line(
+            name,
+            &format!(
+                "warning: the build context is {size} ({}); a .dockerignore would leave out \
+                 what the build does not need",
+                crate::output::text::count(files, "file")
+            ),
+        );
+    } else {
+        shared.progress.line(
+            name,
+            &format!(
+                "build context {size} ({})",
+                crate::output::text::count(files, "file")
+            ),
+        );
+    }
     let mut extra: Vec<(String, String)> = vec![
         ("service".into(), name.to_string()),
         ("dockerfile".into(), ctx.dockerfile_in_tar.clone()),

@@ -232,6 +232,30 @@ fn check_files(root: &Path, plan: &BuildPlan) -> Result<()> {
             );
         }
         let dockerfile = root.join(&s.dockerfile);
+        // A context or Dockerfile outside the repository (`../..`, or a
+        // symlink out of it) would send files the repository does not hold
+        // — from a pull request, anything on the build machine.
+        let inside = |p: &Path| match (p.canonicalize(), root.canonicalize()) {
+            (Ok(p), Ok(r)) => p.starts_with(r),
+            _ => true, // not there: said below
+        };
+        if !inside(&context) {
+            return Err(BadInput(format!(
+                "service {}: build context {} leaves the repository; a build reads only files \
+                 of the repository",
+                s.name,
+                s.context.display()
+            ))
+            .into());
+        }
+        if !inside(&dockerfile) {
+            return Err(BadInput(format!(
+                "service {}: Dockerfile {} leaves the repository",
+                s.name,
+                s.dockerfile.display()
+            ))
+            .into());
+        }
         if !dockerfile.is_file() {
             let why = if dockerfile.is_dir() {
                 "is a directory; name the Dockerfile itself"

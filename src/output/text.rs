@@ -1,5 +1,21 @@
 //! Words in messages: counts with the noun in the right number.
 
+/// A size for people: `812 B`, `4.2 KiB`, `1.3 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 /// `1 file`, `2 files`, `0 registries`.
 pub fn count(n: usize, singular: &str) -> String {
     format!("{n} {}", noun(n, singular))
@@ -139,5 +155,12 @@ mod tests {
             serde_message("invalid type: map, expected struct LegFile", "an object"),
             "invalid type: object, expected an object"
         );
+    }
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(bytes(812), "812 B");
+        assert_eq!(bytes(4300), "4.2 KiB");
+        assert_eq!(bytes(1_395_864_371), "1.3 GiB");
     }
 }
