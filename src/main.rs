@@ -4,7 +4,7 @@ use openim_release::{cli::Cli, commands, config::ConfigError, error, secret};
 
 fn main() {
     quiet_on_closed_stdout();
-    openim_release::clients::git::prefer_lazy_tls_roots();
+    openim_release::clients::git::defer_tls_roots();
     let cli = Cli::try_parse().unwrap_or_else(|e| {
         // Usage errors print clap's text (with the usage line); in GitHub
         // Actions the first line also becomes an annotation.
