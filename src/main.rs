@@ -5,7 +5,6 @@ use openim_release::{cli::Cli, commands, config::ConfigError, error};
 fn main() {
     let _failpoints = openim_release::failpoint::setup();
     quiet_on_closed_stdout();
-    openim_release::clients::git::prefer_lazy_tls_roots();
     let cli = Cli::try_parse().unwrap_or_else(|e| {
         // Usage errors print clap's text (with the usage line); in GitHub
         // Actions the first line also becomes an annotation.
@@ -26,6 +25,9 @@ fn main() {
         }
         e.exit()
     });
+    // After parsing, so that --help and --version skip libgit2's start-up;
+    // before any thread exists.
+    openim_release::clients::git::defer_tls_roots();
     openim_release::output::log::init(cli.global.verbose);
     let code = match commands::run(&cli) {
         Ok(code) => code,

@@ -86,9 +86,11 @@ def main():
             self.send_header("Content-Length", str(len(body)))
             if status == 401:
                 self.send_header("WWW-Authenticate", 'Basic realm="token"')
+            # Logged before the answer: a test reads the log as soon as
+            # the client has it.
+            self.record(user, status)
             self.end_headers()
             self.wfile.write(body)
-            self.record(user, status)
 
         def do_GET(self):
             url = urllib.parse.urlsplit(self.path)

@@ -14,7 +14,7 @@ use reqwest::header::{
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tracing::{debug, trace};
 
@@ -87,7 +87,8 @@ enum AuthMode {
 
 /// A client for one registry (host), shared by all repositories on it.
 pub struct Registry {
-    http: reqwest::Client,
+    /// Built on first use: it loads the CA certificates.
+    http: OnceLock<reqwest::Client>,
     prefix: RegistryPrefix,
     base: String,
     credentials: Option<Credentials>,
@@ -117,19 +118,13 @@ impl Registry {
             "https"
         };
         let base = format!("{scheme}://{}", prefix.api_host());
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("openim-release/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
-            .timeout(Duration::from_secs(600))
-            .build()
-            .expect("static reqwest configuration");
         if let Some(c) = &credentials {
             // The Basic header's value, so that the debug log knows it too.
             let raw = format!("{}:{}", c.username, c.password.expose());
             let _ = Secret::new(base64::engine::general_purpose::STANDARD.encode(raw));
         }
         Registry {
-            http,
+            http: OnceLock::new(),
             prefix,
             base,
             credentials,
@@ -137,6 +132,29 @@ impl Registry {
             tokens: Mutex::new(HashMap::new()),
             backoff: Backoff::default(),
         }
+    }
+
+    /// The HTTP client, made on first use. TLS is rustls (ring) with the
+    /// system's CA certificates, or those `SSL_CERT_FILE` / `SSL_CERT_DIR`
+    /// name, as for the GitHub and Docker Engine clients.
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            let builder = || {
+                reqwest::Client::builder()
+                    .user_agent(concat!("openim-release/", env!("CARGO_PKG_VERSION")))
+                    .connect_timeout(Duration::from_secs(15))
+                    .timeout(Duration::from_secs(600))
+            };
+            builder().build().unwrap_or_else(|e| {
+                // Only when every CA certificate found is unusable: HTTPS
+                // then fails at the handshake, for the reason given here.
+                eprintln!("warning: no usable CA certificates for HTTPS: {e}");
+                builder()
+                    .tls_built_in_root_certs(false)
+                    .build()
+                    .expect("static reqwest configuration")
+            })
+        })
     }
 
     pub fn with_backoff(mut self, backoff: Backoff) -> Registry {
@@ -170,7 +188,7 @@ impl Registry {
     pub async fn check(&self, repo: &str) -> Result<(), RegistryError> {
         let url = format!("{}/v2/", self.base);
         let resp = self
-            .send(repo, "checking access", || self.http.get(&url))
+            .send(repo, "checking access", || self.http().get(&url))
             .await?;
         self.expect(resp, "checking access", &[StatusCode::OK])
             .await
@@ -181,7 +199,7 @@ impl Registry {
     pub async fn has_blob(&self, repo: &str, digest: &str) -> Result<bool, RegistryError> {
         let url = self.url(repo, &format!("blobs/{digest}"));
         let what = format!("checking blob {} in {repo}", short(digest));
-        let resp = self.send(repo, &what, || self.http.head(&url)).await?;
+        let resp = self.send(repo, &what, || self.http().head(&url)).await?;
         match resp.status() {
             StatusCode::OK => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -225,7 +243,7 @@ impl Registry {
         let start_url = self.url(repo, "blobs/uploads/");
         let resp = self
             .send(repo, what, || {
-                self.http.post(&start_url).header("Content-Length", "0")
+                self.http().post(&start_url).header("Content-Length", "0")
             })
             .await?;
         let resp = self.expect(resp, what, &[StatusCode::ACCEPTED]).await?;
@@ -267,7 +285,7 @@ impl Registry {
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
         let auth = self.auth_header(repo).await?;
         let mut req = self
-            .http
+            .http()
             .put(url)
             .header(CONTENT_TYPE, "application/octet-stream")
             .header("Content-Length", size.to_string())
@@ -313,7 +331,7 @@ impl Registry {
             attempt += 1;
             let resp = self
                 .send(repo, &what, || {
-                    self.http
+                    self.http()
                         .put(&url)
                         .header(CONTENT_TYPE, manifest.media_type.as_str())
                         .body(manifest.bytes.clone())
@@ -344,7 +362,7 @@ impl Registry {
         let accept = oci::ACCEPT_MANIFESTS.join(", ");
         let resp = self
             .send(repo, &what, || {
-                self.http.get(&url).header(ACCEPT, accept.as_str())
+                self.http().get(&url).header(ACCEPT, accept.as_str())
             })
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
@@ -392,7 +410,7 @@ impl Registry {
                         "{what}: {method} {} (attempt {attempt}/{MAX_ATTEMPTS})",
                         log::url(&url)
                     );
-                    (self.http.execute(request).await, method, url)
+                    (self.http().execute(request).await, method, url)
                 }
                 Err(e) => (Err(e), String::new(), String::new()),
             };
@@ -578,7 +596,7 @@ impl Registry {
         if let Some(s) = service {
             query.push(("service", s));
         }
-        let mut req = self.http.get(&realm).query(&query);
+        let mut req = self.http().get(&realm).query(&query);
         let basic = self.basic_value();
         debug!(
             "{what}: asking the token service {} for scope {} ({})",
@@ -675,7 +693,7 @@ impl Registry {
     /// Method for tests of the auth flow.
     #[doc(hidden)]
     pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
-        self.http.request(method, url)
+        self.http().request(method, url)
     }
 }
 

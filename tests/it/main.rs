@@ -31,3 +31,4 @@ mod tag_errors;
 mod tag_history;
 mod tag_push;
 mod tag_stages;
+mod tls;

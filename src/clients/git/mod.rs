@@ -1,6 +1,7 @@
 //! All access to git repositories (git2). Nothing else in the crate talks to git.
 
 mod local_push;
+mod tls_roots;
 
 use crate::secret::{github_token_from_env, scrub, Secret};
 use anyhow::{Context, Result};
@@ -91,35 +92,11 @@ impl PushError {
     }
 }
 
-/// Let OpenSSL find CA certificates lazily in the hashed system directory
-/// instead of parsing the whole bundle file at start-up.
-///
-/// libgit2 initialises OpenSSL, and with it the default verify paths, on its
-/// first call; with the bundle file (which git2 points `SSL_CERT_FILE` at)
-/// that costs about 25 ms on every run, more than the rest of `tag` in a
-/// repository with 10k tags. A hashed directory (`c_rehash`, as Debian and
-/// Ubuntu ship `/etc/ssl/certs`) gives the same trust, looked up on demand.
-/// Does nothing when the user set `SSL_CERT_FILE` or `SSL_CERT_DIR`, or the
-/// directory has no hash links. Call at start-up, before any thread exists.
-pub fn prefer_lazy_tls_roots() {
-    if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
-        return;
-    }
-    let dir = Path::new("/etc/ssl/certs");
-    let hashed = std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.len() == 10
-                && name.as_bytes()[8] == b'.'
-                && name[..8].bytes().all(|b| b.is_ascii_hexdigit())
-        })
-    });
-    if hashed && Path::new("/dev/null").exists() {
-        // SAFETY-relevant: called from main before any other thread starts.
-        std::env::set_var("SSL_CERT_DIR", dir);
-        std::env::set_var("SSL_CERT_FILE", "/dev/null");
-    }
+/// Initialise libgit2 without loading CA certificates: they are loaded
+/// before the first transfer that may need them (see tls_roots). Call at
+/// start-up, before any thread exists.
+pub fn defer_tls_roots() {
+    tls_roots::defer();
 }
 
 pub struct Repo {
@@ -366,6 +343,7 @@ impl Repo {
     /// fetching; `what` names the listing in errors.
     fn list_remote(&self, remote: &str, what: &str) -> Result<Vec<(String, String)>> {
         let mut r = self.find_remote(remote)?;
+        tls_roots::before_transfer(r.url().unwrap_or_default());
         let auth = Auth::for_repo(&self.repo);
         let shown = self.remote_display(remote);
         let context = || format!("listing {what} of {shown}");
@@ -501,6 +479,13 @@ impl Repo {
         let mut r = self
             .find_remote(remote)
             .map_err(|e| PushError::Failed(format!("{e:#}")))?;
+        tls_roots::before_transfer(
+            r.pushurl()
+                .ok()
+                .flatten()
+                .or(r.url().ok())
+                .unwrap_or_default(),
+        );
         let auth = Auth::for_repo(&self.repo);
         let rejection: RefCell<Option<String>> = RefCell::new(None);
         let mut callbacks = auth.callbacks();
@@ -554,6 +539,7 @@ impl Repo {
     /// Shallow-clone `branch` of `url` into `dest` (depth 1). The token goes
     /// to the transport only: the URL stored in .git/config stays as given.
     pub fn clone_shallow(url: &str, branch: &str, dest: &Path) -> Result<Repo> {
+        tls_roots::before_transfer(url);
         let auth = Auth::with_config(git2::Config::open_default().ok());
         let mut fetch = git2::FetchOptions::new();
         fetch.remote_callbacks(auth.callbacks());
@@ -605,6 +591,7 @@ impl Repo {
             .map(|(_, oid)| oid);
         let Some(tip) = listed else { return Ok(None) };
         let mut r = self.find_remote(remote)?;
+        tls_roots::before_transfer(r.url().unwrap_or_default());
         let auth = Auth::for_repo(&self.repo);
         let mut fetch = git2::FetchOptions::new();
         fetch.remote_callbacks(auth.callbacks());
