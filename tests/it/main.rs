@@ -15,6 +15,7 @@ mod fake_github;
 mod fixtures;
 mod github_fixtures;
 mod gitops;
+mod identity_token;
 mod init;
 mod msrv;
 mod proxy;
