@@ -379,10 +379,7 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
 
     let progress = Progress::new(ws.quiet);
     let engine = Engine::connect().await?;
-    progress.note(&format!(
-        "engine {} (API {})",
-        engine.host, engine.api_version
-    ));
+    progress.note(&format!("engine {}", engine.describe()));
     let regs = if args.no_push {
         Vec::new()
     } else {
@@ -476,10 +473,7 @@ pub async fn check(ws: &Workspace, args: &BuildRequest) -> Result<CheckReport> {
     let mut engine_host = None;
     match Engine::connect().await {
         Ok(engine) => {
-            checks.push(Check::passed(
-                "engine",
-                format!("{} (API {})", engine.host, engine.api_version),
-            ));
+            checks.push(Check::passed("engine", engine.describe()));
             engine_host = Some(engine.host);
         }
         Err(e) => checks.push(Check::failed("engine", &e)),

@@ -10,6 +10,7 @@ mod debug_log;
 mod deploy_fixture;
 mod deploy_shapes;
 mod doc_examples;
+mod engines;
 mod export;
 mod fake_github;
 mod fixtures;
