@@ -9,7 +9,7 @@ use crate::clients::docker_host;
 use anyhow::{Context, Result};
 use bollard::models::BuildInfoAux;
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, BuilderVersion, RemoveImageOptionsBuilder,
+    BuildImageOptionsBuilder, BuilderVersion, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use bollard::{body_try_stream, Docker};
 use bytes::Bytes;
@@ -427,6 +427,28 @@ impl Engine {
     ) -> impl Stream<Item = Result<Bytes, bollard::errors::Error>> + '_ {
         debug!("exporting {image}");
         self.docker.export_image(image)
+    }
+
+    /// The engine's own platform, `linux/amd64`: what runs there natively.
+    pub fn platform(&self) -> String {
+        format!("{}/{}", self.os, self.arch)
+    }
+
+    /// Give `image` (a name or id) another name, `repository:tag`.
+    pub async fn tag(&self, image: &str, reference: &str) -> Result<()> {
+        let (repo, tag) = reference
+            .rsplit_once(':')
+            .filter(|(_, t)| !t.contains('/'))
+            .unwrap_or((reference, "latest"));
+        debug!("tagging {image} as {repo}:{tag}");
+        let opts = TagImageOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        self.docker
+            .tag_image(image, Some(opts))
+            .await
+            .with_context(|| format!("tagging {image} as {reference}"))
     }
 
     /// Remove a local tag (not the image layers other tags share).

@@ -521,3 +521,172 @@ fn engine_settings_it_cannot_follow_say_what_to_do() {
         assert!(detail.contains("no DOCKER_HOST"), "{check}");
     }
 }
+
+/// `docker image inspect` of a local image, through `docker` (a closure
+/// running the CLI against the engine at hand).
+fn inspect_local(
+    docker: &dyn Fn(&[&str]) -> Result<String, String>,
+    reference: &str,
+) -> serde_json::Value {
+    let text = docker(&["image", "inspect", reference])
+        .unwrap_or_else(|e| panic!("{reference} is not in the engine: {e}"));
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()[0].clone()
+}
+
+/// `build --load`: each service built for the engine's platform into the
+/// engine, under every reference a push would write (or `<service>:<tag>`
+/// without registries), with the release's labels; nothing pushed.
+pub fn load_puts_release_images_in_the_engine(
+    s: &crate::services::Services,
+    engine_env: &[(&str, &str)],
+    docker: &dyn Fn(&[&str]) -> Result<String, String>,
+    engine_arch: &str,
+) {
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("load"));
+    let elsewhere = format!("ghcr.io/{}", services::unique_namespace("load"));
+    let repo = fixture(
+        &[ns.clone(), elsewhere.clone()],
+        &["linux/amd64", "linux/arm64"],
+    );
+    let tag = services::unique_namespace("x");
+    let mut cmd = repo.bin();
+    cmd.envs(engine_env.iter().copied()).args([
+        "build",
+        "--load",
+        "--tag",
+        &tag,
+        "--tag",
+        "latest-load",
+    ]);
+    let json = json_ok(&mut cmd);
+    for svc in crate::build::SERVICES {
+        let img = json["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["service"] == *svc)
+            .unwrap();
+        assert_eq!(img["status"], "built", "{json}");
+        assert_eq!(
+            img["platforms"],
+            serde_json::json!([format!("linux/{engine_arch}")])
+        );
+        let expected: Vec<String> = [&ns, &elsewhere]
+            .iter()
+            .flat_map(|r| [format!("{r}/{svc}:{tag}"), format!("{r}/{svc}:latest-load")])
+            .collect();
+        assert_eq!(img["references"], serde_json::json!(expected), "{json}");
+        let first = inspect_local(docker, &expected[0]);
+        for reference in &expected {
+            let i = inspect_local(docker, reference);
+            assert_eq!(i["Id"], first["Id"], "{reference} is another image");
+            assert_eq!(i["Architecture"], engine_arch);
+            let labels = &i["Config"]["Labels"];
+            assert_eq!(labels["org.opencontainers.image.title"], *svc, "{i}");
+            assert_eq!(labels["org.opencontainers.image.version"], tag.as_str());
+            assert_eq!(labels["org.opencontainers.image.revision"], repo.head());
+            assert_eq!(
+                labels["org.opencontainers.image.created"],
+                "2026-11-25T12:00:00Z"
+            );
+        }
+        let tags: Vec<&str> = first["RepoTags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        for reference in &expected {
+            assert!(
+                tags.iter().any(|t| t.ends_with(reference.as_str())),
+                "{reference} not in {tags:?}"
+            );
+        }
+        // Nothing pushed: the registry has no such repository.
+        assert!(services::inspect_raw(&format!("{ns}/{svc}:{tag}"), None).is_err());
+        for reference in &expected {
+            let _ = docker(&["image", "rm", reference]);
+        }
+    }
+
+    // Without registries: `<service>:<tag>`.
+    let cfg = std::fs::read_to_string(repo.path().join("openim-release.yaml")).unwrap();
+    let cfg = cfg
+        .replace(&format!("    - {ns}\n"), "")
+        .replace(&format!("    - {elsewhere}\n"), "")
+        .replace("  registries:\n", "");
+    repo.write("openim-release.yaml", &cfg);
+    let mut cmd = repo.bin();
+    cmd.envs(engine_env.iter().copied()).args([
+        "build",
+        "--load",
+        "--tag",
+        &tag,
+        "--service",
+        "openim-push",
+    ]);
+    let out = stdout_ok(&mut cmd);
+    let bare = format!("openim-push:{tag}");
+    assert_eq!(out.trim(), bare);
+    let i = inspect_local(docker, &bare);
+    assert_eq!(
+        i["Config"]["Labels"]["org.opencontainers.image.title"],
+        "openim-push"
+    );
+    let _ = docker(&["image", "rm", &bare]);
+}
+
+#[test]
+#[ignore = "needs the services of scripts/test"]
+fn load_builds_into_dockerd_and_pushes_nothing() {
+    let s = need_services!();
+    let arch = services::docker(s, &["version", "--format", "{{.Server.Arch}}"]).unwrap();
+    load_puts_release_images_in_the_engine(
+        s,
+        &[("DOCKER_HOST", s.docker_host.as_str())],
+        &|args| services::docker(s, args),
+        &arch,
+    );
+}
+
+/// `--load` refuses what it would not do.
+#[test]
+fn load_refuses_what_it_would_not_do() {
+    let repo = fixture(&["127.0.0.1:9/x".to_string()], &["linux/amd64"]);
+    let err = fails_with(
+        repo.bin().args([
+            "build",
+            "--load",
+            "--tag",
+            "v1",
+            "--platform",
+            "linux/amd64",
+            "--platform",
+            "linux/arm64",
+        ]),
+        2,
+    );
+    assert!(err.contains("--platform"), "{err}");
+    let err = fails_with(
+        repo.bin().args([
+            "build",
+            "--load",
+            "--push-by-digest",
+            "--platform",
+            "linux/amd64",
+        ]),
+        2,
+    );
+    assert!(err.contains("--push-by-digest"), "{err}");
+    // The dry run names the images as they would be in the engine.
+    let out = stdout_ok(repo.bin().args([
+        "build",
+        "--load",
+        "--tag",
+        "v1",
+        "--service",
+        "openim-api",
+        "--dry-run",
+    ]));
+    assert_eq!(out.trim(), "127.0.0.1:9/x/openim-api:v1");
+}
