@@ -65,9 +65,10 @@ impl Engine {
     pub fn builder_note(&self) -> Option<String> {
         (self.kind == EngineKind::Podman).then(|| {
             format!(
-                "the engine is podman {}, which builds with Buildah, not BuildKit: \
-                 BuildKit-only Dockerfile features (heredocs, `# syntax=` frontends, \
-                 `RUN --mount` on older podman) may fail there; dockerd builds them",
+                "the engine is podman {}, which builds with Buildah, not BuildKit: a \
+                 Dockerfile feature only BuildKit knows fails there (heredocs before \
+                 Buildah 1.33; `# syntax=` frontends, which Buildah ignores); build such a \
+                 Dockerfile with dockerd",
                 self.version
             )
         })
@@ -97,6 +98,27 @@ fn chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// A build error with what the engine lacks, when that is the cause: an
+/// engine without BuildKit (dockerd before 18.09, or on Windows), or
+/// podman's Buildah (`note`) meeting a feature only BuildKit knows.
+fn explain_build_error(message: &str, host: &str, note: Option<String>) -> String {
+    let message = message.trim();
+    let lower = message.to_ascii_lowercase();
+    let no_buildkit = (lower.contains("buildkit")
+        && (lower.contains("not supported") || lower.contains("unsupported")))
+        || lower.contains("builder version");
+    if no_buildkit {
+        return format!(
+            "{message} (the engine at {host} cannot build with BuildKit, which openim-release \
+             asks for: use dockerd 18.09 or later on Linux, or podman's Docker API)"
+        );
+    }
+    match note {
+        Some(note) => format!("{message} ({note})"),
+        None => message.to_string(),
+    }
 }
 
 /// What to do about a failed connection: the TLS problems by name, else
@@ -387,25 +409,9 @@ impl Engine {
         })
     }
 
-    /// A build error with what the engine lacks, when that is the cause: an
-    /// engine without BuildKit, or podman's Buildah meeting a BuildKit-only
-    /// feature.
+    /// A build error with what the engine lacks, when that may be the cause.
     fn explain_build_error(&self, message: String) -> String {
-        let lower = message.to_ascii_lowercase();
-        let no_buildkit = (lower.contains("buildkit")
-            && (lower.contains("not supported") || lower.contains("unsupported")))
-            || lower.contains("builder version");
-        if no_buildkit {
-            return format!(
-                "{message} (the engine at {} cannot build with BuildKit, which openim-release \
-                 asks for: use dockerd 18.09 or later on Linux, or podman's Docker API)",
-                self.host
-            );
-        }
-        match self.builder_note() {
-            Some(note) => format!("{message} ({note})"),
-            None => message,
-        }
+        explain_build_error(&message, &self.host, self.builder_note())
     }
 
     /// The `ONBUILD` triggers of an image the engine has, or `None` when it
@@ -476,4 +482,27 @@ pub fn uniq() -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_errors_say_what_the_engine_lacks() {
+        // dockerd on Windows, and API versions before BuildKit.
+        for refusal in [
+            "buildkit not supported by daemon",
+            "unsupported builder version \"2\"",
+        ] {
+            let e = explain_build_error(refusal, "tcp://win:2376", None);
+            assert!(
+                e.starts_with(refusal) && e.contains("tcp://win:2376 cannot build with BuildKit"),
+                "{e}"
+            );
+        }
+        let e = explain_build_error("COPY failed\n", "unix:///p.sock", Some("podman".into()));
+        assert_eq!(e, "COPY failed (podman)");
+        assert_eq!(explain_build_error("x", "h", None), "x");
+    }
 }

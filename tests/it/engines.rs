@@ -690,3 +690,125 @@ fn load_refuses_what_it_would_not_do() {
     ]));
     assert_eq!(out.trim(), "127.0.0.1:9/x/openim-api:v1");
 }
+
+/// podman's Docker API (`podman system service`, which builds with
+/// Buildah): build for two platforms, export and push through it, as with
+/// dockerd; `--load` into its image store; the engine named as podman.
+#[test]
+#[ignore = "needs the services of scripts/test"]
+fn podman_builds_exports_and_pushes() {
+    let s = need_services!();
+    let podman = s.podman_host.clone().expect(
+        "no podman in the services' env file (OPENIM_RELEASE_TEST_PODMAN_HOST): \
+         restart them with scripts/services start",
+    );
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("podman"));
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64", "linux/arm64"]);
+    let check = check_json(&repo, &[("DOCKER_HOST", podman.as_str())]);
+    let detail = check["checks"][1]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&podman) && detail.contains("podman "),
+        "{check}"
+    );
+
+    let json = json_ok(repo.bin().env("DOCKER_HOST", &podman).args([
+        "build",
+        "--tag",
+        "v1",
+        "--service",
+        "openim-api",
+        "--service",
+        "openim-push",
+    ]));
+    for svc in ["openim-api", "openim-push"] {
+        let img = json["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["service"] == svc)
+            .unwrap();
+        assert_eq!(img["status"], "built", "{json}");
+        let reference = format!("{ns}/{svc}:v1");
+        assert_eq!(
+            services::digest_of(&reference, None).unwrap(),
+            img["digest"].as_str().unwrap()
+        );
+        let index = services::inspect_raw(&reference, None).unwrap();
+        let archs: Vec<&str> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["platform"]["architecture"].as_str().unwrap())
+            .collect();
+        assert_eq!(archs, ["amd64", "arm64"], "{index}");
+        for arch in ["amd64", "arm64"] {
+            let cfg = services::inspect_config(&reference, arch).unwrap();
+            assert_eq!(cfg["architecture"], arch);
+            let labels = &cfg["config"]["Labels"];
+            assert_eq!(labels["org.opencontainers.image.title"], svc);
+            assert_eq!(labels["org.opencontainers.image.revision"], repo.head());
+            // Built by Buildah, not BuildKit.
+            assert!(labels["io.buildah.version"].is_string(), "{cfg}");
+        }
+        let files = services::image_files(&format!("{ns}/{svc}:v1"));
+        assert_eq!(
+            String::from_utf8_lossy(&files[&format!("openim/bin/{svc}/main.txt")]),
+            format!("{svc} binary\n")
+        );
+    }
+    // A second run finds the inputs unchanged, as with dockerd.
+    let again = json_ok(repo.bin().env("DOCKER_HOST", &podman).args([
+        "build",
+        "--tag",
+        "v2",
+        "--service",
+        "openim-api",
+    ]));
+    assert_eq!(again["images"][0]["status"], "unchanged", "{again}");
+
+    // --load into podman's store, seen through its Docker API.
+    let arch = docker_at(&podman, &["version", "--format", "{{.Server.Arch}}"]).unwrap();
+    load_puts_release_images_in_the_engine(
+        s,
+        &[("DOCKER_HOST", podman.as_str())],
+        &|args| docker_at(&podman, args),
+        &arch,
+    );
+
+    // A feature only BuildKit knows (a heredoc, which Buildah reads only
+    // from 1.33 on): the failure says the engine is podman building with
+    // Buildah.
+    repo.write(
+        "build/images/openim-server/Dockerfile",
+        "FROM scratch\nCOPY <<EOF /hello.txt\nhello\nEOF\n",
+    );
+    let err = fails_with(
+        repo.bin().env("DOCKER_HOST", &podman).args([
+            "build",
+            "--tag",
+            "v3",
+            "--service",
+            "openim-api",
+            "--no-push",
+        ]),
+        1,
+    );
+    assert!(
+        err.contains("the engine is podman") && err.contains("Buildah, not BuildKit"),
+        "{err}"
+    );
+}
+
+/// The docker CLI against the engine at `host`.
+fn docker_at(host: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(docker_bin())
+        .env("DOCKER_HOST", host)
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
