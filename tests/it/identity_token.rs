@@ -178,4 +178,26 @@ fn identity_token_from_docker_login_is_exchanged_as_a_refresh_token() {
     );
     assert!(!err.contains(revoked), "{err}");
     assert!(services::inspect_raw(&format!("{ns}/openim-api:v2"), login).is_err());
+
+    // A registry that asks for Basic auth (htpasswd) is not sent the
+    // identity token as a password: refused, saying why.
+    let basic_ns = format!("{}/{path}", s.auth_registry);
+    let repo = fixture(std::slice::from_ref(&basic_ns), &["linux/amd64"]);
+    std::fs::write(
+        config_dir.path().join("config.json"),
+        serde_json::json!({"auths": {&s.auth_registry: {"identitytoken": token}}}).to_string(),
+    )
+    .unwrap();
+    let err = fails_with(
+        repo.bin()
+            .env("DOCKER_HOST", &s.docker_host)
+            .env("DOCKER_CONFIG", config_dir.path())
+            .args(["build", "--tag", "v1", "--service", "openim-api"]),
+        1,
+    );
+    assert!(
+        err.contains(&s.auth_registry) && err.contains("Basic") && err.contains("identity token"),
+        "{err}"
+    );
+    assert!(!err.contains(&token), "{err}");
 }
