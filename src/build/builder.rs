@@ -27,6 +27,21 @@ pub enum PushMode {
     DigestOnly,
     /// Keep the images in the local engine.
     None,
+    /// Keep the images in the local engine under the references a push
+    /// would write (`build --load`): one platform, the engine's.
+    Load,
+}
+
+/// The names `build --load` gives an image in the engine: every reference
+/// of the plan, or `<service>:<tag>` when there are no registries.
+pub fn local_references(image: &ImagePlan, tags: &[String]) -> Vec<String> {
+    if image.references.is_empty() {
+        tags.iter()
+            .map(|t| format!("{}:{t}", image.service.name))
+            .collect()
+    } else {
+        image.references.iter().map(ToString::to_string).collect()
+    }
 }
 
 /// Everything the per-image work shares.
@@ -142,12 +157,15 @@ pub async fn run(shared: &Shared, plan: &BuildPlan, jobs: usize) -> Vec<Outcome>
     let mut outcomes: Vec<Outcome> = futures_util::stream::iter(plan.images.iter())
         .map(|image| async move {
             let mut outcome = Outcome::planned(image);
+            if shared.mode == PushMode::Load {
+                outcome.references = local_references(image, &plan.tags);
+            }
             match build_image(shared, image, &plan.tags, &mut outcome).await {
                 Ok(status) => {
                     outcome.status = status;
                     shared
                         .progress
-                        .done(&image.service.name, &summary_line(&outcome));
+                        .done(&image.service.name, &summary_line(shared.mode, &outcome));
                 }
                 Err(e) => {
                     outcome.status = Status::Failed;
@@ -207,11 +225,15 @@ async fn tag_all_or_none(shared: &Shared, outcomes: &mut [Outcome], tags: &[Stri
     }
 }
 
-fn summary_line(o: &Outcome) -> String {
+fn summary_line(mode: PushMode, o: &Outcome) -> String {
     let digest = o.digest.as_deref().unwrap_or("-");
-    match o.status {
-        Status::Unchanged => format!("unchanged, tagged {digest}"),
-        Status::Built => format!("pushed {digest}"),
+    match (o.status, mode) {
+        (Status::Unchanged, _) => format!("unchanged, tagged {digest}"),
+        (Status::Built, PushMode::Load) => {
+            format!("in the engine as {}", o.references.join(", "))
+        }
+        (Status::Built, PushMode::None) => "built; nothing pushed".to_string(),
+        (Status::Built, _) => format!("pushed {digest}"),
         _ => String::new(),
     }
 }
@@ -316,7 +338,7 @@ async fn build_image(
         let exported =
             build_platform(shared, image, &ctx, platform, &labels, &annotations, tags).await?;
         if let Some(img) = exported {
-            if shared.mode != PushMode::None {
+            if matches!(shared.mode, PushMode::Tags | PushMode::DigestOnly) {
                 push_platform(shared, name, &img).await?;
             }
             if shared.mode == PushMode::DigestOnly {
@@ -336,7 +358,7 @@ async fn build_image(
         }
     }
     match shared.mode {
-        PushMode::None => return Ok(Status::Built),
+        PushMode::None | PushMode::Load => return Ok(Status::Built),
         PushMode::DigestOnly => {
             outcome.digest = manifests.first().map(|(_, m)| m.manifest.digest.clone());
             return Ok(Status::Built);
@@ -428,7 +450,15 @@ async fn build_platform(
         .as_ref()
         .ok_or_else(|| anyhow!("no Docker engine connected"))?;
     let multi = image.service.platforms.len() > 1;
+    let load_as = match shared.mode {
+        PushMode::Load => local_references(image, tags),
+        _ => Vec::new(),
+    };
     let local_tag = match shared.mode {
+        PushMode::Load => load_as
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow!("{name}: no tags to load the image as"))?,
         PushMode::None => {
             let first = image
                 .references
@@ -486,6 +516,12 @@ async fn build_platform(
                     .with_context(|| format!("building {name} for {platform}"))
             }
         }
+    }
+    if shared.mode == PushMode::Load {
+        for other in load_as.iter().skip(1) {
+            engine.tag(&local_tag, other).await?;
+        }
+        return Ok(None);
     }
     if shared.mode == PushMode::None {
         return Ok(None);
@@ -612,7 +648,9 @@ pub async fn merge(shared: &Shared, legs: &[Leg], tags: &[String]) -> Vec<Outcom
         match merge_one(shared, service, &mine, tags).await {
             Ok(digest) => {
                 outcome.digest = Some(digest);
-                shared.progress.done(service, &summary_line(&outcome));
+                shared
+                    .progress
+                    .done(service, &summary_line(shared.mode, &outcome));
             }
             Err(e) => {
                 outcome.status = Status::Failed;

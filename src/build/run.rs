@@ -58,6 +58,9 @@ pub struct BuildRequest {
     pub rebuild: bool,
     pub no_cache: bool,
     pub push_by_digest: bool,
+    /// Build for the engine's platform into its image store under the
+    /// computed references; push nothing (`build --load`).
+    pub load: bool,
 }
 
 /// What `build merge` is asked to do.
@@ -351,15 +354,30 @@ fn refuse_inapplicable(args: &BuildRequest) -> Result<()> {
         )
         .into());
     }
-    if args.all_or_none && (args.no_push || args.push_by_digest) {
+    if args.all_or_none && (args.no_push || args.push_by_digest || args.load) {
         return Err(BadInput(format!(
             "--all-or-none is about writing tags, and {} writes none; drop one of them",
             if args.no_push {
                 "--no-push"
+            } else if args.load {
+                "--load"
             } else {
                 "--push-by-digest"
             }
         ))
+        .into());
+    }
+    if args.load && args.push_by_digest {
+        return Err(
+            BadInput("--load pushes nothing, --push-by-digest pushes: drop one".into()).into(),
+        );
+    }
+    if args.load && args.select.platforms.len() > 1 {
+        return Err(BadInput(
+            "--load puts one image per service in the engine: give at most one --platform \
+             (without it, the engine's own)"
+                .into(),
+        )
         .into());
     }
     Ok(())
@@ -403,14 +421,19 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
         resolve_tags(ws, &args.tags)?
     };
     let registries = registries_of(&images, &args.select);
-    if registries.is_empty() && !args.no_push {
+    if registries.is_empty() && !args.no_push && !args.load {
         return Err(BadInput(
-            "no registries: add `images.registries` or pass --registry, or build locally with --no-push".into(),
+            "no registries: add `images.registries` or pass --registry, or build locally with --no-push or --load".into(),
         )
         .into());
     }
-    let plan = plan_of(&all, &args.select, &registries, &tags)?;
+    let mut plan = plan_of(&all, &args.select, &registries, &tags)?;
     check_files(ws.root(), &plan)?;
+    if args.load && args.select.platforms.is_empty() {
+        // The engine's platform; the dry run, which contacts no engine,
+        // shows this machine's.
+        set_platforms(&mut plan, &machine_platform());
+    }
     if args.push_by_digest && plan.images.iter().any(|i| i.service.platforms.len() != 1) {
         return Err(BadInput(
             "--push-by-digest builds one platform per run: pass --platform (see `build matrix`)"
@@ -429,18 +452,30 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
             schema_version: 1,
             dry_run: true,
             tags: tags_shown,
-            images: plan.images.iter().map(Outcome::planned).collect(),
+            images: plan
+                .images
+                .iter()
+                .map(|i| {
+                    let mut o = Outcome::planned(i);
+                    if args.load {
+                        o.references = builder::local_references(i, &plan.tags);
+                    }
+                    o
+                })
+                .collect(),
             legs: Vec::new(),
         });
     }
 
     let progress = Progress::new(ws.quiet);
     let engine = Engine::connect().await?;
-    progress.note(&format!(
-        "engine {} (API {})",
-        engine.host, engine.api_version
-    ));
-    let regs = if args.no_push {
+    progress.note(&format!("engine {}", engine.describe()));
+    if args.load && args.select.platforms.is_empty() {
+        let own = crate::oci::Platform::parse(&engine.platform())
+            .map_err(|e| anyhow::anyhow!("the engine's platform: {e}"))?;
+        set_platforms(&mut plan, &own);
+    }
+    let regs = if args.no_push || args.load {
         Vec::new()
     } else {
         connect_registries(&images, &plan.registries).await?
@@ -452,7 +487,9 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
         .prefix("openim-release-build-")
         .tempdir()
         .context("creating a work directory")?;
-    let mode = if args.no_push {
+    let mode = if args.load {
+        PushMode::Load
+    } else if args.no_push {
         PushMode::None
     } else if args.push_by_digest {
         PushMode::DigestOnly
@@ -533,10 +570,7 @@ pub async fn check(ws: &Workspace, args: &BuildRequest) -> Result<CheckReport> {
     let mut engine_host = None;
     match Engine::connect().await {
         Ok(engine) => {
-            checks.push(Check::passed(
-                "engine",
-                format!("{} (API {})", engine.host, engine.api_version),
-            ));
+            checks.push(Check::passed("engine", engine.describe()));
             engine_host = Some(engine.host);
         }
         Err(e) => checks.push(Check::failed("engine", &e)),
@@ -548,7 +582,7 @@ pub async fn check(ws: &Workspace, args: &BuildRequest) -> Result<CheckReport> {
             .filter_map(|r| RegistryPrefix::parse(r).ok())
             .collect(),
     };
-    if args.no_push {
+    if args.no_push || args.load {
     } else if prefixes.is_empty() {
         checks.push(Check::failed(
             "registries",
@@ -582,6 +616,29 @@ pub async fn check(ws: &Workspace, args: &BuildRequest) -> Result<CheckReport> {
         registries: prefixes.iter().map(ToString::to_string).collect(),
         checks,
     })
+}
+
+/// Every service of the plan built for `platform` alone.
+fn set_platforms(plan: &mut BuildPlan, platform: &crate::oci::Platform) {
+    for i in &mut plan.images {
+        i.service.platforms = vec![platform.clone()];
+    }
+}
+
+/// This machine's platform, as Go (and so the engine) names it.
+fn machine_platform() -> crate::oci::Platform {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    crate::oci::Platform {
+        os: "linux".into(),
+        architecture: arch.into(),
+        variant: None,
+    }
 }
 
 /// `build matrix`: one entry per service and platform.

@@ -1,6 +1,10 @@
 //! Registry credentials: environment variables per registry, then docker's
 //! `config.json` (`auths`, `credHelpers`, `credsStore`). Passwords are
-//! [`Secret`]s from the moment they are read.
+//! [`Secret`]s from the moment they are read. An identity token (what
+//! `docker login` stores for registries whose token service hands out
+//! refresh tokens, e.g. `az acr login`) is kept apart from a password: it is
+//! an OAuth2 refresh token, exchanged at the token service, never sent as a
+//! Basic password.
 
 use crate::oci::reference::RegistryPrefix;
 use crate::secret::Secret;
@@ -15,10 +19,18 @@ use std::process::{Command, Stdio};
 #[derive(Clone, Debug)]
 pub struct Credentials {
     pub username: String,
+    /// The password, or the identity token when `identity_token` is set.
     pub password: Secret,
     /// Where they came from, for messages (never the secret itself).
     pub source: String,
+    /// `password` is an identity token (an OAuth2 refresh token): docker
+    /// config's `identitytoken`, or a credential helper's answer with the
+    /// user name `<token>`.
+    pub identity_token: bool,
 }
+
+/// The user name docker's credential helpers give with an identity token.
+pub const TOKEN_USERNAME: &str = "<token>";
 
 /// `OPENIM_RELEASE_REGISTRY_<HOST>_USERNAME` / `_PASSWORD`, where `<HOST>` is
 /// the host uppercased with every other character turned into `_`
@@ -115,6 +127,7 @@ fn find(registry: &RegistryPrefix) -> Result<Option<Credentials>> {
                 username,
                 password,
                 source: format!("{prefix}_USERNAME/_PASSWORD"),
+                identity_token: false,
             }))
         }
         (Some(_), None) | (None, Some(_)) => {
@@ -173,10 +186,31 @@ fn from_config(
     if let Some((key, entry)) = config.auths.iter().find(|(k, _)| matches(k)) {
         let source = format!("{path} auths[{key}]");
         if let Some(token) = entry.identitytoken.as_deref().and_then(Secret::new) {
+            // `auth` may carry the user name beside it (`user:` with no
+            // password); only for messages.
+            let username = entry
+                .username
+                .clone()
+                .filter(|u| !u.is_empty())
+                .or_else(|| {
+                    entry
+                        .auth
+                        .as_deref()
+                        .and_then(|a| {
+                            base64::engine::general_purpose::STANDARD
+                                .decode(a.trim())
+                                .ok()
+                        })
+                        .and_then(|b| String::from_utf8(b).ok())
+                        .and_then(|d| d.split_once(':').map(|(u, _)| u.to_string()))
+                        .filter(|u| !u.is_empty())
+                })
+                .unwrap_or_else(|| TOKEN_USERNAME.into());
             return Ok(Some(Credentials {
-                username: "<token>".into(),
+                username,
                 password: token,
-                source,
+                source: format!("{source} identitytoken"),
+                identity_token: true,
             }));
         }
         if let (Some(u), Some(p)) = (
@@ -187,6 +221,7 @@ fn from_config(
                 username: u.clone(),
                 password: p,
                 source,
+                identity_token: false,
             }));
         }
         if let Some(auth) = &entry.auth {
@@ -209,6 +244,7 @@ fn from_config(
                     username: u.to_string(),
                     password,
                     source,
+                    identity_token: false,
                 }));
             }
         }
@@ -267,10 +303,14 @@ fn run_helper(helper: &str, registry: &RegistryPrefix) -> Result<Credentials> {
         .with_context(|| format!("reading the answer of credential helper {program}"))?;
     let password = Secret::new(answer.secret)
         .with_context(|| format!("credential helper {program} returned an empty secret"))?;
+    // Docker's convention: the user name `<token>` marks the secret as an
+    // identity token.
+    let identity_token = answer.username == TOKEN_USERNAME;
     Ok(Credentials {
         username: answer.username,
         password,
         source: program,
+        identity_token,
     })
 }
 
@@ -331,12 +371,34 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(gh.username, "bot");
-        assert!(from_config(&cfg, &reg("quay.io/x"), "cfg")
+        let quay = from_config(&cfg, &reg("quay.io/x"), "cfg")
             .unwrap()
-            .is_some());
+            .unwrap();
+        assert!(quay.identity_token);
+        assert_eq!(quay.password.expose(), "tok");
+        assert!(!hub.identity_token && !gh.identity_token);
         assert!(from_config(&cfg, &reg("127.0.0.1:5000"), "cfg")
             .unwrap()
             .is_none());
         assert!(!format!("{hub:?}").contains("pass\""));
+    }
+
+    /// `docker login` to a registry whose token service returned a refresh
+    /// token stores it as `identitytoken`, with `auth` holding `user:` (no
+    /// password): the token is the credential, the user name only a label.
+    #[test]
+    fn identity_token_as_docker_login_stores_it() {
+        let cfg: DockerConfig = serde_json::from_str(
+            r#"{"auths":{"myreg.azurecr.io":{"auth":"MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAwOg==",
+                "identitytoken":"eyJhbGciOi.refresh"}}}"#,
+        )
+        .unwrap();
+        let c = from_config(&cfg, &reg("myreg.azurecr.io/openim"), "cfg")
+            .unwrap()
+            .unwrap();
+        assert!(c.identity_token);
+        assert_eq!(c.password.expose(), "eyJhbGciOi.refresh");
+        assert_eq!(c.username, "00000000-0000-0000-0000-000000000000");
+        assert!(c.source.contains("identitytoken"), "{}", c.source);
     }
 }

@@ -1,6 +1,11 @@
 //! A client for the OCI distribution API: blobs, manifests, tags, with basic
 //! and bearer-token authentication and retries of transient failures.
 //! Everything that talks to a registry goes through here.
+//!
+//! Bearer tokens are asked for as Docker asks: `GET realm?service&scope`
+//! with the user name and password as Basic credentials, or, with an
+//! identity token (an OAuth2 refresh token from `docker login`), `POST realm`
+//! with the form `grant_type=refresh_token&refresh_token&service&scope&client_id`.
 
 use crate::clients::credentials::Credentials;
 use crate::oci::reference::RegistryPrefix;
@@ -95,8 +100,14 @@ pub struct Registry {
     mode: Mutex<AuthMode>,
     /// Bearer tokens by scope.
     tokens: Mutex<HashMap<String, Secret>>,
+    /// With an identity token: the refresh token to use next (a token
+    /// service may hand out a new one with each answer, as Docker keeps it).
+    refresh_token: Mutex<Option<Secret>>,
     backoff: Backoff,
 }
+
+/// The `client_id` of the OAuth2 token requests.
+pub const OAUTH_CLIENT_ID: &str = "openim-release";
 
 /// What the registry holds under a manifest reference.
 #[derive(Debug, Clone)]
@@ -118,11 +129,15 @@ impl Registry {
             "https"
         };
         let base = format!("{scheme}://{}", prefix.api_host());
-        if let Some(c) = &credentials {
+        if let Some(c) = credentials.as_ref().filter(|c| !c.identity_token) {
             // The Basic header's value, so that the debug log knows it too.
             let raw = format!("{}:{}", c.username, c.password.expose());
             let _ = Secret::new(base64::engine::general_purpose::STANDARD.encode(raw));
         }
+        let refresh_token = credentials
+            .as_ref()
+            .filter(|c| c.identity_token)
+            .map(|c| c.password.clone());
         Registry {
             http: OnceLock::new(),
             prefix,
@@ -130,6 +145,7 @@ impl Registry {
             credentials,
             mode: Mutex::new(AuthMode::Unknown),
             tokens: Mutex::new(HashMap::new()),
+            refresh_token: Mutex::new(refresh_token),
             backoff: Backoff::default(),
         }
     }
@@ -468,6 +484,11 @@ impl Registry {
 
     fn unauthorized(&self, what: &str) -> RegistryError {
         let hint = match &self.credentials {
+            Some(c) if c.identity_token => format!(
+                "the token service refused the identity token (an OAuth2 refresh token) from {}; \
+                 it may have expired or been revoked: run `docker login {}` again",
+                c.source, self.prefix.host
+            ),
             Some(c) => format!("the registry refused the credentials from {}", c.source),
             None => format!(
                 "no credentials for {}: run `docker login {}` or set {}_USERNAME and {}_PASSWORD",
@@ -511,6 +532,22 @@ impl Registry {
             self.credentials_note()
         );
         if scheme.eq_ignore_ascii_case("basic") {
+            if let Some(c) = self.credentials.as_ref().filter(|c| c.identity_token) {
+                // A refresh token is no password: Docker never sends it as one.
+                return Err(self.error(
+                    what,
+                    Some(401),
+                    format!(
+                        "the registry asks for a user name and password (Basic), and the \
+                         credentials from {} are an identity token (an OAuth2 refresh token), \
+                         which only a token service takes; run `docker login {}` with a \
+                         password, or set {}_USERNAME and _PASSWORD",
+                        c.source,
+                        self.prefix.host,
+                        crate::clients::credentials::env_prefix(&self.prefix.host)
+                    ),
+                ));
+            }
             return Ok(self.credentials.is_some() && self.set_mode(AuthMode::Basic));
         }
         if scheme.eq_ignore_ascii_case("bearer") {
@@ -545,8 +582,10 @@ impl Registry {
         changed
     }
 
+    /// The Basic header of the user name and password; none for an
+    /// identity token (never sent as a password).
     fn basic_value(&self) -> Option<HeaderValue> {
-        let c = self.credentials.as_ref()?;
+        let c = self.credentials.as_ref().filter(|c| !c.identity_token)?;
         let raw = format!("{}:{}", c.username, c.password.expose());
         let mut v = HeaderValue::from_str(&format!(
             "Basic {}",
@@ -592,6 +631,12 @@ impl Registry {
         else {
             return Err(self.error(what, Some(401), "no bearer realm known"));
         };
+        let refresh = self.refresh_token.lock().expect("refresh lock").clone();
+        if let Some(refresh) = refresh {
+            return self
+                .fetch_token_oauth(repo, what, &realm, service, &refresh)
+                .await;
+        }
         let mut query = vec![("scope", scope(repo))];
         if let Some(s) = service {
             query.push(("service", s));
@@ -628,15 +673,110 @@ impl Registry {
             return Err(self.unauthorized(what));
         }
         let resp = self.expect(resp, what, &[StatusCode::OK]).await?;
+        self.keep_token(repo, what, resp).await
+    }
+
+    /// The OAuth2 refresh-token grant, as Docker asks with an identity token:
+    /// `POST realm` with `grant_type=refresh_token`, the token, the service,
+    /// the scope and a client id. A new refresh token in the answer replaces
+    /// the old one for the rest of the run.
+    async fn fetch_token_oauth(
+        &self,
+        repo: &str,
+        what: &str,
+        realm: &str,
+        service: Option<String>,
+        refresh: &Secret,
+    ) -> Result<Secret, RegistryError> {
+        let mut form = vec![
+            ("grant_type", "refresh_token".to_string()),
+            ("refresh_token", refresh.expose().to_string()),
+            ("scope", scope(repo)),
+            ("client_id", OAUTH_CLIENT_ID.to_string()),
+        ];
+        if let Some(s) = service {
+            form.push(("service", s));
+        }
+        debug!(
+            "{what}: asking the token service {} for scope {} (OAuth2 refresh-token grant, identity token)",
+            log::url(realm),
+            scope(repo),
+        );
+        let resp = self
+            .http()
+            .post(realm)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| {
+                let err = self.error(
+                    what,
+                    None,
+                    format!("token service: {}", transport_detail(&e)),
+                );
+                debug!("{what}: {}", err.detail);
+                err
+            })?;
+        let status = resp.status();
+        debug!("{what}: token service answered HTTP {}", status.as_u16());
+        // RFC 6749: a refused grant is 400 `invalid_grant`; some answer 401.
+        if matches!(
+            status,
+            StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            let body = resp.text().await.unwrap_or_default();
+            debug!(
+                "{what}: refused: {}",
+                oauth_error(&body).unwrap_or_else(|| body.chars().take(200).collect())
+            );
+            return Err(self.unauthorized(what));
+        }
+        if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
+            let c = self.credentials.as_ref();
+            return Err(self.error(
+                what,
+                Some(status.as_u16()),
+                format!(
+                    "the token service at {} does not take OAuth2 requests (HTTP {}), so the \
+                     identity token from {} cannot be used there; run `docker login {}` with \
+                     a password, or set {}_USERNAME and _PASSWORD",
+                    log::url(realm),
+                    status.as_u16(),
+                    c.map_or("docker's config", |c| c.source.as_str()),
+                    self.prefix.host,
+                    crate::clients::credentials::env_prefix(&self.prefix.host)
+                ),
+            ));
+        }
+        let resp = self.expect(resp, what, &[StatusCode::OK]).await?;
+        self.keep_token(repo, what, resp).await
+    }
+
+    /// Read a token service's answer, keep the bearer token for the scope
+    /// (and a new refresh token, if any).
+    async fn keep_token(
+        &self,
+        repo: &str,
+        what: &str,
+        resp: Response,
+    ) -> Result<Secret, RegistryError> {
         #[derive(serde::Deserialize)]
         struct TokenAnswer {
             token: Option<String>,
             access_token: Option<String>,
+            refresh_token: Option<String>,
         }
         let answer: TokenAnswer = resp
             .json()
             .await
             .map_err(|e| self.error(what, None, format!("token service answer: {e}")))?;
+        if let Some(new) = answer.refresh_token.and_then(Secret::new) {
+            let mut current = self.refresh_token.lock().expect("refresh lock");
+            if current.is_some() {
+                debug!("{what}: the token service handed out a new refresh token");
+                *current = Some(new);
+            }
+        }
         let token = answer
             .token
             .or(answer.access_token)
@@ -773,6 +913,20 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs)
+}
+
+/// `{"error":"invalid_grant","error_description":"…"}` (RFC 6749) → `invalid_grant: …`.
+fn oauth_error(body: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct OAuthError {
+        error: String,
+        error_description: Option<String>,
+    }
+    let e: OAuthError = serde_json::from_str(body).ok()?;
+    Some(match e.error_description {
+        Some(d) => format!("{}: {d}", e.error),
+        None => e.error,
+    })
 }
 
 /// `{"errors":[{"code":"DENIED","message":"…"}]}` → `DENIED: …`.

@@ -144,10 +144,9 @@ impl Case {
 }
 
 #[test]
+#[ignore = "needs the services of scripts/test"]
 fn git_over_https_trusts_the_ca_that_ssl_cert_file_or_dir_names() {
-    let Some(s) = crate::services::services() else {
-        return;
-    };
+    let s = crate::services::services();
     let Some(pki) = Pki::new() else { return };
     let upstream = s.git_url.trim_start_matches("http://").to_string();
     let proxy = Server::start(
