@@ -4,6 +4,7 @@
 //! output layer renders them.
 
 use crate::build::builder::{self, Leg, Outcome, PushMode, Shared, Status};
+use crate::build::compose;
 use crate::build::labels::{self, BuildInfo};
 use crate::build::plan::{self, BuildPlan, ServiceSpec};
 use crate::checks::Check;
@@ -136,27 +137,45 @@ pub fn services(ws: &Workspace) -> Result<Vec<ServiceSpec>> {
 }
 
 /// The services of `images:`, with those of `images.compose` (read from the
-/// repository at `root`).
+/// repository at `root`, with the process's environment). The compose
+/// files' warnings (unset variables) and notes (services of inactive
+/// profiles) go to stderr, once per process.
 pub fn service_specs(root: &Path, images: &ImagesConfig) -> Result<Vec<ServiceSpec>> {
     let compose = match &images.compose {
-        Some(path) => {
-            let full = root.join(path);
-            let text = std::fs::read_to_string(&full).map_err(|e| {
-                BadInput(format!(
-                    "images.compose: cannot read {}: {e}",
-                    full.display()
-                ))
-            })?;
-            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            Some((dir, text))
+        Some(files) => {
+            let opts = compose::Options {
+                files: files.0.clone(),
+                env_files: images.compose_env_file.as_ref().map(|f| f.0.clone()),
+                profiles: images.compose_profiles.clone(),
+            };
+            let project = compose::load(root, &opts, &|k| std::env::var(k).ok())
+                .map_err(|e| BadInput(format!("images.compose: {e}")))?;
+            for w in &project.warnings {
+                once("warning", w);
+            }
+            for n in &project.notes {
+                once("note", n);
+            }
+            project.services
         }
-        None => None,
+        None => Vec::new(),
     };
-    plan::services(
-        images,
-        compose.as_ref().map(|(d, t)| (d.as_path(), t.as_str())),
-    )
-    .map_err(|e| BadInput(format!("images: {e}")).into())
+    plan::services(images, &compose).map_err(|e| BadInput(format!("images: {e}")).into())
+}
+
+/// `kind: message` on stderr (an annotation in GitHub Actions for a
+/// warning), once per process however often the services are read.
+fn once(kind: &str, message: &str) {
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.iter().any(|s| s == message) {
+        return;
+    }
+    seen.push(message.to_string());
+    eprintln!("{kind}: {message}");
+    if kind == "warning" && actions::in_actions() {
+        actions::command(&actions::annotation("warning", message, None, None));
+    }
 }
 
 /// Tags from `tags`, or as the stage gives them.
@@ -541,6 +560,8 @@ pub fn matrix(ws: &Workspace, select: &Selection) -> Result<MatrixReport> {
     let all = service_specs(ws.root(), &images)?;
     let registries = registries_of(&images, select);
     let plan = plan_of(&all, select, &registries, &["matrix".into()])?;
+    // A leg would refuse a missing Dockerfile or context: so does the matrix.
+    check_files(ws.root(), &plan)?;
     Ok(MatrixReport(plan::matrix(&plan)))
 }
 

@@ -223,8 +223,12 @@ pub struct ImagesConfig {
     pub registries: Vec<String>,
     pub platforms: Vec<String>,
     pub services: Vec<ServiceConfig>,
-    /// A compose build file to take the services from.
-    pub compose: Option<PathBuf>,
+    /// Compose files to take the services from, merged in order as `docker compose -f a -f b` does.
+    pub compose: Option<PathList>,
+    /// Env files for the compose files' variables, as `docker compose --env-file` [default: `.env` beside the first compose file, when there is one].
+    pub compose_env_file: Option<PathList>,
+    /// Compose profiles that are active, as `docker compose --profile` [default: `COMPOSE_PROFILES`].
+    pub compose_profiles: Option<Vec<String>>,
     /// Extra labels on every image.
     pub labels: BTreeMap<String, String>,
     /// `org.opencontainers.image.source` [default: `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY` in Actions, else the origin remote as https].
@@ -254,6 +258,32 @@ pub struct ServiceConfig {
     /// Platforms of this service instead of `images.platforms`.
     #[serde(default)]
     pub platforms: Option<Vec<String>>,
+}
+
+/// One path, or several (`compose: [a.yaml, b.yaml]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathList(pub Vec<PathBuf>);
+
+impl<'de> Deserialize<'de> for PathList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ValuesFiles::deserialize(d).map(|v| PathList(v.0))
+    }
+}
+
+impl schemars::JsonSchema for PathList {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PathList".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "One path, or a list of them.",
+            "anyOf": [
+                { "type": "string" },
+                { "type": "array", "items": { "type": "string" }, "minItems": 1 }
+            ]
+        })
+    }
 }
 
 /// `deploy:` — the deploy repository that `chart`/`gitops` edit.
@@ -320,7 +350,7 @@ impl<'de> Deserialize<'de> for ValuesFiles {
                 }
                 if out.is_empty() {
                     return Err(serde::de::Error::custom(
-                        "an empty list; name at least one values file, or leave `values` out",
+                        "an empty list; name at least one file, or leave the key out",
                     ));
                 }
                 Ok(ValuesFiles(out))
@@ -883,7 +913,7 @@ mod tests {
         refused(
             "deploy:\n  charts:\n    - path: a\n      values: []\n",
             4,
-            &["deploy.charts[0].values", "at least one values file"],
+            &["deploy.charts[0].values", "at least one file"],
         );
         for text in [
             "deploy: x\n",

@@ -4,6 +4,7 @@
 mod build;
 mod chart;
 mod common;
+mod compose_corpus;
 mod config_docs;
 mod crash;
 mod debug_log;
