@@ -291,7 +291,7 @@ impl schemars::JsonSchema for PathList {
 #[serde(
     deny_unknown_fields,
     default,
-    expecting = "a mapping with url, repository, base, mode, charts, manifests, env_files, strict"
+    expecting = "a mapping with url, repository, base, mode, charts, manifests, env_files, env_tags, strict"
 )]
 pub struct DeployConfig {
     pub url: Option<String>,
@@ -304,6 +304,8 @@ pub struct DeployConfig {
     pub manifests: Vec<PathBuf>,
     /// Compose `.env` files with `KEY=repo:tag` lines.
     pub env_files: Vec<PathBuf>,
+    /// `.env` variables that hold only a repository (`AD_IMAGE=ghcr.io/org/ad`, used as `${AD_IMAGE}:${AD_TAG}`) → the variable beside it that holds the tag, which is the one edited.
+    pub env_tags: BTreeMap<String, String>,
     /// Refuse to edit anything when there is a warning (a file or chart where no image of a configured service was found, an image in a registry that is not configured), as `--strict` does [default: false].
     pub strict: bool,
 }
@@ -379,7 +381,7 @@ impl schemars::JsonSchema for ValuesFiles {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with `path` (and values, images, bump, digest, subchart_key)"
+    expecting = "a mapping with `path` (and values, images, bump, digest, subchart_key, image_pattern, services)"
 )]
 pub struct ChartTarget {
     pub path: PathBuf,
@@ -398,6 +400,12 @@ pub struct ChartTarget {
     /// Key path of the image tag inside each subchart's values [default: image.tag].
     #[serde(default)]
     pub subchart_key: Option<String>,
+    /// For a chart whose templates derive every image from its `appVersion`: the image each service runs, with `{appVersion}` and `{service}` (`ghcr.io/org/demo:{appVersion}-{service}`). The deploy sets `appVersion` and checks these images; no values key is edited.
+    #[serde(default)]
+    pub image_pattern: Option<String>,
+    /// With `image_pattern`: the services the chart deploys [default: every service of the configuration].
+    #[serde(default)]
+    pub services: Option<Vec<String>>,
 }
 
 /// `gitops:` — how deploy changes are proposed.
@@ -736,6 +744,9 @@ fn validate(config: &Config) -> Result<(), Invalid> {
     if let Some(g) = &config.gitops {
         validate_gitops(g)?;
     }
+    if let Some(d) = &config.deploy {
+        validate_deploy(d)?;
+    }
     let branch_line = regex::Regex::new(&t.release_branch).map_err(|e| {
         (
             "tags.release_branch".to_string(),
@@ -831,6 +842,58 @@ fn validate_gitops(g: &GitopsConfig) -> Result<(), Invalid> {
                 "gitops.branch".into(),
                 branch.clone(),
                 format!("renders `{sample}`, which is not a valid branch name"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Image patterns of appVersion charts: `{appVersion}` (what the deploy
+/// moves) and `{service}` only, and not beside `images` keys.
+fn validate_deploy(d: &DeployConfig) -> Result<(), Invalid> {
+    let placeholder = regex::Regex::new(r"\{([^{}]*)\}").expect("static regex");
+    for (i, c) in d.charts.iter().enumerate() {
+        let key = format!("deploy.charts[{i}].image_pattern");
+        let Some(pattern) = &c.image_pattern else {
+            if c.services.is_some() {
+                return Err((
+                    format!("deploy.charts[{i}].services"),
+                    "services:".into(),
+                    "applies with image_pattern (a chart whose images follow its appVersion)"
+                        .into(),
+                ));
+            }
+            continue;
+        };
+        for cap in placeholder.captures_iter(pattern) {
+            if !["appVersion", "service"].contains(&&cap[1]) {
+                return Err((
+                    key,
+                    pattern.clone(),
+                    format!(
+                        "unknown placeholder `{{{}}}`; an image pattern offers {{appVersion}} and \
+                         {{service}}",
+                        &cap[1]
+                    ),
+                ));
+            }
+        }
+        if !pattern.contains("{appVersion}") {
+            return Err((
+                key,
+                pattern.clone(),
+                "has no {appVersion}: the deploy moves the chart's appVersion, which would change \
+                 no image"
+                    .into(),
+            ));
+        }
+        if !c.images.is_empty() {
+            return Err((
+                key,
+                pattern.clone(),
+                "and `images` both name where the chart's images come from; a chart whose \
+                 templates derive them from appVersion has no image keys: keep one"
+                    .into(),
             ));
         }
     }

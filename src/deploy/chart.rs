@@ -460,6 +460,9 @@ pub struct RefTarget<'a> {
     pub matcher: &'a ImageMatcher,
     pub tag: &'a str,
     pub digest_of: &'a dyn Fn(&str) -> Option<String>,
+    /// `.env` only: a variable holding only a repository → the variable
+    /// beside it holding its tag (`AD_IMAGE` → `AD_TAG`).
+    pub env_tags: &'a std::collections::BTreeMap<String, String>,
 }
 
 /// The result of rewriting a manifest or `.env` file.
@@ -475,6 +478,12 @@ pub struct RefScan {
     pub elsewhere: Vec<(usize, String, String)>,
     /// Repositories in a configured registry that are not services.
     pub not_services: Vec<String>,
+    /// `.env` lines holding only a service's repository, left as they are
+    /// since no tag variable is configured for them: (line, variable, repository).
+    pub repository_only: Vec<(usize, String, String)>,
+    /// What stops the edit of this file (a configured tag variable that is
+    /// missing, two values for one variable).
+    pub errors: Vec<String>,
 }
 
 /// Kubernetes manifests (and compose files): `image: repo:tag` lines whose
@@ -490,20 +499,133 @@ pub fn rewrite_manifest(text: &str, target: &RefTarget) -> RefScan {
     rewrite_refs(text, line_re, target)
 }
 
-/// Compose `.env` files: `KEY=repo:tag` lines.
+/// Compose `.env` files: `KEY=repo:tag` lines. A line holding only a
+/// repository (`AD_IMAGE=ghcr.io/org/ad`, used as `${AD_IMAGE}:${AD_TAG}`)
+/// never gets a tag appended: the tag variable configured for it
+/// (`target.env_tags`) gets the tag, or the line is reported.
 pub fn rewrite_env(text: &str, target: &RefTarget) -> RefScan {
     static LINE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let line_re = LINE.get_or_init(|| {
-        Regex::new(r#"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*["']?(?P<val>[^"'\s#]+)"#)
-            .expect("static regex")
+        Regex::new(
+            r#"^\s*(?:export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*["']?(?P<val>[^"'\s#]*)"#,
+        )
+        .expect("static regex")
     });
-    rewrite_refs(text, line_re, target)
+    // 1. Variables holding only a service's repository: which tag variable
+    // gets which value.
+    let mut tag_vars: Vec<(String, String, String, String)> = Vec::new(); // (tag var, service, repo, repo var)
+    let mut scan = RefScan::default();
+    for (i, line) in text.lines().enumerate() {
+        let Some(c) = line_re.captures(line) else {
+            continue;
+        };
+        let (key, val) = (&c["key"], &c["val"]);
+        if val.is_empty() || val.contains(':') || val.contains('@') {
+            continue;
+        }
+        let service = match target.matcher.classify(val) {
+            ImageClass::Service(s) => s,
+            _ => continue,
+        };
+        match target.env_tags.get(key) {
+            Some(tag_var) => {
+                tag_vars.push((tag_var.clone(), service, val.to_string(), key.to_string()))
+            }
+            None => scan
+                .repository_only
+                .push((i + 1, key.to_string(), val.to_string())),
+        }
+    }
+    // 2. The `repo:tag` lines, as in manifests; repository-only ones are
+    // left (the regex of a reference would read them as untagged).
+    let only: std::collections::BTreeSet<String> = tag_vars
+        .iter()
+        .map(|t| t.3.clone())
+        .chain(scan.repository_only.iter().map(|r| r.1.clone()))
+        .collect();
+    let mut rest = rewrite_refs_filtered(text, line_re, target, &|line| {
+        line_re
+            .captures(line)
+            .is_some_and(|c| only.contains(&c["key"]))
+    });
+    rest.repository_only = scan.repository_only;
+    // 3. The tag variables.
+    let mut values: std::collections::BTreeMap<String, (String, String)> = Default::default();
+    for (tag_var, service, _, _) in &tag_vars {
+        let value = match (target.digest_of)(service) {
+            Some(d) => format!("{}@{d}", target.tag),
+            None => target.tag.to_string(),
+        };
+        match values.get(tag_var) {
+            Some((other, v)) if *v != value => rest.errors.push(format!(
+                "{tag_var} is the tag variable of both {other} and {service}, which get different \
+                 values ({v}, {value}); one variable cannot hold both: give each its own"
+            )),
+            _ => {
+                values.insert(tag_var.clone(), (service.clone(), value));
+            }
+        }
+    }
+    // The tag variables' lines and values as they are.
+    let mut current: std::collections::BTreeMap<String, (usize, String)> = Default::default();
+    for (i, line) in rest.text.lines().enumerate() {
+        if let Some(c) = line_re.captures(line) {
+            if values.contains_key(&c["key"]) && !current.contains_key(&c["key"]) {
+                current.insert(c["key"].to_string(), (i + 1, c["val"].to_string()));
+            }
+        }
+    }
+    for (tag_var, service, repo, repo_var) in &tag_vars {
+        let Some((line, old)) = current.get(tag_var) else {
+            rest.errors.push(format!(
+                "{repo_var} holds only the repository {repo} and deploy.env_tags names {tag_var} \
+                 as its tag, but there is no {tag_var}= line: add it, or fix deploy.env_tags"
+            ));
+            continue;
+        };
+        rest.matched += 1;
+        let (_, value) = &values[tag_var];
+        if old != value {
+            rest.changes.push(RefChange {
+                file: target.file.to_string(),
+                line: *line,
+                service: service.clone(),
+                old: format!("{repo}:{old}"),
+                new: format!("{repo}:{value}"),
+            });
+        }
+    }
+    rest.text = rewrite_lines(&rest.text, |n, line| {
+        let c = line_re.captures(line)?;
+        let (at, _) = current.get(&c["key"])?;
+        if *at != n {
+            return None;
+        }
+        let (_, value) = values.get(&c["key"])?;
+        let val = c.name("val")?;
+        (val.as_str() != value.as_str())
+            .then(|| format!("{}{value}{}", &line[..val.start()], &line[val.end()..]))
+    });
+    rest
 }
 
 /// Replace the `val` group of every matching line that names a service.
 fn rewrite_refs(text: &str, line_re: &Regex, target: &RefTarget) -> RefScan {
+    rewrite_refs_filtered(text, line_re, target, &|_| false)
+}
+
+/// As [`rewrite_refs`], lines for which `skip` holds left alone.
+fn rewrite_refs_filtered(
+    text: &str,
+    line_re: &Regex,
+    target: &RefTarget,
+    skip: &dyn Fn(&str) -> bool,
+) -> RefScan {
     let mut scan = RefScan::default();
     scan.text = rewrite_lines(text, |n, line| {
+        if skip(line) {
+            return None;
+        }
         let val = line_re.captures(line)?.name("val")?;
         let caps = image_ref_re().captures(val.as_str())?;
         let repo = caps.name("repo")?.as_str();
@@ -609,6 +731,7 @@ mod tests {
             matcher: &m,
             tag: "v3.8.4",
             digest_of: &|_| None,
+            env_tags: &Default::default(),
         };
         let scan = rewrite_manifest(text, &target);
         let out = scan.text;
@@ -700,6 +823,7 @@ mod tests {
             matcher: &m,
             tag: "v3.8.4",
             digest_of: &digest_of,
+            env_tags: &Default::default(),
         };
         let scan = rewrite_env(text, &target);
         let out = &scan.text;

@@ -115,9 +115,10 @@ pub fn deploy_inputs(loaded: &config::Loaded, root: &Path) -> Result<DeployInput
         .as_ref()
         .and_then(|p| std::fs::read_to_string(p).ok())
         .unwrap_or_default();
+    let all_services = services.clone();
     if !services.is_empty() {
         for (i, c) in deploy.charts.iter().enumerate() {
-            for name in c.images.keys() {
+            for name in c.images.keys().chain(c.services.iter().flatten()) {
                 if services.contains(name) {
                     continue;
                 }
@@ -137,8 +138,13 @@ pub fn deploy_inputs(loaded: &config::Loaded, root: &Path) -> Result<DeployInput
                     None => "add it to images.services (or the compose file), or fix the name"
                         .to_string(),
                 };
+                let key = if c.images.contains_key(name) {
+                    "images"
+                } else {
+                    "services"
+                };
                 return Err(BadInput(format!(
-                    "{file}{line}: deploy.charts[{i}].images: `{name}` is not a service; the \
+                    "{file}{line}: deploy.charts[{i}].{key}: `{name}` is not a service; the \
                      services are {}; {hint}",
                     services.join(", ")
                 ))
@@ -170,6 +176,8 @@ pub fn deploy_inputs(loaded: &config::Loaded, root: &Path) -> Result<DeployInput
             pin: c.digest.unwrap_or_default(),
             subchart_key: c.subchart_key.clone().unwrap_or_else(|| "image.tag".into()),
             optional_images: false,
+            image_pattern: c.image_pattern.clone(),
+            pattern_services: c.services.clone().unwrap_or_else(|| all_services.clone()),
         })
         .collect();
     Ok(DeployInputs {
@@ -180,6 +188,7 @@ pub fn deploy_inputs(loaded: &config::Loaded, root: &Path) -> Result<DeployInput
         registries: images.registries.clone(),
         insecure: images.insecure_registries.clone(),
         strict: deploy.strict,
+        env_tags: deploy.env_tags.clone(),
     })
 }
 

@@ -8,6 +8,7 @@ mod compose_corpus;
 mod config_docs;
 mod crash;
 mod debug_log;
+mod deploy_beyond;
 mod deploy_fixture;
 mod deploy_shapes;
 mod doc_examples;
