@@ -13,6 +13,11 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceSpec {
     pub name: String,
+    /// Its image name (`images.image_names`, else the name): what `{service}`
+    /// stands for in `images.repository` and the tag templates.
+    pub image: String,
+    /// The repository under each registry (`images.repository` filled in).
+    pub repository: String,
     /// Relative to the repository root.
     pub dockerfile: PathBuf,
     /// Relative to the repository root.
@@ -26,6 +31,8 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, Serialize)]
 pub struct ImagePlan {
     pub service: ServiceSpec,
+    /// This service's tags (`{service}` of the stage's tags filled in).
+    pub tags: Vec<String>,
     pub references: Vec<ImageRef>,
 }
 
@@ -96,6 +103,8 @@ pub fn services(
         };
         out.push(ServiceSpec {
             name: s.name.clone(),
+            image: String::new(),
+            repository: String::new(),
             dockerfile: normalize(&dockerfile),
             context: normalize(&context),
             args: s.args.clone(),
@@ -114,6 +123,8 @@ pub fn services(
         };
         out.push(ServiceSpec {
             name: c.name.clone(),
+            image: String::new(),
+            repository: String::new(),
             dockerfile: c.dockerfile.clone(),
             context: c.context.clone(),
             args: c.args.clone(),
@@ -121,15 +132,38 @@ pub fn services(
             platforms,
         });
     }
-    for s in &out {
-        if !is_valid_component(&s.name) {
+    for s in &mut out {
+        s.image = images
+            .image_names
+            .get(&s.name)
+            .cloned()
+            .unwrap_or_else(|| s.name.clone());
+        if !is_valid_component(&s.image) {
+            let suggestion = s.name.chars().fold(String::new(), |mut acc, c| {
+                if c.is_ascii_uppercase() && !acc.is_empty() {
+                    acc.push('-');
+                }
+                acc.push(c.to_ascii_lowercase());
+                acc
+            });
             return Err(format!(
-                "service name `{}` is not a valid image name (lowercase letters, digits, . _ -)",
-                s.name
+                "service name `{}` is not a valid image name (lowercase letters, digits, . _ -): \
+                 name its image in images.image_names (`{}: {suggestion}`)",
+                s.name, s.name
             ));
         }
+        s.repository = repository_of(images, &s.image);
     }
     Ok(out)
+}
+
+/// The repository of the service whose image name is `image`:
+/// `images.repository` with `{service}` filled in, by default the image name.
+pub fn repository_of(images: &ImagesConfig, image: &str) -> String {
+    match &images.repository {
+        Some(template) => crate::tag::template::for_service(template, image),
+        None => image.to_string(),
+    }
 }
 
 /// `a/./b/../c` → `a/c`, without touching the file system.
@@ -186,10 +220,9 @@ pub fn plan(
     if tags.is_empty() {
         return Err(BuildPlanError::NoTags);
     }
-    if let Some(bad) = tags
-        .iter()
-        .find(|t| !crate::oci::reference::is_valid_tag(t))
-    {
+    if let Some(bad) = tags.iter().find(|t| {
+        !crate::oci::reference::is_valid_tag(&crate::tag::template::for_service(t, "service"))
+    }) {
         return Err(BuildPlanError::InvalidTag(bad.clone()));
     }
     let known = || {
@@ -223,22 +256,47 @@ pub fn plan(
         .map(|r| RegistryPrefix::parse(r))
         .collect::<Result<_, _>>()
         .map_err(BuildPlanError::Invalid)?;
-    let images = chosen
+    let images: Vec<ImagePlan> = chosen
         .into_iter()
-        .map(|service| ImagePlan {
-            references: registries
+        .map(|service| {
+            let own: Vec<String> = tags
                 .iter()
-                .flat_map(|r| {
-                    tags.iter().map(|t| ImageRef {
-                        registry: r.clone(),
-                        service: service.name.clone(),
-                        tag: t.clone(),
+                .map(|t| crate::tag::template::for_service(t, &service.image))
+                .collect();
+            ImagePlan {
+                references: registries
+                    .iter()
+                    .flat_map(|r| {
+                        own.iter().map(|t| ImageRef {
+                            registry: r.clone(),
+                            service: service.repository.clone(),
+                            tag: t.clone(),
+                        })
                     })
-                })
-                .collect(),
-            service,
+                    .collect(),
+                tags: own,
+                service,
+            }
         })
         .collect();
+    // One repository for several services: a tag without the service
+    // would be pushed by each of them, the last one winning.
+    let mut seen: std::collections::BTreeMap<String, &str> = Default::default();
+    for i in &images {
+        for r in &i.references {
+            if let Some(other) = seen.insert(r.to_string(), &i.service.name) {
+                return Err(BuildPlanError::Invalid(format!(
+                    "{other} and {} would both push {r}: they share the repository {}, so each \
+                     tag must name the service (`{}-{{service}}`)",
+                    i.service.name,
+                    i.service.repository,
+                    tags.iter()
+                        .find(|t| !t.contains(crate::tag::template::SERVICE))
+                        .map_or("tag", String::as_str)
+                )));
+            }
+        }
+    }
     Ok(BuildPlan {
         tags: tags.to_vec(),
         registries,

@@ -408,7 +408,7 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
         connect_registries(&images, &plan.registries).await?
     };
     if let Some(first) = plan.images.first() {
-        check_registries(&regs, &first.service.name).await?;
+        check_registries(&regs, &first.service.repository).await?;
     }
     let workdir = tempfile::Builder::new()
         .prefix("openim-release-build-")
@@ -484,7 +484,10 @@ pub async fn check(ws: &Workspace, args: &BuildRequest) -> Result<CheckReport> {
             ));
             (
                 plan.images.len(),
-                names.first().map_or("check", |n| n).to_string(),
+                plan.images
+                    .first()
+                    .map_or("check", |i| i.service.repository.as_str())
+                    .to_string(),
             )
         }
         Err(e) => {
@@ -635,12 +638,17 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
     if tags.is_empty() {
         return Err(BadInput("no image tags: pass --stage STAGE or --tag TAG".into()).into());
     }
-    if let Some(bad) = tags
-        .iter()
-        .find(|t| !crate::oci::reference::is_valid_tag(t))
-    {
+    if let Some(bad) = tags.iter().find(|t| {
+        !crate::oci::reference::is_valid_tag(&crate::tag::template::for_service(t, "service"))
+    }) {
         return Err(BadInput(format!("`{bad}` is not a valid image tag")).into());
     }
+    // Each service's repository and image name, for its references.
+    let names: std::collections::BTreeMap<String, (String, String)> =
+        service_specs(ws.root(), &images)?
+            .into_iter()
+            .map(|s| (s.name, (s.repository, s.image)))
+            .collect();
     let mut registry_names: Vec<String> = legs.iter().flat_map(|l| l.registries.clone()).collect();
     registry_names.sort();
     registry_names.dedup();
@@ -652,7 +660,7 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
         return Ok(BuildReport {
             schema_version: 1,
             dry_run: true,
-            images: group_planned(&legs, &prefixes, &tags),
+            images: group_planned(&legs, &prefixes, &tags, &names),
             tags,
             legs: Vec::new(),
         });
@@ -672,7 +680,7 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
         all_or_none: false,
         progress: Progress::new(ws.quiet),
     };
-    let outcomes = builder::merge(&shared, &legs, &tags).await;
+    let outcomes = builder::merge(&shared, &legs, &tags, &names).await;
     Ok(BuildReport {
         schema_version: 1,
         dry_run: false,
@@ -682,18 +690,37 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
     })
 }
 
-fn group_planned(legs: &[Leg], prefixes: &[RegistryPrefix], tags: &[String]) -> Vec<Outcome> {
+fn group_planned(
+    legs: &[Leg],
+    prefixes: &[RegistryPrefix],
+    tags: &[String],
+    names: &std::collections::BTreeMap<String, (String, String)>,
+) -> Vec<Outcome> {
     let mut services: Vec<&str> = legs.iter().map(|l| l.service.as_str()).collect();
     services.sort();
     services.dedup();
     services
         .into_iter()
         .map(|s| {
+            let (repo, image) = names
+                .get(s)
+                .cloned()
+                .unwrap_or_else(|| (s.to_string(), s.to_string()));
             Outcome::new(
                 s.to_string(),
                 prefixes
                     .iter()
-                    .flat_map(|r| tags.iter().map(move |t| format!("{r}/{s}:{t}")))
+                    .flat_map(|r| {
+                        tags.iter().map({
+                            let (repo, image) = (repo.clone(), image.clone());
+                            move |t| {
+                                format!(
+                                    "{r}/{repo}:{}",
+                                    crate::tag::template::for_service(t, &image)
+                                )
+                            }
+                        })
+                    })
                     .collect(),
                 legs.iter()
                     .filter(|l| l.service == s)

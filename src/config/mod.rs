@@ -216,11 +216,15 @@ impl Default for NightlyTags {
 #[serde(
     deny_unknown_fields,
     default,
-    expecting = "a mapping with registries, platforms, services, compose, labels, …"
+    expecting = "a mapping with registries, repository, image_names, platforms, services, compose, labels, …"
 )]
 pub struct ImagesConfig {
-    /// Each image is pushed as `<registry>/<service>:<tag>`.
+    /// Each image is pushed as `<registry>/<repository>:<tag>`.
     pub registries: Vec<String>,
+    /// The repository of each service under every registry, a template with `{service}` (the service's image name) [default: `{service}`]. Without `{service}` (`app`) every service goes to one repository, and every image tag template must then name the service (`v{version}-{service}`).
+    pub repository: Option<String>,
+    /// Service → its image name, when that is not the service's own name (a compose service `frontendTests` whose image is `frontend-tests`) [default: the service's name].
+    pub image_names: BTreeMap<String, String>,
     pub platforms: Vec<String>,
     pub services: Vec<ServiceConfig>,
     /// Compose files to take the services from, merged in order as `docker compose -f a -f b` does.
@@ -663,7 +667,8 @@ fn sample_values() -> crate::tag::template::Values {
         .set("major", "1")
         .set("minor", "2")
         .set("patch", "3")
-        .set("n", "0");
+        .set("n", "0")
+        .set("service", "api");
     v
 }
 
@@ -691,6 +696,13 @@ fn validate(config: &Config) -> Result<(), Invalid> {
         ),
     ];
     for (key, templates, offered) in groups {
+        // Image tags may name the service (`v{version}-{service}`); the git
+        // tag is one per release and may not.
+        let mut offered = offered.to_vec();
+        if key != "tags.nightly.git_tag" {
+            offered.push("service");
+        }
+        let offered = offered.as_slice();
         if templates.is_empty() && !key.ends_with("aliases") {
             return Err((
                 key.into(),
@@ -725,6 +737,7 @@ fn validate(config: &Config) -> Result<(), Invalid> {
     }
     if let Some(images) = &config.images {
         validate_images(images)?;
+        validate_image_names(images, t)?;
     }
     for name in config.stages.keys() {
         if ![
@@ -848,6 +861,76 @@ fn validate_gitops(g: &GitopsConfig) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// `images.repository` and `images.image_names` give valid repository
+/// paths; one repository for every service needs `{service}` in every tag.
+fn validate_image_names(images: &ImagesConfig, t: &TagsConfig) -> Result<(), Invalid> {
+    for (service, name) in &images.image_names {
+        if !crate::oci::reference::is_valid_component(name) {
+            return Err((
+                format!("images.image_names.{service}"),
+                name.clone(),
+                format!(
+                    "`{name}` is not a valid image name (lowercase letters, digits, . _ - \
+                     separators)"
+                ),
+            ));
+        }
+    }
+    let Some(repo) = &images.repository else {
+        return Ok(());
+    };
+    let rest = repo.replace("{service}", "api");
+    if rest.contains('{') || rest.contains('}') {
+        return Err((
+            "images.repository".into(),
+            repo.clone(),
+            "unknown placeholder; images.repository offers {service}".into(),
+        ));
+    }
+    if rest.is_empty()
+        || !rest
+            .split('/')
+            .all(crate::oci::reference::is_valid_component)
+    {
+        return Err((
+            "images.repository".into(),
+            repo.clone(),
+            format!(
+                "`{repo}` does not make a repository path (lowercase components with . _ - \
+                 separators, joined by /)"
+            ),
+        ));
+    }
+    if repo.contains("{service}") {
+        return Ok(());
+    }
+    let groups: [(&str, &[String]); 7] = [
+        ("tags.dev.tags", &t.dev.tags),
+        ("tags.rc.tags", &t.rc.tags),
+        ("tags.release.tags", &t.release.tags),
+        ("tags.release.aliases", &t.release.aliases),
+        ("tags.patch.tags", &t.patch.tags),
+        ("tags.patch.aliases", &t.patch.aliases),
+        ("tags.nightly.tags", &t.nightly.tags),
+    ];
+    for (key, templates) in groups {
+        for (i, tpl) in templates.iter().enumerate() {
+            if !tpl.contains("{service}") {
+                return Err((
+                    "images.repository".into(),
+                    repo.clone(),
+                    format!(
+                        "`{repo}` is one repository for every service, so each image tag must \
+                         name the service, and {key}[{i}] `{tpl}` does not: every service would \
+                         push the same tag; add {{service}} to it (`{tpl}-{{service}}`)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Image patterns of appVersion charts: `{appVersion}` (what the deploy
 /// moves) and `{service}` only, and not beside `images` keys.
 fn validate_deploy(d: &DeployConfig) -> Result<(), Invalid> {
@@ -918,7 +1001,9 @@ fn validate_images(images: &ImagesConfig) -> Result<(), Invalid> {
     }
     let mut seen = std::collections::HashSet::new();
     for (i, s) in images.services.iter().enumerate() {
-        if !crate::oci::reference::is_valid_component(&s.name) {
+        if !crate::oci::reference::is_valid_component(&s.name)
+            && !images.image_names.contains_key(&s.name)
+        {
             return Err((
                 format!("images.services[{i}].name"),
                 s.name.clone(),

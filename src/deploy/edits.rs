@@ -355,6 +355,16 @@ pub fn plan(root: &Path, inputs: &DeployInputs, release: &Release) -> Result<Dep
             );
         }
         texts.put(path, scan.text);
+        for (line, reference) in &scan.shared {
+            out.warn(
+                &file,
+                format!(
+                    "line {line}: {reference} is in the repository of several services, and its \
+                     tag tells none of them (images.repository, tags with {{service}}): left as \
+                     it is"
+                ),
+            );
+        }
         for (line, repo, service) in &scan.elsewhere {
             out.warn(
                 &file,
@@ -610,7 +620,12 @@ fn plan_chart(
         }
     }
     if let Some(pattern) = &spec.image_pattern {
-        return plan_pattern_chart(texts, spec, pattern, release, out);
+        let images: BTreeMap<String, String> = spec
+            .pattern_services
+            .iter()
+            .map(|s| (s.clone(), inputs.matcher.image_of(s)))
+            .collect();
+        return plan_pattern_chart(texts, spec, pattern, &images, release, out);
     }
     let regs = inputs.registry_list();
     // Whether anything in the chart deploys a service.
@@ -684,7 +699,10 @@ fn plan_chart(
             let Some(repo) = chart::repository_beside(&text, &name, &spec.subchart_key)? else {
                 continue;
             };
-            match inputs.matcher.classify(&repo) {
+            let old_tag = crate::yamledit::parse_path(&spec.subchart_key)
+                .ok()
+                .and_then(|p| crate::yamledit::get(&text, &p).ok().flatten());
+            match inputs.matcher.classify_ref(&repo, old_tag.as_deref()) {
                 ImageClass::Service(service) => {
                     let target = ValuesImage {
                         values,
@@ -707,6 +725,15 @@ fn plan_chart(
                          `{}`",
                         spec.subchart_key,
                         repository_key(&spec.subchart_key)
+                    ),
+                ),
+                ImageClass::Shared(_) => out.warn(
+                    &name,
+                    format!(
+                        "`{}` deploys {repo}, the repository of several services, and its tag \
+                         does not tell which: left as it is; name the key in \
+                         deploy.charts[].images",
+                        spec.subchart_key
                     ),
                 ),
                 ImageClass::NotAService | ImageClass::Other => {}
@@ -759,8 +786,10 @@ fn plan_chart(
         // repository; a subchart without one is known by its name.
         let own_class = match places.first() {
             Some((v, _, _, Some(r))) if *v == sub_values => inputs.matcher.classify(r),
-            _ if inputs.matcher.is_service(&name) => ImageClass::Service(name.clone()),
-            _ => ImageClass::Other,
+            _ => match inputs.matcher.service_named(&name) {
+                Some(service) => ImageClass::Service(service),
+                None => ImageClass::Other,
+            },
         };
         let mut edited = false;
         let mut seen: Vec<String> = Vec::new();
@@ -801,7 +830,7 @@ fn plan_chart(
                         repository_key(key)
                     ),
                 ),
-                ImageClass::NotAService | ImageClass::Other => {}
+                ImageClass::NotAService | ImageClass::Shared(_) | ImageClass::Other => {}
             }
         }
         if edited {
@@ -830,6 +859,10 @@ fn plan_chart(
             for r in &seen {
                 match inputs.matcher.classify(r) {
                     ImageClass::NotAService => not_services.push(r.as_str()),
+                    ImageClass::Shared(_) => elsewhere.push(format!(
+                        "{r}, the repository of several services, which only the tag tells \
+                         apart: name the key in deploy.charts[].images"
+                    )),
                     ImageClass::Elsewhere(s) => elsewhere.push(format!(
                         "{r}: {s} in a registry that is not configured ({regs})"
                     )),
@@ -907,6 +940,7 @@ fn plan_pattern_chart(
     texts: &mut Texts,
     spec: &ChartSpec,
     pattern: &str,
+    images: &BTreeMap<String, String>,
     release: &Release,
     out: &mut DeployPlan,
 ) -> Result<()> {
@@ -921,6 +955,7 @@ fn plan_pattern_chart(
     })?;
     let text = texts.get(&chart_yaml)?;
     let file = rel(&chart_yaml);
+    let image_of = |s: &str| images.get(s).cloned().unwrap_or_else(|| s.to_string());
     let old = crate::yamledit::get(&text, &["appVersion".to_string()])
         .ok()
         .flatten();
@@ -935,7 +970,7 @@ fn plan_pattern_chart(
     for service in &spec.pattern_services {
         let reference = pattern
             .replace("{appVersion}", version)
-            .replace("{service}", service);
+            .replace("{service}", &image_of(service));
         if split_reference(&reference).is_err() || !reference.contains(':') {
             return Err(anyhow!(
                 "{dir}: deploy.charts[].image_pattern `{pattern}` gives `{reference}` for \
@@ -986,11 +1021,15 @@ fn check_named_image(
     let (service, key) = (target.service, target.key);
     match inputs.matcher.classify(&repo) {
         ImageClass::Service(s) if s == service => {}
+        ImageClass::Shared(r) if r == inputs.matcher.repository_of(service) => {}
         ImageClass::Service(s) => out.warn(
             &name,
             format!("`{key}` is configured as the image of {service}, but it deploys {repo} ({s})"),
         ),
-        ImageClass::Elsewhere(_) | ImageClass::NotAService | ImageClass::Other => out.warn(
+        ImageClass::Elsewhere(_)
+        | ImageClass::NotAService
+        | ImageClass::Shared(_)
+        | ImageClass::Other => out.warn(
             &name,
             format!(
                 "`{key}` ({service}) deploys {repo}, which is not in a configured registry \
@@ -1015,6 +1054,11 @@ fn edit_image(
     let text = texts.get(target.values)?;
     let name = rel(target.values);
     let digest = release.digests.get(target.service).map(String::as_str);
+    // This service's tag (`{service}` of the stage's tags filled in).
+    let release = &Release {
+        tag: inputs.matcher.tag_for(&release.tag, target.service),
+        ..release.clone()
+    };
     // What this edit writes where: another service's different value at the
     // same key would leave only the last one, silently.
     let mut writes = vec![(
@@ -1093,9 +1137,10 @@ fn edit_image(
         }
         None if inputs.registries.is_empty() => out.unverifiable.push(format!("{name}: {key}")),
         None => {
+            let repository = inputs.matcher.repository_of(service);
             for r in &inputs.registries {
                 out.verify
-                    .insert(format!("{}/{service}:{tag}", r.trim_end_matches('/')));
+                    .insert(format!("{}/{repository}:{tag}", r.trim_end_matches('/')));
             }
         }
     }

@@ -19,6 +19,7 @@ mod github_fixtures;
 mod gitops;
 mod init;
 mod msrv;
+mod naming;
 mod proxy;
 mod release;
 mod replay;
