@@ -266,3 +266,86 @@ fn init_proposes_the_naming_scheme_the_compose_images_show() {
     );
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
+
+#[test]
+#[ignore = "needs the services of scripts/test"]
+fn services_built_into_one_repository_keep_their_own_tags_inputs_and_legs() {
+    use crate::services;
+    let s = crate::need_services!();
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("shared"));
+    let repo = crate::build::fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
+    let config = std::fs::read_to_string(repo.path().join("openim-release.yaml")).unwrap();
+    let tags = &SHARED[SHARED.find("tags:\n").unwrap()..];
+    repo.write(
+        "openim-release.yaml",
+        &format!(
+            "{}{tags}",
+            config.replace("images:\n", "images:\n  repository: server\n")
+        ),
+    );
+    repo.git(&["commit", "-qam", "one repository"]);
+    let build = |args: &[&str]| {
+        let mut cmd = repo.bin();
+        cmd.env("DOCKER_HOST", &s.docker_host)
+            .arg("build")
+            .args(args);
+        json_ok(&mut cmd)
+    };
+    let first = build(&["--tag", "v1-{service}"]);
+    let digest = |json: &serde_json::Value, svc: &str| {
+        json["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["service"] == svc)
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for svc in crate::build::SERVICES {
+        assert_eq!(
+            services::digest_of(&format!("{ns}/server:v1-{svc}"), None).unwrap(),
+            digest(&first, svc),
+            "{svc}"
+        );
+    }
+    assert_ne!(digest(&first, "openim-api"), digest(&first, "openim-push"));
+    // The inputs tags of the services differ: a re-run reuses each one's own.
+    let second = build(&["--tag", "v2-{service}"]);
+    for svc in crate::build::SERVICES {
+        assert_eq!(digest(&second, svc), digest(&first, svc));
+        assert_eq!(
+            services::digest_of(&format!("{ns}/server:v2-{svc}"), None).unwrap(),
+            digest(&first, svc)
+        );
+    }
+    // A matrix leg and its merge land in the shared repository too.
+    let leg = build(&[
+        "--service",
+        "openim-push",
+        "--platform",
+        "linux/amd64",
+        "--push-by-digest",
+    ]);
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("leg.json");
+    std::fs::write(&file, leg.to_string()).unwrap();
+    let merged = json_ok(
+        repo.bin()
+            .args([
+                "build",
+                "merge",
+                "--tag",
+                "v3-{service}",
+                "--service",
+                "openim-push",
+            ])
+            .arg(&file),
+    );
+    assert_eq!(
+        merged["images"][0]["references"][0],
+        format!("{ns}/server:v3-openim-push")
+    );
+    assert!(services::inspect_raw(&format!("{ns}/server:v3-openim-push"), None).is_ok());
+}
