@@ -4,6 +4,7 @@
 //! output layer renders them.
 
 use crate::build::builder::{self, Leg, Outcome, PushMode, Shared, Status};
+use crate::build::compose;
 use crate::build::labels::{self, BuildInfo};
 use crate::build::plan::{self, BuildPlan, ServiceSpec};
 use crate::checks::Check;
@@ -139,47 +140,59 @@ pub fn services(ws: &Workspace) -> Result<Vec<ServiceSpec>> {
 }
 
 /// The services of `images:`, with those of `images.compose` (read from the
-/// repository at `root`).
+/// repository at `root`, with the process's environment). The compose
+/// files' warnings (unset variables) and notes (services of inactive
+/// profiles) go to stderr, once per process.
 pub fn service_specs(root: &Path, images: &ImagesConfig) -> Result<Vec<ServiceSpec>> {
     let compose = match &images.compose {
-        Some(path) => {
-            let full = root.join(path);
-            let text = std::fs::read_to_string(&full).map_err(|e| {
-                BadInput(format!(
-                    "images.compose: cannot read {}: {e}",
-                    full.display()
+        Some(files) => {
+            let opts = compose::Options {
+                files: files.0.clone(),
+                env_files: images.compose_env_file.as_ref().map(|f| f.0.clone()),
+                profiles: images.compose_profiles.clone(),
+            };
+            let project = compose::load(root, &opts, &|k| std::env::var(k).ok())
+                .map_err(|e| BadInput(format!("images.compose: {e}")))?;
+            for w in &project.warnings {
+                once("warning", w);
+            }
+            for n in &project.notes {
+                once("note", n);
+            }
+            if project.services.is_empty() {
+                return Err(BadInput(format!(
+                    "images.compose: no service of {} has `build:`, so there is nothing to \
+                     build; add `build:` to the services this repository builds, or list them \
+                     in images.services",
+                    files
+                        .0
+                        .iter()
+                        .map(|f| f.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
-            })?;
-            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            Some((dir, text))
+                .into());
+            }
+            project.services
         }
-        None => None,
+        None => Vec::new(),
     };
-    let specs = plan::services(
-        images,
-        compose.as_ref().map(|(d, t)| (d.as_path(), t.as_str())),
-    )
-    .map_err(|e| match &images.compose {
-        // Name the file: `compose file docker-compose.yml: …`.
-        Some(path) => BadInput(format!(
-            "images: {}",
-            e.replacen(
-                "compose file",
-                &format!("compose file {}", path.display()),
-                1
-            )
-        )),
-        None => BadInput(format!("images: {e}")),
-    })?;
-    if let (Some(path), true) = (&images.compose, specs.is_empty()) {
-        return Err(BadInput(format!(
-            "images.compose: no service of {} has `build:`, so there is nothing to build; add \
-             `build:` to the services this repository builds, or list them in images.services",
-            path.display()
-        ))
-        .into());
+    plan::services(images, &compose).map_err(|e| BadInput(format!("images: {e}")).into())
+}
+
+/// `kind: message` on stderr (an annotation in GitHub Actions for a
+/// warning), once per process however often the services are read.
+fn once(kind: &str, message: &str) {
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.iter().any(|s| s == message) {
+        return;
     }
-    Ok(specs)
+    seen.push(message.to_string());
+    eprintln!("{kind}: {message}");
+    if kind == "warning" && actions::in_actions() {
+        actions::command(&actions::annotation("warning", message, None, None));
+    }
 }
 
 /// Tags from `tags`, or as the stage gives them.
@@ -481,7 +494,7 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
         connect_registries(&images, &plan.registries).await?
     };
     if let Some(first) = plan.images.first() {
-        check_registries(&regs, &first.service.name).await?;
+        check_registries(&regs, &first.service.repository).await?;
     }
     let workdir = tempfile::Builder::new()
         .prefix("openim-release-build-")
@@ -559,7 +572,10 @@ pub async fn check(ws: &Workspace, args: &BuildRequest) -> Result<CheckReport> {
             ));
             (
                 plan.images.len(),
-                names.first().map_or("check", |n| n).to_string(),
+                plan.images
+                    .first()
+                    .map_or("check", |i| i.service.repository.as_str())
+                    .to_string(),
             )
         }
         Err(e) => {
@@ -655,6 +671,8 @@ pub fn matrix(ws: &Workspace, select: &Selection) -> Result<MatrixReport> {
     let all = service_specs(ws.root(), &images)?;
     let registries = registries_of(&images, select);
     let plan = plan_of(&all, select, &registries, &["matrix".into()])?;
+    // A leg would refuse a missing Dockerfile or context: so does the matrix.
+    check_files(ws.root(), &plan)?;
     Ok(MatrixReport(plan::matrix(&plan)))
 }
 
@@ -728,12 +746,17 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
     if tags.is_empty() {
         return Err(BadInput("no image tags: pass --stage STAGE or --tag TAG".into()).into());
     }
-    if let Some(bad) = tags
-        .iter()
-        .find(|t| !crate::oci::reference::is_valid_tag(t))
-    {
+    if let Some(bad) = tags.iter().find(|t| {
+        !crate::oci::reference::is_valid_tag(&crate::tag::template::for_service(t, "service"))
+    }) {
         return Err(BadInput(format!("`{bad}` is not a valid image tag")).into());
     }
+    // Each service's repository and image name, for its references.
+    let names: std::collections::BTreeMap<String, (String, String)> =
+        service_specs(ws.root(), &images)?
+            .into_iter()
+            .map(|s| (s.name, (s.repository, s.image)))
+            .collect();
     let mut registry_names: Vec<String> = legs.iter().flat_map(|l| l.registries.clone()).collect();
     registry_names.sort();
     registry_names.dedup();
@@ -745,7 +768,7 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
         return Ok(BuildReport {
             schema_version: 1,
             dry_run: true,
-            images: group_planned(&legs, &prefixes, &tags),
+            images: group_planned(&legs, &prefixes, &tags, &names),
             tags,
             legs: Vec::new(),
         });
@@ -765,7 +788,7 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
         all_or_none: false,
         progress: Progress::new(ws.quiet),
     };
-    let outcomes = builder::merge(&shared, &legs, &tags).await;
+    let outcomes = builder::merge(&shared, &legs, &tags, &names).await;
     Ok(BuildReport {
         schema_version: 1,
         dry_run: false,
@@ -775,18 +798,37 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
     })
 }
 
-fn group_planned(legs: &[Leg], prefixes: &[RegistryPrefix], tags: &[String]) -> Vec<Outcome> {
+fn group_planned(
+    legs: &[Leg],
+    prefixes: &[RegistryPrefix],
+    tags: &[String],
+    names: &std::collections::BTreeMap<String, (String, String)>,
+) -> Vec<Outcome> {
     let mut services: Vec<&str> = legs.iter().map(|l| l.service.as_str()).collect();
     services.sort();
     services.dedup();
     services
         .into_iter()
         .map(|s| {
+            let (repo, image) = names
+                .get(s)
+                .cloned()
+                .unwrap_or_else(|| (s.to_string(), s.to_string()));
             Outcome::new(
                 s.to_string(),
                 prefixes
                     .iter()
-                    .flat_map(|r| tags.iter().map(move |t| format!("{r}/{s}:{t}")))
+                    .flat_map(|r| {
+                        tags.iter().map({
+                            let (repo, image) = (repo.clone(), image.clone());
+                            move |t| {
+                                format!(
+                                    "{r}/{repo}:{}",
+                                    crate::tag::template::for_service(t, &image)
+                                )
+                            }
+                        })
+                    })
                     .collect(),
                 legs.iter()
                     .filter(|l| l.service == s)
