@@ -30,12 +30,10 @@ impl Check {
 
     /// A failure, its exit code as the error would have had.
     pub fn failed(name: impl Into<String>, err: &anyhow::Error) -> Check {
-        let token = crate::secret::github_token_from_env();
-        let secrets: Vec<&crate::secret::Secret> = token.iter().collect();
         Check {
             name: name.into(),
             ok: false,
-            detail: crate::secret::scrub(&format!("{err:#}"), &secrets),
+            detail: crate::error::one_line(err),
             exit_code: crate::error::code_for(err),
         }
     }

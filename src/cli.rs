@@ -416,6 +416,13 @@ pub struct BuildArgs {
     /// Build only; push nothing.
     #[arg(long, conflicts_with = "push_by_digest")]
     pub no_push: bool,
+    /// Build for the engine's own platform into its image store, named as
+    /// a push would name them (`<registry>/<service>:<tag>` for each
+    /// registry, or `<service>:<tag>` without registries), with the
+    /// release's labels; push nothing. For `docker compose up` on what a
+    /// release would ship.
+    #[arg(long, conflicts_with_all = ["push_by_digest", "all_or_none"])]
+    pub load: bool,
     /// Rebuild even when an image with the same inputs was pushed before.
     #[arg(long)]
     pub rebuild: bool,

@@ -18,6 +18,21 @@ pub const NOTHING_TO_CHANGE: i32 = 3;
 #[error("{0}")]
 pub struct BadInput(pub String);
 
+/// An error as the one line people read: its causes joined (`{err:#}`),
+/// the GitHub token and every URL's user info scrubbed, and the numeric code
+/// the OS appends to its messages (`No such file or directory (os error
+/// 2)`) left out.
+pub fn one_line(err: &anyhow::Error) -> String {
+    static OS_CODE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let token = crate::secret::github_token_from_env();
+    let secrets: Vec<&crate::secret::Secret> = token.iter().collect();
+    let text = crate::secret::scrub(&format!("{err:#}"), &secrets);
+    OS_CODE
+        .get_or_init(|| regex::Regex::new(r" \(os error \d+\)").expect("static regex"))
+        .replace_all(&text, "")
+        .into_owned()
+}
+
 /// The exit code for an error, from the kinds of its causes: the checks'
 /// code when checks failed, [`USAGE`] when any cause is an input problem
 /// (bad input, configuration, tag rules, repository state), else

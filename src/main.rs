@@ -1,11 +1,10 @@
 use clap::Parser;
 use openim_release::output::actions;
-use openim_release::{cli::Cli, commands, config::ConfigError, error, secret};
+use openim_release::{cli::Cli, commands, config::ConfigError, error};
 
 fn main() {
     let _failpoints = openim_release::failpoint::setup();
     quiet_on_closed_stdout();
-    openim_release::clients::git::prefer_lazy_tls_roots();
     let cli = Cli::try_parse().unwrap_or_else(|e| {
         // Usage errors print clap's text (with the usage line); in GitHub
         // Actions the first line also becomes an annotation.
@@ -26,6 +25,9 @@ fn main() {
         }
         e.exit()
     });
+    // After parsing, so that --help and --version skip libgit2's start-up;
+    // before any thread exists.
+    openim_release::clients::git::defer_tls_roots();
     openim_release::output::log::init(cli.global.verbose);
     let code = match commands::run(&cli) {
         Ok(code) => code,
@@ -61,9 +63,7 @@ fn quiet_on_closed_stdout() {
 /// One line on stderr (plus an annotation in GitHub Actions), scrubbed of
 /// credentials.
 fn report(err: &anyhow::Error) {
-    let token = secret::github_token_from_env();
-    let secrets: Vec<&secret::Secret> = token.iter().collect();
-    let message = secret::scrub(&format!("{err:#}"), &secrets);
+    let message = error::one_line(err);
     eprintln!("error: {message}");
     if actions::in_actions() {
         let config = err.chain().find_map(|c| c.downcast_ref::<ConfigError>());

@@ -27,6 +27,21 @@ pub enum PushMode {
     DigestOnly,
     /// Keep the images in the local engine.
     None,
+    /// Keep the images in the local engine under the references a push
+    /// would write (`build --load`): one platform, the engine's.
+    Load,
+}
+
+/// The names `build --load` gives an image in the engine: every reference
+/// of the plan, or `<service>:<tag>` when there are no registries.
+pub fn local_references(image: &ImagePlan, tags: &[String]) -> Vec<String> {
+    if image.references.is_empty() {
+        tags.iter()
+            .map(|t| format!("{}:{t}", image.service.name))
+            .collect()
+    } else {
+        image.references.iter().map(ToString::to_string).collect()
+    }
 }
 
 /// Everything the per-image work shares.
@@ -69,6 +84,12 @@ pub struct Leg {
     pub registries: Vec<String>,
     pub inputs: String,
 }
+
+/// A build context this large is worth a warning.
+const LARGE_CONTEXT: u64 = 500 * 1024 * 1024;
+
+/// How often a build the engine dropped before it started is tried.
+const ENGINE_ATTEMPTS: u32 = 4;
 
 /// The result for one service.
 #[derive(Debug, Clone, Serialize)]
@@ -136,12 +157,15 @@ pub async fn run(shared: &Shared, plan: &BuildPlan, jobs: usize) -> Vec<Outcome>
     let mut outcomes: Vec<Outcome> = futures_util::stream::iter(plan.images.iter())
         .map(|image| async move {
             let mut outcome = Outcome::planned(image);
-            match build_image(shared, image, &plan.tags, &mut outcome).await {
+            if shared.mode == PushMode::Load {
+                outcome.references = local_references(image, &image.tags);
+            }
+            match build_image(shared, image, &image.tags, &mut outcome).await {
                 Ok(status) => {
                     outcome.status = status;
                     shared
                         .progress
-                        .done(&image.service.name, &summary_line(&outcome));
+                        .done(&image.service.name, &summary_line(shared.mode, &outcome));
                 }
                 Err(e) => {
                     outcome.status = Status::Failed;
@@ -166,7 +190,7 @@ pub async fn run(shared: &Shared, plan: &BuildPlan, jobs: usize) -> Vec<Outcome>
         .collect();
     outcomes.sort_by_key(|o| order.iter().position(|n| *n == o.service));
     if shared.all_or_none {
-        tag_all_or_none(shared, &mut outcomes, &plan.tags).await;
+        tag_all_or_none(shared, &mut outcomes, plan).await;
     }
     outcomes
 }
@@ -174,7 +198,7 @@ pub async fn run(shared: &Shared, plan: &BuildPlan, jobs: usize) -> Vec<Outcome>
 /// The deferred tags: all of them when every service succeeded, else none
 /// (the images stay pushed by digest with their `inputs-` tag, so a re-run
 /// only tags them).
-async fn tag_all_or_none(shared: &Shared, outcomes: &mut [Outcome], tags: &[String]) {
+async fn tag_all_or_none(shared: &Shared, outcomes: &mut [Outcome], plan: &BuildPlan) {
     let failed: Vec<String> = outcomes
         .iter()
         .filter(|o| o.status == Status::Failed)
@@ -193,7 +217,11 @@ async fn tag_all_or_none(shared: &Shared, outcomes: &mut [Outcome], tags: &[Stri
             o.error = Some(why);
             continue;
         }
-        if let Err(e) = write_tags(shared, &o.service, &top, tags).await {
+        let Some(image) = plan.images.iter().find(|i| i.service.name == o.service) else {
+            continue;
+        };
+        let repo = image.service.repository.as_str();
+        if let Err(e) = write_tags(shared, &o.service, repo, &top, &image.tags).await {
             o.status = Status::Failed;
             o.error = Some(format!("{e:#}"));
             shared.progress.failed(&o.service, &format!("{e:#}"));
@@ -201,11 +229,15 @@ async fn tag_all_or_none(shared: &Shared, outcomes: &mut [Outcome], tags: &[Stri
     }
 }
 
-fn summary_line(o: &Outcome) -> String {
+fn summary_line(mode: PushMode, o: &Outcome) -> String {
     let digest = o.digest.as_deref().unwrap_or("-");
-    match o.status {
-        Status::Unchanged => format!("unchanged, tagged {digest}"),
-        Status::Built => format!("pushed {digest}"),
+    match (o.status, mode) {
+        (Status::Unchanged, _) => format!("unchanged, tagged {digest}"),
+        (Status::Built, PushMode::Load) => {
+            format!("in the engine as {}", o.references.join(", "))
+        }
+        (Status::Built, PushMode::None) => "built; nothing pushed".to_string(),
+        (Status::Built, _) => format!("pushed {digest}"),
         _ => String::new(),
     }
 }
@@ -218,6 +250,7 @@ async fn build_image(
 ) -> Result<Status> {
     let s = &image.service;
     let name = s.name.as_str();
+    let repo = s.repository.as_str();
     let context_dir = shared.root.join(&s.context);
     let dockerfile = shared.root.join(&s.dockerfile);
     let ctx = {
@@ -226,6 +259,28 @@ async fn build_image(
             .await?
             .with_context(|| format!("reading the build context of {name}"))?
     };
+    // What will be sent, said before it is: a context that drags in
+    // gigabytes (no .dockerignore) is seen at once, not after an upload.
+    let (files, bytes) = ctx.size();
+    let size = crate::output::text::bytes(bytes);
+    if bytes >= LARGE_CONTEXT {
+        shared.progress.line(
+            name,
+            &format!(
+                "warning: the build context is {size} ({}); a .dockerignore would leave out \
+                 what the build does not need",
+                crate::output::text::count(files, "file")
+            ),
+        );
+    } else {
+        shared.progress.line(
+            name,
+            &format!(
+                "build context {size} ({})",
+                crate::output::text::count(files, "file")
+            ),
+        );
+    }
     let mut extra: Vec<(String, String)> = vec![
         ("service".into(), name.to_string()),
         ("dockerfile".into(), ctx.dockerfile_in_tar.clone()),
@@ -262,7 +317,7 @@ async fn build_image(
     let cache_tag = inputs_tag(&inputs);
 
     if shared.mode == PushMode::Tags && shared.skip_unchanged {
-        if let Some(existing) = find_existing(shared, name, &cache_tag).await? {
+        if let Some(existing) = find_existing(shared, name, repo, &cache_tag).await? {
             shared.progress.line(
                 name,
                 &format!(
@@ -274,7 +329,7 @@ async fn build_image(
             if shared.all_or_none {
                 outcome.pending = Some(existing);
             } else {
-                write_tags(shared, name, &existing, tags).await?;
+                write_tags(shared, name, repo, &existing, tags).await?;
             }
             return Ok(Status::Unchanged);
         }
@@ -288,8 +343,8 @@ async fn build_image(
         let exported =
             build_platform(shared, image, &ctx, platform, &labels, &annotations, tags).await?;
         if let Some(img) = exported {
-            if shared.mode != PushMode::None {
-                push_platform(shared, name, &img).await?;
+            if matches!(shared.mode, PushMode::Tags | PushMode::DigestOnly) {
+                push_platform(shared, name, repo, &img).await?;
             }
             if shared.mode == PushMode::DigestOnly {
                 outcome.legs.push(Leg {
@@ -308,7 +363,7 @@ async fn build_image(
         }
     }
     match shared.mode {
-        PushMode::None => return Ok(Status::Built),
+        PushMode::None | PushMode::Load => return Ok(Status::Built),
         PushMode::DigestOnly => {
             outcome.digest = manifests.first().map(|(_, m)| m.manifest.digest.clone());
             return Ok(Status::Built);
@@ -334,8 +389,8 @@ async fn build_image(
         )
     };
     for r in &shared.registries {
-        let repo = r.prefix().repository(name);
-        r.put_manifest(&repo, &top.digest, &top)
+        let path = r.prefix().repository(repo);
+        r.put_manifest(&path, &top.digest, &top)
             .await
             .with_context(|| format!("pushing {name} to {}", r.prefix()))?;
     }
@@ -348,7 +403,7 @@ async fn build_image(
     if shared.record_inputs {
         now.push(cache_tag);
     }
-    write_tags(shared, name, &top, &now).await?;
+    write_tags(shared, name, repo, &top, &now).await?;
     if shared.all_or_none {
         outcome.pending = Some(top);
     }
@@ -400,7 +455,15 @@ async fn build_platform(
         .as_ref()
         .ok_or_else(|| anyhow!("no Docker engine connected"))?;
     let multi = image.service.platforms.len() > 1;
+    let load_as = match shared.mode {
+        PushMode::Load => local_references(image, tags),
+        _ => Vec::new(),
+    };
     let local_tag = match shared.mode {
+        PushMode::Load => load_as
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow!("{name}: no tags to load the image as"))?,
         PushMode::None => {
             let first = image
                 .references
@@ -432,10 +495,39 @@ async fn build_platform(
     };
     shared.progress.line(&label, "building");
     let progress = &shared.progress;
-    engine
-        .build(&spec, ctx.tar_stream(), |step| progress.line(&label, step))
-        .await
-        .with_context(|| format!("building {name} for {platform}"))?;
+    // A connection the engine drops before the build starts (many builds
+    // at once) is tried again; a build that failed is not.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match engine
+            .build(&spec, ctx.tar_stream(), |step| progress.line(&label, step))
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if e.transient && attempt < ENGINE_ATTEMPTS => {
+                progress.line(
+                    &label,
+                    &format!(
+                        "the engine dropped the connection ({}); trying again",
+                        e.message
+                    ),
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)))
+                    .await;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e))
+                    .with_context(|| format!("building {name} for {platform}"))
+            }
+        }
+    }
+    if shared.mode == PushMode::Load {
+        for other in load_as.iter().skip(1) {
+            engine.tag(&local_tag, other).await?;
+        }
+        return Ok(None);
+    }
     if shared.mode == PushMode::None {
         return Ok(None);
     }
@@ -463,9 +555,14 @@ async fn build_platform(
 
 /// Upload one platform image (blobs, then its manifest by digest) to every
 /// registry; registries and blobs in parallel.
-async fn push_platform(shared: &Shared, service: &str, img: &ExportedImage) -> Result<()> {
+async fn push_platform(
+    shared: &Shared,
+    service: &str,
+    repository: &str,
+    img: &ExportedImage,
+) -> Result<()> {
     let pushes = shared.registries.iter().map(|r| async move {
-        let repo = r.prefix().repository(service);
+        let repo = r.prefix().repository(repository);
         let ctx = || format!("pushing {service} to {}", r.prefix());
         let blobs = std::iter::once(&img.config).chain(img.layers.iter());
         let uploads = futures_util::future::try_join_all(
@@ -496,10 +593,15 @@ async fn push_platform(shared: &Shared, service: &str, img: &ExportedImage) -> R
 
 /// The image recorded under `cache_tag` in every registry, when all of them
 /// have the same one.
-async fn find_existing(shared: &Shared, service: &str, cache_tag: &str) -> Result<Option<Encoded>> {
+async fn find_existing(
+    shared: &Shared,
+    service: &str,
+    repository: &str,
+    cache_tag: &str,
+) -> Result<Option<Encoded>> {
     let mut found: Option<Encoded> = None;
     for r in &shared.registries {
-        let repo = r.prefix().repository(service);
+        let repo = r.prefix().repository(repository);
         let fetched = r
             .get_manifest(&repo, cache_tag)
             .await
@@ -522,13 +624,19 @@ async fn find_existing(shared: &Shared, service: &str, cache_tag: &str) -> Resul
 
 /// Point every tag at `top` in every registry. Called only once everything
 /// `top` refers to is present in all of them.
-async fn write_tags(shared: &Shared, service: &str, top: &Encoded, tags: &[String]) -> Result<()> {
+async fn write_tags(
+    shared: &Shared,
+    service: &str,
+    repository: &str,
+    top: &Encoded,
+    tags: &[String],
+) -> Result<()> {
     let writes = shared.registries.iter().map(|r| async move {
-        let repo = r.prefix().repository(service);
+        let repo = r.prefix().repository(repository);
         for tag in tags {
-            r.put_manifest(&repo, tag, top)
-                .await
-                .with_context(|| format!("tagging {}/{service}:{tag}", r.prefix()))?;
+            r.put_manifest(&repo, tag, top).await.with_context(|| {
+                format!("tagging {}/{repository}:{tag} ({service})", r.prefix())
+            })?;
         }
         anyhow::Ok(())
     });
@@ -536,8 +644,16 @@ async fn write_tags(shared: &Shared, service: &str, top: &Encoded, tags: &[Strin
     Ok(())
 }
 
-/// `build merge`: assemble each service's index from its legs and tag it.
-pub async fn merge(shared: &Shared, legs: &[Leg], tags: &[String]) -> Vec<Outcome> {
+/// `build merge`: assemble each service's index from its legs and tag it
+/// with its tags (`{service}` filled in with its image name) in its
+/// repository: `names` maps a service to (repository, image name); a
+/// service it does not know is its own repository and image name.
+pub async fn merge(
+    shared: &Shared,
+    legs: &[Leg],
+    tags: &[String],
+    names: &BTreeMap<String, (String, String)>,
+) -> Vec<Outcome> {
     let mut services: Vec<&str> = legs.iter().map(|l| l.service.as_str()).collect();
     services.dedup();
     services.sort();
@@ -545,23 +661,30 @@ pub async fn merge(shared: &Shared, legs: &[Leg], tags: &[String]) -> Vec<Outcom
     let mut out = Vec::new();
     for service in services {
         let mine: Vec<&Leg> = legs.iter().filter(|l| l.service == service).collect();
+        let (repo, image) = names
+            .get(service)
+            .cloned()
+            .unwrap_or_else(|| (service.to_string(), service.to_string()));
+        let own: Vec<String> = tags
+            .iter()
+            .map(|t| crate::tag::template::for_service(t, &image))
+            .collect();
         let mut outcome = Outcome::new(
             service.to_string(),
             shared
                 .registries
                 .iter()
-                .flat_map(|r| {
-                    tags.iter()
-                        .map(move |t| format!("{}/{service}:{t}", r.prefix()))
-                })
+                .flat_map(|r| own.iter().map(|t| format!("{}/{repo}:{t}", r.prefix())))
                 .collect(),
             mine.iter().map(|l| l.platform.clone()).collect(),
             Status::Built,
         );
-        match merge_one(shared, service, &mine, tags).await {
+        match merge_one(shared, service, &repo, &mine, &own).await {
             Ok(digest) => {
                 outcome.digest = Some(digest);
-                shared.progress.done(service, &summary_line(&outcome));
+                shared
+                    .progress
+                    .done(service, &summary_line(shared.mode, &outcome));
             }
             Err(e) => {
                 outcome.status = Status::Failed;
@@ -577,6 +700,7 @@ pub async fn merge(shared: &Shared, legs: &[Leg], tags: &[String]) -> Vec<Outcom
 async fn merge_one(
     shared: &Shared,
     service: &str,
+    repository: &str,
     legs: &[&Leg],
     tags: &[String],
 ) -> Result<String> {
@@ -590,7 +714,7 @@ async fn merge_one(
     // Every manifest must be present in every registry before any tag moves.
     let mut single: Option<Encoded> = None;
     for r in &shared.registries {
-        let repo = r.prefix().repository(service);
+        let repo = r.prefix().repository(repository);
         for l in legs {
             let fetched = r
                 .get_manifest(&repo, &l.manifest.digest)
@@ -640,12 +764,12 @@ async fn merge_one(
         }
     };
     for r in &shared.registries {
-        let repo = r.prefix().repository(service);
+        let repo = r.prefix().repository(repository);
         r.put_manifest(&repo, &top.digest, &top)
             .await
             .with_context(|| format!("pushing the {service} index to {}", r.prefix()))?;
     }
-    write_tags(shared, service, &top, tags).await?;
+    write_tags(shared, service, repository, &top, tags).await?;
     Ok(top.digest)
 }
 

@@ -281,6 +281,16 @@ impl BuildContext {
         Ok(())
     }
 
+    /// The number of files and their total size in bytes (what is sent to
+    /// the engine, besides the tar's headers).
+    pub fn size(&self) -> (usize, u64) {
+        let files = self.entries.iter().filter_map(|e| match e.kind {
+            Kind::File { size } => Some(size),
+            _ => None,
+        });
+        files.fold((0, 0), |(n, total), size| (n + 1, total + size))
+    }
+
     /// The tar as a stream of chunks, produced on a blocking thread with a
     /// small bounded buffer: never the whole context in memory.
     pub fn tar_stream(
@@ -726,5 +736,45 @@ mod property {
         let names: Vec<&str> = ctx.entries.iter().map(|e| e.rel.as_str()).collect();
         assert!(!names.contains(&"docs/readme.md"), "{names:?}");
         assert!(names.contains(&"secret.txt"), "{names:?}");
+    }
+    #[test]
+    fn a_symlink_out_of_the_context_is_sent_as_a_link_never_its_target() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "do not send").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        std::fs::write(r.join("Dockerfile"), "FROM scratch\nCOPY . /ctx/\n").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), r.join("leak")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), r.join("leakdir")).unwrap();
+        let ctx = scan(r, &r.join("Dockerfile")).unwrap();
+        let mut tar = Vec::new();
+        ctx.write_tar(&mut tar).unwrap();
+        assert!(
+            !tar.windows(11).any(|w| w == b"do not send"),
+            "a target's content is in the context"
+        );
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let kinds: Vec<(String, tar::EntryType)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path().unwrap().display().to_string(),
+                    e.header().entry_type(),
+                )
+            })
+            .collect();
+        for name in ["leak", "leakdir"] {
+            assert!(
+                kinds.contains(&(name.to_string(), tar::EntryType::Symlink)),
+                "{name}: {kinds:?}"
+            );
+        }
+        assert!(
+            !kinds.iter().any(|(n, _)| n.starts_with("leakdir/")),
+            "{kinds:?}"
+        );
+        assert_eq!(ctx.size(), (1, 26), "the Dockerfile is the one file sent");
     }
 }

@@ -4,6 +4,7 @@
 //! the plan (`builder`).
 
 pub mod builder;
+pub mod compose;
 pub mod context;
 pub mod dockerfile;
 pub mod export;

@@ -13,6 +13,11 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceSpec {
     pub name: String,
+    /// Its image name (`images.image_names`, else the name): what `{service}`
+    /// stands for in `images.repository` and the tag templates.
+    pub image: String,
+    /// The repository under each registry (`images.repository` filled in).
+    pub repository: String,
     /// Relative to the repository root.
     pub dockerfile: PathBuf,
     /// Relative to the repository root.
@@ -26,6 +31,8 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, Serialize)]
 pub struct ImagePlan {
     pub service: ServiceSpec,
+    /// This service's tags (`{service}` of the stage's tags filled in).
+    pub tags: Vec<String>,
     pub references: Vec<ImageRef>,
 }
 
@@ -72,12 +79,11 @@ fn parse_platforms(list: &[String]) -> Result<Vec<Platform>, String> {
     Ok(out)
 }
 
-/// The services of the config, plus those of a compose build file whose
-/// parsed text is given (`compose_dir` is the compose file's directory,
-/// relative to the repository root).
+/// The services of the config, plus those of the compose files (read by
+/// [`crate::build::compose::load`]); a name in both is the config's.
 pub fn services(
     images: &ImagesConfig,
-    compose: Option<(&Path, &str)>,
+    compose: &[crate::build::compose::ComposeService],
 ) -> Result<Vec<ServiceSpec>, String> {
     let default_platforms = if images.platforms.is_empty() {
         vec![default_platform()]
@@ -97,6 +103,8 @@ pub fn services(
         };
         out.push(ServiceSpec {
             name: s.name.clone(),
+            image: String::new(),
+            repository: String::new(),
             dockerfile: normalize(&dockerfile),
             context: normalize(&context),
             args: s.args.clone(),
@@ -104,22 +112,72 @@ pub fn services(
             platforms,
         });
     }
-    if let Some((dir, text)) = compose {
-        for s in compose_services(dir, text, &default_platforms)? {
-            if !out.iter().any(|o| o.name == s.name) {
-                out.push(s);
-            }
+    for c in compose {
+        if out.iter().any(|o| o.name == c.name) {
+            continue;
         }
+        let platforms = if c.platforms.is_empty() {
+            default_platforms.clone()
+        } else {
+            parse_platforms(&c.platforms).map_err(|e| format!("compose service {}: {e}", c.name))?
+        };
+        out.push(ServiceSpec {
+            name: c.name.clone(),
+            image: String::new(),
+            repository: String::new(),
+            dockerfile: c.dockerfile.clone(),
+            context: c.context.clone(),
+            args: c.args.clone(),
+            target: c.target.clone(),
+            platforms,
+        });
     }
-    for s in &out {
-        if !is_valid_component(&s.name) {
+    for s in &mut out {
+        s.image = images
+            .image_names
+            .get(&s.name)
+            .cloned()
+            .unwrap_or_else(|| s.name.clone());
+        if !is_valid_component(&s.image) {
+            // `frontendTests` → `frontend-tests`; `OpenIM-API` → `openim-api`.
+            let suggestion = s
+                .name
+                .chars()
+                .enumerate()
+                .fold(String::new(), |mut acc, (i, c)| {
+                    let after_lower = i > 0
+                        && s.name[..i]
+                            .chars()
+                            .last()
+                            .is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit());
+                    if c.is_ascii_uppercase() && after_lower {
+                        acc.push('-');
+                    }
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                        acc.push(c.to_ascii_lowercase());
+                    } else {
+                        acc.push('-');
+                    }
+                    acc
+                });
             return Err(format!(
-                "service name `{}` is not a valid image name (lowercase letters, digits, . _ -)",
-                s.name
+                "service name `{}` is not a valid image name (lowercase letters, digits, . _ -): \
+                 name its image in images.image_names (`{}: {suggestion}`)",
+                s.name, s.name
             ));
         }
+        s.repository = repository_of(images, &s.image);
     }
     Ok(out)
+}
+
+/// The repository of the service whose image name is `image`:
+/// `images.repository` with `{service}` filled in, by default the image name.
+pub fn repository_of(images: &ImagesConfig, image: &str) -> String {
+    match &images.repository {
+        Some(template) => crate::tag::template::for_service(template, image),
+        None => image.to_string(),
+    }
 }
 
 /// `a/./b/../c` → `a/c`, without touching the file system.
@@ -143,141 +201,6 @@ pub fn normalize(p: &Path) -> PathBuf {
     } else {
         out.iter().collect()
     }
-}
-
-fn compose_services(
-    dir: &Path,
-    text: &str,
-    platforms: &[Platform],
-) -> Result<Vec<ServiceSpec>, String> {
-    use serde_yaml_ng::Value;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut doc: Value = serde_yaml_ng::from_str(text).map_err(|e| format!("compose file: {e}"))?;
-    // `<<: *build` (shared build settings under an x- key) as compose reads it.
-    doc.apply_merge()
-        .map_err(|e| format!("compose file: merge key: {e}"))?;
-    let Some(services) = doc.get("services").and_then(Value::as_mapping) else {
-        return Err("compose file has no `services:` mapping".into());
-    };
-    let mut out = Vec::new();
-    for (name, svc) in services {
-        let Some(name) = name.as_str() else { continue };
-        let build = match svc.get("build") {
-            Some(b) => b,
-            None => continue, // services without a build (databases…) are not ours
-        };
-        let (context, dockerfile, args, target) = match build {
-            Value::String(ctx) => (PathBuf::from(ctx), None, BTreeMap::new(), None),
-            Value::Mapping(_) => {
-                let context = build
-                    .get("context")
-                    .and_then(Value::as_str)
-                    .map_or_else(|| PathBuf::from("."), PathBuf::from);
-                let dockerfile = build
-                    .get("dockerfile")
-                    .and_then(Value::as_str)
-                    .map(PathBuf::from);
-                let args = compose_args(build.get("args"))
-                    .map_err(|e| format!("compose service {name}: {e}"))?;
-                let target = build
-                    .get("target")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                (context, dockerfile, args, target)
-            }
-            _ => {
-                return Err(format!(
-                    "compose service {name}: `build` must be a path or a mapping"
-                ))
-            }
-        };
-        let context = normalize(&dir.join(context));
-        let dockerfile =
-            normalize(&context.join(dockerfile.unwrap_or_else(|| PathBuf::from("Dockerfile"))));
-        out.push(ServiceSpec {
-            name: name.to_string(),
-            dockerfile,
-            context,
-            args,
-            target,
-            platforms: platforms.to_vec(),
-        });
-    }
-    Ok(out)
-}
-
-fn compose_args(v: Option<&serde_yaml_ng::Value>) -> Result<BTreeMap<String, String>, String> {
-    use serde_yaml_ng::Value;
-    let mut out = BTreeMap::new();
-    match v {
-        None | Some(Value::Null) => {}
-        Some(Value::Mapping(m)) => {
-            for (k, v) in m {
-                let k = k.as_str().ok_or("build args keys must be strings")?;
-                let v = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    Value::Bool(b) => b.to_string(),
-                    Value::Null => String::new(),
-                    _ => return Err(format!("build arg {k} must be a scalar")),
-                };
-                out.insert(k.to_string(), v);
-            }
-        }
-        Some(Value::Sequence(items)) => {
-            for item in items {
-                let s = item
-                    .as_str()
-                    .ok_or("build args list items must be KEY=VALUE strings")?;
-                let (k, v) = s.split_once('=').unwrap_or((s, ""));
-                out.insert(k.to_string(), v.to_string());
-            }
-        }
-        _ => return Err("build args must be a mapping or a list".into()),
-    }
-    for v in out.values_mut() {
-        *v = interpolate(v, &|k| std::env::var(k).ok())?;
-    }
-    Ok(out)
-}
-
-/// Compose variable interpolation: `${VAR}`, `${VAR:-default}`,
-/// `${VAR-default}`, `$VAR`, `$$` (a literal `$`).
-pub fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(r) = after.strip_prefix('$') {
-            out.push('$');
-            rest = r;
-        } else if let Some(r) = after.strip_prefix('{') {
-            let end = r
-                .find('}')
-                .ok_or_else(|| format!("unclosed `${{` in `{text}`"))?;
-            let inner = &r[..end];
-            let value = if let Some((name, default)) = inner.split_once(":-") {
-                env(name)
-                    .filter(|v| !v.is_empty())
-                    .unwrap_or_else(|| default.to_string())
-            } else if let Some((name, default)) = inner.split_once('-') {
-                env(name).unwrap_or_else(|| default.to_string())
-            } else {
-                env(inner).unwrap_or_default()
-            };
-            out.push_str(&value);
-            rest = &r[end + 1..];
-        } else {
-            let len = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            out.push_str(&env(&after[..len]).unwrap_or_default());
-            rest = &after[len..];
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// Problems with what the user asked `build` for.
@@ -311,10 +234,9 @@ pub fn plan(
     if tags.is_empty() {
         return Err(BuildPlanError::NoTags);
     }
-    if let Some(bad) = tags
-        .iter()
-        .find(|t| !crate::oci::reference::is_valid_tag(t))
-    {
+    if let Some(bad) = tags.iter().find(|t| {
+        !crate::oci::reference::is_valid_tag(&crate::tag::template::for_service(t, "service"))
+    }) {
         return Err(BuildPlanError::InvalidTag(bad.clone()));
     }
     let known = || {
@@ -348,22 +270,47 @@ pub fn plan(
         .map(|r| RegistryPrefix::parse(r))
         .collect::<Result<_, _>>()
         .map_err(BuildPlanError::Invalid)?;
-    let images = chosen
+    let images: Vec<ImagePlan> = chosen
         .into_iter()
-        .map(|service| ImagePlan {
-            references: registries
+        .map(|service| {
+            let own: Vec<String> = tags
                 .iter()
-                .flat_map(|r| {
-                    tags.iter().map(|t| ImageRef {
-                        registry: r.clone(),
-                        service: service.name.clone(),
-                        tag: t.clone(),
+                .map(|t| crate::tag::template::for_service(t, &service.image))
+                .collect();
+            ImagePlan {
+                references: registries
+                    .iter()
+                    .flat_map(|r| {
+                        own.iter().map(|t| ImageRef {
+                            registry: r.clone(),
+                            service: service.repository.clone(),
+                            tag: t.clone(),
+                        })
                     })
-                })
-                .collect(),
-            service,
+                    .collect(),
+                tags: own,
+                service,
+            }
         })
         .collect();
+    // One repository for several services: a tag without the service
+    // would be pushed by each of them, the last one winning.
+    let mut seen: std::collections::BTreeMap<String, &str> = Default::default();
+    for i in &images {
+        for r in &i.references {
+            if let Some(other) = seen.insert(r.to_string(), &i.service.name) {
+                return Err(BuildPlanError::Invalid(format!(
+                    "{other} and {} would both push {r}: they share the repository {}, so each \
+                     tag must name the service (`{}-{{service}}`)",
+                    i.service.name,
+                    i.service.repository,
+                    tags.iter()
+                        .find(|t| !t.contains(crate::tag::template::SERVICE))
+                        .map_or("tag", String::as_str)
+                )));
+            }
+        }
+    }
     Ok(BuildPlan {
         tags: tags.to_vec(),
         registries,
@@ -414,7 +361,7 @@ mod tests {
     #[test]
     fn references_are_registry_times_tag() {
         let cfg = images();
-        let all = services(&cfg, None).unwrap();
+        let all = services(&cfg, &[]).unwrap();
         let p = plan(
             &all,
             &[],
@@ -445,7 +392,7 @@ mod tests {
     #[test]
     fn selection_errors() {
         let cfg = images();
-        let all = services(&cfg, None).unwrap();
+        let all = services(&cfg, &[]).unwrap();
         let err = plan(
             &all,
             &["openim-push".into()],
@@ -467,68 +414,5 @@ mod tests {
             Err(BuildPlanError::InvalidTag(_))
         ));
         assert!(plan(&all, &[], &["linux".into()], &cfg.registries, &["x".into()]).is_err());
-    }
-
-    #[test]
-    fn compose_interpolation() {
-        let env = |k: &str| (k == "SET").then(|| "yes".to_string());
-        assert_eq!(interpolate("${RELEASE:-false}", &env).unwrap(), "false");
-        assert_eq!(interpolate("${SET:-false}", &env).unwrap(), "yes");
-        assert_eq!(interpolate("a-$SET-b", &env).unwrap(), "a-yes-b");
-        assert_eq!(interpolate("$$HOME", &env).unwrap(), "$HOME");
-        assert!(interpolate("${OPEN", &env).is_err());
-    }
-
-    #[test]
-    fn compose_build_files() {
-        let text = r#"
-services:
-  openim-api:
-    build:
-      context: ../../..
-      dockerfile: build/images/openim-server/Dockerfile
-      args:
-        BINARY_NAME: openim-api
-        CMD_PATH: cmd/openim-api
-  openim-push:
-    build:
-      context: ../../..
-      dockerfile: build/images/openim-server/Dockerfile
-      args: ["BINARY_NAME=openim-push"]
-  mongo:
-    image: mongo:7
-"#;
-        let cfg = ImagesConfig::default();
-        let s = services(&cfg, Some((Path::new("build/images/openim-server"), text))).unwrap();
-        assert_eq!(s.len(), 2);
-        assert_eq!(s[0].context, PathBuf::from("."));
-        assert_eq!(
-            s[0].dockerfile,
-            PathBuf::from("build/images/openim-server/Dockerfile")
-        );
-        assert_eq!(s[1].args["BINARY_NAME"], "openim-push");
-        assert_eq!(s[0].platforms, vec![default_platform()]);
-    }
-
-    #[test]
-    fn compose_merge_keys_share_build_settings() {
-        let text = r#"
-x-build: &build
-  context: ../../..
-  dockerfile: build/images/openim-server/Dockerfile
-services:
-  openim-api:
-    build:
-      <<: *build
-      args: [CMD_PATH=cmd/openim-api]
-"#;
-        let cfg = ImagesConfig::default();
-        let s = services(&cfg, Some((Path::new("build/images/openim-server"), text))).unwrap();
-        assert_eq!(s[0].context, PathBuf::from("."));
-        assert_eq!(
-            s[0].dockerfile,
-            PathBuf::from("build/images/openim-server/Dockerfile")
-        );
-        assert_eq!(s[0].args["CMD_PATH"], "cmd/openim-api");
     }
 }

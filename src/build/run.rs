@@ -4,6 +4,7 @@
 //! output layer renders them.
 
 use crate::build::builder::{self, Leg, Outcome, PushMode, Shared, Status};
+use crate::build::compose;
 use crate::build::labels::{self, BuildInfo};
 use crate::build::plan::{self, BuildPlan, ServiceSpec};
 use crate::checks::Check;
@@ -58,6 +59,9 @@ pub struct BuildRequest {
     pub rebuild: bool,
     pub no_cache: bool,
     pub push_by_digest: bool,
+    /// Build for the engine's platform into its image store under the
+    /// computed references; push nothing (`build --load`).
+    pub load: bool,
 }
 
 /// What `build merge` is asked to do.
@@ -136,27 +140,59 @@ pub fn services(ws: &Workspace) -> Result<Vec<ServiceSpec>> {
 }
 
 /// The services of `images:`, with those of `images.compose` (read from the
-/// repository at `root`).
+/// repository at `root`, with the process's environment). The compose
+/// files' warnings (unset variables) and notes (services of inactive
+/// profiles) go to stderr, once per process.
 pub fn service_specs(root: &Path, images: &ImagesConfig) -> Result<Vec<ServiceSpec>> {
     let compose = match &images.compose {
-        Some(path) => {
-            let full = root.join(path);
-            let text = std::fs::read_to_string(&full).map_err(|e| {
-                BadInput(format!(
-                    "images.compose: cannot read {}: {e}",
-                    full.display()
+        Some(files) => {
+            let opts = compose::Options {
+                files: files.0.clone(),
+                env_files: images.compose_env_file.as_ref().map(|f| f.0.clone()),
+                profiles: images.compose_profiles.clone(),
+            };
+            let project = compose::load(root, &opts, &|k| std::env::var(k).ok())
+                .map_err(|e| BadInput(format!("images.compose: {e}")))?;
+            for w in &project.warnings {
+                once("warning", w);
+            }
+            for n in &project.notes {
+                once("note", n);
+            }
+            if project.services.is_empty() {
+                return Err(BadInput(format!(
+                    "images.compose: no service of {} has `build:`, so there is nothing to \
+                     build; add `build:` to the services this repository builds, or list them \
+                     in images.services",
+                    files
+                        .0
+                        .iter()
+                        .map(|f| f.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
-            })?;
-            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            Some((dir, text))
+                .into());
+            }
+            project.services
         }
-        None => None,
+        None => Vec::new(),
     };
-    plan::services(
-        images,
-        compose.as_ref().map(|(d, t)| (d.as_path(), t.as_str())),
-    )
-    .map_err(|e| BadInput(format!("images: {e}")).into())
+    plan::services(images, &compose).map_err(|e| BadInput(format!("images: {e}")).into())
+}
+
+/// `kind: message` on stderr (an annotation in GitHub Actions for a
+/// warning), once per process however often the services are read.
+fn once(kind: &str, message: &str) {
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.iter().any(|s| s == message) {
+        return;
+    }
+    seen.push(message.to_string());
+    eprintln!("{kind}: {message}");
+    if kind == "warning" && actions::in_actions() {
+        actions::command(&actions::annotation("warning", message, None, None));
+    }
 }
 
 /// Tags from `tags`, or as the stage gives them.
@@ -197,16 +233,53 @@ fn check_files(root: &Path, plan: &BuildPlan) -> Result<()> {
         let s = &i.service;
         let context = root.join(&s.context);
         if !context.is_dir() {
+            let shown = s.context.display().to_string();
+            let why = if context.exists() {
+                "is a file, not a directory".to_string()
+            } else if shown.contains('$') {
+                "does not exist (variables such as `${VAR}` are not substituted: write the path \
+                 itself)"
+                    .to_string()
+            } else {
+                "does not exist".to_string()
+            };
+            return Err(
+                BadInput(format!("service {}: build context {shown} {why}", s.name)).into(),
+            );
+        }
+        let dockerfile = root.join(&s.dockerfile);
+        // A context or Dockerfile outside the repository (`../..`, or a
+        // symlink out of it) would send files the repository does not hold
+        // — from a pull request, anything on the build machine.
+        let inside = |p: &Path| match (p.canonicalize(), root.canonicalize()) {
+            (Ok(p), Ok(r)) => p.starts_with(r),
+            _ => true, // not there: said below
+        };
+        if !inside(&context) {
             return Err(BadInput(format!(
-                "service {}: build context {} does not exist",
+                "service {}: build context {} leaves the repository; a build reads only files \
+                 of the repository",
                 s.name,
                 s.context.display()
             ))
             .into());
         }
-        if !root.join(&s.dockerfile).is_file() {
+        if !inside(&dockerfile) {
             return Err(BadInput(format!(
-                "service {}: Dockerfile {} does not exist",
+                "service {}: Dockerfile {} leaves the repository",
+                s.name,
+                s.dockerfile.display()
+            ))
+            .into());
+        }
+        if !dockerfile.is_file() {
+            let why = if dockerfile.is_dir() {
+                "is a directory; name the Dockerfile itself"
+            } else {
+                "does not exist"
+            };
+            return Err(BadInput(format!(
+                "service {}: Dockerfile {} {why}",
                 s.name,
                 s.dockerfile.display()
             ))
@@ -294,15 +367,30 @@ fn refuse_inapplicable(args: &BuildRequest) -> Result<()> {
         )
         .into());
     }
-    if args.all_or_none && (args.no_push || args.push_by_digest) {
+    if args.all_or_none && (args.no_push || args.push_by_digest || args.load) {
         return Err(BadInput(format!(
             "--all-or-none is about writing tags, and {} writes none; drop one of them",
             if args.no_push {
                 "--no-push"
+            } else if args.load {
+                "--load"
             } else {
                 "--push-by-digest"
             }
         ))
+        .into());
+    }
+    if args.load && args.push_by_digest {
+        return Err(
+            BadInput("--load pushes nothing, --push-by-digest pushes: drop one".into()).into(),
+        );
+    }
+    if args.load && args.select.platforms.len() > 1 {
+        return Err(BadInput(
+            "--load puts one image per service in the engine: give at most one --platform \
+             (without it, the engine's own)"
+                .into(),
+        )
         .into());
     }
     Ok(())
@@ -346,14 +434,19 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
         resolve_tags(ws, &args.tags)?
     };
     let registries = registries_of(&images, &args.select);
-    if registries.is_empty() && !args.no_push {
+    if registries.is_empty() && !args.no_push && !args.load {
         return Err(BadInput(
-            "no registries: add `images.registries` or pass --registry, or build locally with --no-push".into(),
+            "no registries: add `images.registries` or pass --registry, or build locally with --no-push or --load".into(),
         )
         .into());
     }
-    let plan = plan_of(&all, &args.select, &registries, &tags)?;
+    let mut plan = plan_of(&all, &args.select, &registries, &tags)?;
     check_files(ws.root(), &plan)?;
+    if args.load && args.select.platforms.is_empty() {
+        // The engine's platform; the dry run, which contacts no engine,
+        // shows this machine's.
+        set_platforms(&mut plan, &machine_platform());
+    }
     if args.push_by_digest && plan.images.iter().any(|i| i.service.platforms.len() != 1) {
         return Err(BadInput(
             "--push-by-digest builds one platform per run: pass --platform (see `build matrix`)"
@@ -372,30 +465,44 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
             schema_version: 1,
             dry_run: true,
             tags: tags_shown,
-            images: plan.images.iter().map(Outcome::planned).collect(),
+            images: plan
+                .images
+                .iter()
+                .map(|i| {
+                    let mut o = Outcome::planned(i);
+                    if args.load {
+                        o.references = builder::local_references(i, &plan.tags);
+                    }
+                    o
+                })
+                .collect(),
             legs: Vec::new(),
         });
     }
 
     let progress = Progress::new(ws.quiet);
     let engine = Engine::connect().await?;
-    progress.note(&format!(
-        "engine {} (API {})",
-        engine.host, engine.api_version
-    ));
-    let regs = if args.no_push {
+    progress.note(&format!("engine {}", engine.describe()));
+    if args.load && args.select.platforms.is_empty() {
+        let own = crate::oci::Platform::parse(&engine.platform())
+            .map_err(|e| anyhow::anyhow!("the engine's platform: {e}"))?;
+        set_platforms(&mut plan, &own);
+    }
+    let regs = if args.no_push || args.load {
         Vec::new()
     } else {
         connect_registries(&images, &plan.registries).await?
     };
     if let Some(first) = plan.images.first() {
-        check_registries(&regs, &first.service.name).await?;
+        check_registries(&regs, &first.service.repository).await?;
     }
     let workdir = tempfile::Builder::new()
         .prefix("openim-release-build-")
         .tempdir()
         .context("creating a work directory")?;
-    let mode = if args.no_push {
+    let mode = if args.load {
+        PushMode::Load
+    } else if args.no_push {
         PushMode::None
     } else if args.push_by_digest {
         PushMode::DigestOnly
@@ -465,7 +572,10 @@ pub async fn check(ws: &Workspace, args: &BuildRequest) -> Result<CheckReport> {
             ));
             (
                 plan.images.len(),
-                names.first().map_or("check", |n| n).to_string(),
+                plan.images
+                    .first()
+                    .map_or("check", |i| i.service.repository.as_str())
+                    .to_string(),
             )
         }
         Err(e) => {
@@ -476,10 +586,7 @@ pub async fn check(ws: &Workspace, args: &BuildRequest) -> Result<CheckReport> {
     let mut engine_host = None;
     match Engine::connect().await {
         Ok(engine) => {
-            checks.push(Check::passed(
-                "engine",
-                format!("{} (API {})", engine.host, engine.api_version),
-            ));
+            checks.push(Check::passed("engine", engine.describe()));
             engine_host = Some(engine.host);
         }
         Err(e) => checks.push(Check::failed("engine", &e)),
@@ -491,7 +598,7 @@ pub async fn check(ws: &Workspace, args: &BuildRequest) -> Result<CheckReport> {
             .filter_map(|r| RegistryPrefix::parse(r).ok())
             .collect(),
     };
-    if args.no_push {
+    if args.no_push || args.load {
     } else if prefixes.is_empty() {
         checks.push(Check::failed(
             "registries",
@@ -527,6 +634,29 @@ pub async fn check(ws: &Workspace, args: &BuildRequest) -> Result<CheckReport> {
     })
 }
 
+/// Every service of the plan built for `platform` alone.
+fn set_platforms(plan: &mut BuildPlan, platform: &crate::oci::Platform) {
+    for i in &mut plan.images {
+        i.service.platforms = vec![platform.clone()];
+    }
+}
+
+/// This machine's platform, as Go (and so the engine) names it.
+fn machine_platform() -> crate::oci::Platform {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    crate::oci::Platform {
+        os: "linux".into(),
+        architecture: arch.into(),
+        variant: None,
+    }
+}
+
 /// `build matrix`: one entry per service and platform.
 pub fn matrix(ws: &Workspace, select: &Selection) -> Result<MatrixReport> {
     if !select.registries.is_empty() {
@@ -541,6 +671,8 @@ pub fn matrix(ws: &Workspace, select: &Selection) -> Result<MatrixReport> {
     let all = service_specs(ws.root(), &images)?;
     let registries = registries_of(&images, select);
     let plan = plan_of(&all, select, &registries, &["matrix".into()])?;
+    // A leg would refuse a missing Dockerfile or context: so does the matrix.
+    check_files(ws.root(), &plan)?;
     Ok(MatrixReport(plan::matrix(&plan)))
 }
 
@@ -614,12 +746,17 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
     if tags.is_empty() {
         return Err(BadInput("no image tags: pass --stage STAGE or --tag TAG".into()).into());
     }
-    if let Some(bad) = tags
-        .iter()
-        .find(|t| !crate::oci::reference::is_valid_tag(t))
-    {
+    if let Some(bad) = tags.iter().find(|t| {
+        !crate::oci::reference::is_valid_tag(&crate::tag::template::for_service(t, "service"))
+    }) {
         return Err(BadInput(format!("`{bad}` is not a valid image tag")).into());
     }
+    // Each service's repository and image name, for its references.
+    let names: std::collections::BTreeMap<String, (String, String)> =
+        service_specs(ws.root(), &images)?
+            .into_iter()
+            .map(|s| (s.name, (s.repository, s.image)))
+            .collect();
     let mut registry_names: Vec<String> = legs.iter().flat_map(|l| l.registries.clone()).collect();
     registry_names.sort();
     registry_names.dedup();
@@ -631,7 +768,7 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
         return Ok(BuildReport {
             schema_version: 1,
             dry_run: true,
-            images: group_planned(&legs, &prefixes, &tags),
+            images: group_planned(&legs, &prefixes, &tags, &names),
             tags,
             legs: Vec::new(),
         });
@@ -651,7 +788,7 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
         all_or_none: false,
         progress: Progress::new(ws.quiet),
     };
-    let outcomes = builder::merge(&shared, &legs, &tags).await;
+    let outcomes = builder::merge(&shared, &legs, &tags, &names).await;
     Ok(BuildReport {
         schema_version: 1,
         dry_run: false,
@@ -661,18 +798,37 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
     })
 }
 
-fn group_planned(legs: &[Leg], prefixes: &[RegistryPrefix], tags: &[String]) -> Vec<Outcome> {
+fn group_planned(
+    legs: &[Leg],
+    prefixes: &[RegistryPrefix],
+    tags: &[String],
+    names: &std::collections::BTreeMap<String, (String, String)>,
+) -> Vec<Outcome> {
     let mut services: Vec<&str> = legs.iter().map(|l| l.service.as_str()).collect();
     services.sort();
     services.dedup();
     services
         .into_iter()
         .map(|s| {
+            let (repo, image) = names
+                .get(s)
+                .cloned()
+                .unwrap_or_else(|| (s.to_string(), s.to_string()));
             Outcome::new(
                 s.to_string(),
                 prefixes
                     .iter()
-                    .flat_map(|r| tags.iter().map(move |t| format!("{r}/{s}:{t}")))
+                    .flat_map(|r| {
+                        tags.iter().map({
+                            let (repo, image) = (repo.clone(), image.clone());
+                            move |t| {
+                                format!(
+                                    "{r}/{repo}:{}",
+                                    crate::tag::template::for_service(t, &image)
+                                )
+                            }
+                        })
+                    })
                     .collect(),
                 legs.iter()
                     .filter(|l| l.service == s)

@@ -1,6 +1,10 @@
 //! Registry credentials: environment variables per registry, then docker's
 //! `config.json` (`auths`, `credHelpers`, `credsStore`). Passwords are
-//! [`Secret`]s from the moment they are read.
+//! [`Secret`]s from the moment they are read. An identity token (what
+//! `docker login` stores for registries whose token service hands out
+//! refresh tokens, e.g. `az acr login`) is kept apart from a password: it is
+//! an OAuth2 refresh token, exchanged at the token service, never sent as a
+//! Basic password.
 
 use crate::oci::reference::RegistryPrefix;
 use crate::secret::Secret;
@@ -15,10 +19,18 @@ use std::process::{Command, Stdio};
 #[derive(Clone, Debug)]
 pub struct Credentials {
     pub username: String,
+    /// The password, or the identity token when `identity_token` is set.
     pub password: Secret,
     /// Where they came from, for messages (never the secret itself).
     pub source: String,
+    /// `password` is an identity token (an OAuth2 refresh token): docker
+    /// config's `identitytoken`, or a credential helper's answer with the
+    /// user name `<token>`.
+    pub identity_token: bool,
 }
+
+/// The user name docker's credential helpers give with an identity token.
+pub const TOKEN_USERNAME: &str = "<token>";
 
 /// `OPENIM_RELEASE_REGISTRY_<HOST>_USERNAME` / `_PASSWORD`, where `<HOST>` is
 /// the host uppercased with every other character turned into `_`
@@ -115,6 +127,7 @@ fn find(registry: &RegistryPrefix) -> Result<Option<Credentials>> {
                 username,
                 password,
                 source: format!("{prefix}_USERNAME/_PASSWORD"),
+                identity_token: false,
             }))
         }
         (Some(_), None) | (None, Some(_)) => {
@@ -130,15 +143,30 @@ fn find(registry: &RegistryPrefix) -> Result<Option<Credentials>> {
     };
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading docker config {}", path.display()))?;
-    let config: DockerConfig = serde_json::from_str(&text)
-        .map_err(|e| {
-            anyhow::anyhow!(crate::output::text::serde_message(
-                &e.to_string(),
-                "an object"
-            ))
-        })
-        .with_context(|| format!("parsing docker config {}", path.display()))?;
+    let config: DockerConfig = serde_json::from_str(&text).map_err(|e| {
+        crate::error::BadInput(format!(
+            "parsing docker config {}: {}",
+            path.display(),
+            crate::output::text::serde_message(&without_values(&e.to_string()), "an object")
+        ))
+    })?;
     from_config(&config, registry, &path.display().to_string())
+}
+
+/// serde's message without the value it quotes (`invalid type: string
+/// "user:password"` → `invalid type: string`): in a credentials file that
+/// value may be the secret itself.
+fn without_values(msg: &str) -> String {
+    static QUOTED: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    QUOTED
+        .get_or_init(|| {
+            regex::Regex::new(
+                r#"(invalid (?:type|value|length): [a-z ]+?) (?:"(?:[^"\\]|\\.)*"|`[^`]*`)"#,
+            )
+            .expect("static regex")
+        })
+        .replace_all(msg, "$1")
+        .into_owned()
 }
 
 fn from_config(
@@ -158,10 +186,31 @@ fn from_config(
     if let Some((key, entry)) = config.auths.iter().find(|(k, _)| matches(k)) {
         let source = format!("{path} auths[{key}]");
         if let Some(token) = entry.identitytoken.as_deref().and_then(Secret::new) {
+            // `auth` may carry the user name beside it (`user:` with no
+            // password); only for messages.
+            let username = entry
+                .username
+                .clone()
+                .filter(|u| !u.is_empty())
+                .or_else(|| {
+                    entry
+                        .auth
+                        .as_deref()
+                        .and_then(|a| {
+                            base64::engine::general_purpose::STANDARD
+                                .decode(a.trim())
+                                .ok()
+                        })
+                        .and_then(|b| String::from_utf8(b).ok())
+                        .and_then(|d| d.split_once(':').map(|(u, _)| u.to_string()))
+                        .filter(|u| !u.is_empty())
+                })
+                .unwrap_or_else(|| TOKEN_USERNAME.into());
             return Ok(Some(Credentials {
-                username: "<token>".into(),
+                username,
                 password: token,
-                source,
+                source: format!("{source} identitytoken"),
+                identity_token: true,
             }));
         }
         if let (Some(u), Some(p)) = (
@@ -172,6 +221,7 @@ fn from_config(
                 username: u.clone(),
                 password: p,
                 source,
+                identity_token: false,
             }));
         }
         if let Some(auth) = &entry.auth {
@@ -179,24 +229,49 @@ fn from_config(
                 .decode(auth.trim())
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .with_context(|| format!("{source}: `auth` is not base64 of user:password"))?;
-            let (u, p) = decoded
-                .split_once(':')
-                .with_context(|| format!("{source}: `auth` is not base64 of user:password"))?;
+                .ok_or_else(|| {
+                    crate::error::BadInput(format!(
+                        "{source}: `auth` is not base64 of user:password; run `docker login {host}` again"
+                    ))
+                })?;
+            let (u, p) = decoded.split_once(':').ok_or_else(|| {
+                crate::error::BadInput(format!(
+                    "{source}: `auth` is not base64 of user:password; run `docker login {host}` again"
+                ))
+            })?;
             if let Some(password) = Secret::new(p) {
                 return Ok(Some(Credentials {
                     username: u.to_string(),
                     password,
                     source,
+                    identity_token: false,
                 }));
             }
         }
     }
     if let Some(store) = &config.creds_store {
-        // A store that has nothing for this registry is not an error.
-        return Ok(run_helper(store, registry).ok());
+        // A store that has nothing for this registry is not an error; one
+        // that is not installed is (docker itself fails the same way).
+        return match run_helper(store, registry) {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if helper_missing(&e) => Err(crate::error::BadInput(format!(
+                "{path} names the credential store `{store}`, but docker-credential-{store} is \
+                 not installed (not on PATH); install it, remove `credsStore`, or set \
+                 {prefix}_USERNAME and {prefix}_PASSWORD",
+                prefix = env_prefix(host)
+            ))
+            .into()),
+            Err(_) => Ok(None),
+        };
     }
     Ok(None)
+}
+
+/// Whether a helper failed because its program is not installed.
+fn helper_missing(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// `docker-credential-<helper> get`, given the server URL on stdin.
@@ -228,10 +303,14 @@ fn run_helper(helper: &str, registry: &RegistryPrefix) -> Result<Credentials> {
         .with_context(|| format!("reading the answer of credential helper {program}"))?;
     let password = Secret::new(answer.secret)
         .with_context(|| format!("credential helper {program} returned an empty secret"))?;
+    // Docker's convention: the user name `<token>` marks the secret as an
+    // identity token.
+    let identity_token = answer.username == TOKEN_USERNAME;
     Ok(Credentials {
         username: answer.username,
         password,
         source: program,
+        identity_token,
     })
 }
 
@@ -241,6 +320,26 @@ mod tests {
 
     fn reg(s: &str) -> RegistryPrefix {
         RegistryPrefix::parse(s).unwrap()
+    }
+
+    /// Regression (corpus docker-config/auth-entry-a-string and
+    /// password-a-number): serde quoted the wrong-typed value, which in
+    /// config.json may be the password.
+    #[test]
+    fn parse_errors_never_quote_the_value() {
+        for text in [
+            r#"{"auths": {"h": "user:hunter2"}}"#,
+            r#"{"auths": {"h": {"password": 8675309}}}"#,
+            r#"{"auths": {"h": {"auth": true}}}"#,
+            r#"{"credsStore": 3.25}"#,
+        ] {
+            let e = serde_json::from_str::<DockerConfig>(text).unwrap_err();
+            let m = without_values(&e.to_string());
+            assert!(m.starts_with("invalid type: "), "{m}");
+            for value in ["hunter2", "8675309", "true", "3.25"] {
+                assert!(!m.contains(value), "{m}");
+            }
+        }
     }
 
     #[test]
@@ -272,12 +371,34 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(gh.username, "bot");
-        assert!(from_config(&cfg, &reg("quay.io/x"), "cfg")
+        let quay = from_config(&cfg, &reg("quay.io/x"), "cfg")
             .unwrap()
-            .is_some());
+            .unwrap();
+        assert!(quay.identity_token);
+        assert_eq!(quay.password.expose(), "tok");
+        assert!(!hub.identity_token && !gh.identity_token);
         assert!(from_config(&cfg, &reg("127.0.0.1:5000"), "cfg")
             .unwrap()
             .is_none());
         assert!(!format!("{hub:?}").contains("pass\""));
+    }
+
+    /// `docker login` to a registry whose token service returned a refresh
+    /// token stores it as `identitytoken`, with `auth` holding `user:` (no
+    /// password): the token is the credential, the user name only a label.
+    #[test]
+    fn identity_token_as_docker_login_stores_it() {
+        let cfg: DockerConfig = serde_json::from_str(
+            r#"{"auths":{"myreg.azurecr.io":{"auth":"MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAwOg==",
+                "identitytoken":"eyJhbGciOi.refresh"}}}"#,
+        )
+        .unwrap();
+        let c = from_config(&cfg, &reg("myreg.azurecr.io/openim"), "cfg")
+            .unwrap()
+            .unwrap();
+        assert!(c.identity_token);
+        assert_eq!(c.password.expose(), "eyJhbGciOi.refresh");
+        assert_eq!(c.username, "00000000-0000-0000-0000-000000000000");
+        assert!(c.source.contains("identitytoken"), "{}", c.source);
     }
 }

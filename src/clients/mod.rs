@@ -4,6 +4,7 @@
 //! (`github`). Nothing outside this folder opens a connection.
 
 pub mod credentials;
+pub mod docker_host;
 pub mod engine;
 pub mod git;
 pub mod github;

@@ -1,6 +1,11 @@
 //! A client for the OCI distribution API: blobs, manifests, tags, with basic
 //! and bearer-token authentication and retries of transient failures.
 //! Everything that talks to a registry goes through here.
+//!
+//! Bearer tokens are asked for as Docker asks: `GET realm?service&scope`
+//! with the user name and password as Basic credentials, or, with an
+//! identity token (an OAuth2 refresh token from `docker login`), `POST realm`
+//! with the form `grant_type=refresh_token&refresh_token&service&scope&client_id`.
 
 use crate::clients::credentials::Credentials;
 use crate::oci::reference::RegistryPrefix;
@@ -14,7 +19,7 @@ use reqwest::header::{
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tracing::{debug, trace};
 
@@ -43,6 +48,12 @@ impl RegistryError {
     pub fn is_unauthorized(&self) -> bool {
         matches!(self.status, Some(401) | Some(403))
     }
+}
+
+/// A manifest refused because content it names is unknown to the registry
+/// (`MANIFEST_BLOB_UNKNOWN`, and the `DIGEST_INVALID` that comes with it).
+fn names_unknown_content(e: &RegistryError) -> bool {
+    e.detail.contains("BLOB_UNKNOWN") || e.detail.contains("MANIFEST_UNKNOWN")
 }
 
 /// Retry timing; tests shorten it.
@@ -81,15 +92,22 @@ enum AuthMode {
 
 /// A client for one registry (host), shared by all repositories on it.
 pub struct Registry {
-    http: reqwest::Client,
+    /// Built on first use: it loads the CA certificates.
+    http: OnceLock<reqwest::Client>,
     prefix: RegistryPrefix,
     base: String,
     credentials: Option<Credentials>,
     mode: Mutex<AuthMode>,
     /// Bearer tokens by scope.
     tokens: Mutex<HashMap<String, Secret>>,
+    /// With an identity token: the refresh token to use next (a token
+    /// service may hand out a new one with each answer, as Docker keeps it).
+    refresh_token: Mutex<Option<Secret>>,
     backoff: Backoff,
 }
+
+/// The `client_id` of the OAuth2 token requests.
+pub const OAUTH_CLIENT_ID: &str = "openim-release";
 
 /// What the registry holds under a manifest reference.
 #[derive(Debug, Clone)]
@@ -111,26 +129,48 @@ impl Registry {
             "https"
         };
         let base = format!("{scheme}://{}", prefix.api_host());
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("openim-release/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
-            .timeout(Duration::from_secs(600))
-            .build()
-            .expect("static reqwest configuration");
-        if let Some(c) = &credentials {
+        if let Some(c) = credentials.as_ref().filter(|c| !c.identity_token) {
             // The Basic header's value, so that the debug log knows it too.
             let raw = format!("{}:{}", c.username, c.password.expose());
             let _ = Secret::new(base64::engine::general_purpose::STANDARD.encode(raw));
         }
+        let refresh_token = credentials
+            .as_ref()
+            .filter(|c| c.identity_token)
+            .map(|c| c.password.clone());
         Registry {
-            http,
+            http: OnceLock::new(),
             prefix,
             base,
             credentials,
             mode: Mutex::new(AuthMode::Unknown),
             tokens: Mutex::new(HashMap::new()),
+            refresh_token: Mutex::new(refresh_token),
             backoff: Backoff::default(),
         }
+    }
+
+    /// The HTTP client, made on first use. TLS is rustls (ring) with the
+    /// system's CA certificates, or those `SSL_CERT_FILE` / `SSL_CERT_DIR`
+    /// name, as for the GitHub and Docker Engine clients.
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            let builder = || {
+                reqwest::Client::builder()
+                    .user_agent(concat!("openim-release/", env!("CARGO_PKG_VERSION")))
+                    .connect_timeout(Duration::from_secs(15))
+                    .timeout(Duration::from_secs(600))
+            };
+            builder().build().unwrap_or_else(|e| {
+                // Only when every CA certificate found is unusable: HTTPS
+                // then fails at the handshake, for the reason given here.
+                eprintln!("warning: no usable CA certificates for HTTPS: {e}");
+                builder()
+                    .tls_built_in_root_certs(false)
+                    .build()
+                    .expect("static reqwest configuration")
+            })
+        })
     }
 
     pub fn with_backoff(mut self, backoff: Backoff) -> Registry {
@@ -164,7 +204,7 @@ impl Registry {
     pub async fn check(&self, repo: &str) -> Result<(), RegistryError> {
         let url = format!("{}/v2/", self.base);
         let resp = self
-            .send(repo, "checking access", || self.http.get(&url))
+            .send(repo, "checking access", || self.http().get(&url))
             .await?;
         self.expect(resp, "checking access", &[StatusCode::OK])
             .await
@@ -175,7 +215,7 @@ impl Registry {
     pub async fn has_blob(&self, repo: &str, digest: &str) -> Result<bool, RegistryError> {
         let url = self.url(repo, &format!("blobs/{digest}"));
         let what = format!("checking blob {} in {repo}", short(digest));
-        let resp = self.send(repo, &what, || self.http.head(&url)).await?;
+        let resp = self.send(repo, &what, || self.http().head(&url)).await?;
         match resp.status() {
             StatusCode::OK => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -219,7 +259,7 @@ impl Registry {
         let start_url = self.url(repo, "blobs/uploads/");
         let resp = self
             .send(repo, what, || {
-                self.http.post(&start_url).header("Content-Length", "0")
+                self.http().post(&start_url).header("Content-Length", "0")
             })
             .await?;
         let resp = self.expect(resp, what, &[StatusCode::ACCEPTED]).await?;
@@ -261,7 +301,7 @@ impl Registry {
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
         let auth = self.auth_header(repo).await?;
         let mut req = self
-            .http
+            .http()
             .put(url)
             .header(CONTENT_TYPE, "application/octet-stream")
             .header("Content-Length", size.to_string())
@@ -297,17 +337,34 @@ impl Registry {
             (true, m) if m.contains("index") || m.contains("manifest.list") => "registry.index",
             (true, _) => "registry.manifest",
         });
-        let resp = self
-            .send(repo, &what, || {
-                self.http
-                    .put(&url)
-                    .header(CONTENT_TYPE, manifest.media_type.as_str())
-                    .body(manifest.bytes.clone())
-            })
-            .await?;
-        self.expect(resp, &what, &[StatusCode::CREATED, StatusCode::OK])
-            .await?;
-        Ok(())
+        // A registry may not see a blob or manifest it just stored yet
+        // (eventually consistent storage; the distribution registry's
+        // filesystem driver rewrites link files in place, so a concurrent
+        // push of the same content can read one half-written): a manifest
+        // refused for naming unknown content is tried again.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let resp = self
+                .send(repo, &what, || {
+                    self.http()
+                        .put(&url)
+                        .header(CONTENT_TYPE, manifest.media_type.as_str())
+                        .body(manifest.bytes.clone())
+                })
+                .await?;
+            match self
+                .expect(resp, &what, &[StatusCode::CREATED, StatusCode::OK])
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < 5 && e.status == Some(400) && names_unknown_content(&e) => {
+                    debug!("{what}: {} (attempt {attempt}); trying again", e.detail);
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The manifest under `reference`, or `None` when there is none.
@@ -321,7 +378,7 @@ impl Registry {
         let accept = oci::ACCEPT_MANIFESTS.join(", ");
         let resp = self
             .send(repo, &what, || {
-                self.http.get(&url).header(ACCEPT, accept.as_str())
+                self.http().get(&url).header(ACCEPT, accept.as_str())
             })
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
@@ -426,7 +483,7 @@ impl Registry {
                         "{what}: {method} {} (attempt {attempt}/{MAX_ATTEMPTS})",
                         log::url(&url)
                     );
-                    (self.http.execute(request).await, method, url)
+                    (self.http().execute(request).await, method, url)
                 }
                 Err(e) => (Err(e), String::new(), String::new()),
             };
@@ -484,6 +541,11 @@ impl Registry {
 
     fn unauthorized(&self, what: &str) -> RegistryError {
         let hint = match &self.credentials {
+            Some(c) if c.identity_token => format!(
+                "the token service refused the identity token (an OAuth2 refresh token) from {}; \
+                 it may have expired or been revoked: run `docker login {}` again",
+                c.source, self.prefix.host
+            ),
             Some(c) => format!("the registry refused the credentials from {}", c.source),
             None => format!(
                 "no credentials for {}: run `docker login {}` or set {}_USERNAME and {}_PASSWORD",
@@ -527,6 +589,22 @@ impl Registry {
             self.credentials_note()
         );
         if scheme.eq_ignore_ascii_case("basic") {
+            if let Some(c) = self.credentials.as_ref().filter(|c| c.identity_token) {
+                // A refresh token is no password: Docker never sends it as one.
+                return Err(self.error(
+                    what,
+                    Some(401),
+                    format!(
+                        "the registry asks for a user name and password (Basic), and the \
+                         credentials from {} are an identity token (an OAuth2 refresh token), \
+                         which only a token service takes; run `docker login {}` with a \
+                         password, or set {}_USERNAME and _PASSWORD",
+                        c.source,
+                        self.prefix.host,
+                        crate::clients::credentials::env_prefix(&self.prefix.host)
+                    ),
+                ));
+            }
             return Ok(self.credentials.is_some() && self.set_mode(AuthMode::Basic));
         }
         if scheme.eq_ignore_ascii_case("bearer") {
@@ -561,8 +639,10 @@ impl Registry {
         changed
     }
 
+    /// The Basic header of the user name and password; none for an
+    /// identity token (never sent as a password).
     fn basic_value(&self) -> Option<HeaderValue> {
-        let c = self.credentials.as_ref()?;
+        let c = self.credentials.as_ref().filter(|c| !c.identity_token)?;
         let raw = format!("{}:{}", c.username, c.password.expose());
         let mut v = HeaderValue::from_str(&format!(
             "Basic {}",
@@ -608,11 +688,17 @@ impl Registry {
         else {
             return Err(self.error(what, Some(401), "no bearer realm known"));
         };
+        let refresh = self.refresh_token.lock().expect("refresh lock").clone();
+        if let Some(refresh) = refresh {
+            return self
+                .fetch_token_oauth(repo, what, &realm, service, &refresh)
+                .await;
+        }
         let mut query = vec![("scope", scope(repo))];
         if let Some(s) = service {
             query.push(("service", s));
         }
-        let mut req = self.http.get(&realm).query(&query);
+        let mut req = self.http().get(&realm).query(&query);
         let basic = self.basic_value();
         debug!(
             "{what}: asking the token service {} for scope {} ({})",
@@ -644,15 +730,110 @@ impl Registry {
             return Err(self.unauthorized(what));
         }
         let resp = self.expect(resp, what, &[StatusCode::OK]).await?;
+        self.keep_token(repo, what, resp).await
+    }
+
+    /// The OAuth2 refresh-token grant, as Docker asks with an identity token:
+    /// `POST realm` with `grant_type=refresh_token`, the token, the service,
+    /// the scope and a client id. A new refresh token in the answer replaces
+    /// the old one for the rest of the run.
+    async fn fetch_token_oauth(
+        &self,
+        repo: &str,
+        what: &str,
+        realm: &str,
+        service: Option<String>,
+        refresh: &Secret,
+    ) -> Result<Secret, RegistryError> {
+        let mut form = vec![
+            ("grant_type", "refresh_token".to_string()),
+            ("refresh_token", refresh.expose().to_string()),
+            ("scope", scope(repo)),
+            ("client_id", OAUTH_CLIENT_ID.to_string()),
+        ];
+        if let Some(s) = service {
+            form.push(("service", s));
+        }
+        debug!(
+            "{what}: asking the token service {} for scope {} (OAuth2 refresh-token grant, identity token)",
+            log::url(realm),
+            scope(repo),
+        );
+        let resp = self
+            .http()
+            .post(realm)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| {
+                let err = self.error(
+                    what,
+                    None,
+                    format!("token service: {}", transport_detail(&e)),
+                );
+                debug!("{what}: {}", err.detail);
+                err
+            })?;
+        let status = resp.status();
+        debug!("{what}: token service answered HTTP {}", status.as_u16());
+        // RFC 6749: a refused grant is 400 `invalid_grant`; some answer 401.
+        if matches!(
+            status,
+            StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            let body = resp.text().await.unwrap_or_default();
+            debug!(
+                "{what}: refused: {}",
+                oauth_error(&body).unwrap_or_else(|| body.chars().take(200).collect())
+            );
+            return Err(self.unauthorized(what));
+        }
+        if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
+            let c = self.credentials.as_ref();
+            return Err(self.error(
+                what,
+                Some(status.as_u16()),
+                format!(
+                    "the token service at {} does not take OAuth2 requests (HTTP {}), so the \
+                     identity token from {} cannot be used there; run `docker login {}` with \
+                     a password, or set {}_USERNAME and _PASSWORD",
+                    log::url(realm),
+                    status.as_u16(),
+                    c.map_or("docker's config", |c| c.source.as_str()),
+                    self.prefix.host,
+                    crate::clients::credentials::env_prefix(&self.prefix.host)
+                ),
+            ));
+        }
+        let resp = self.expect(resp, what, &[StatusCode::OK]).await?;
+        self.keep_token(repo, what, resp).await
+    }
+
+    /// Read a token service's answer, keep the bearer token for the scope
+    /// (and a new refresh token, if any).
+    async fn keep_token(
+        &self,
+        repo: &str,
+        what: &str,
+        resp: Response,
+    ) -> Result<Secret, RegistryError> {
         #[derive(serde::Deserialize)]
         struct TokenAnswer {
             token: Option<String>,
             access_token: Option<String>,
+            refresh_token: Option<String>,
         }
         let answer: TokenAnswer = resp
             .json()
             .await
             .map_err(|e| self.error(what, None, format!("token service answer: {e}")))?;
+        if let Some(new) = answer.refresh_token.and_then(Secret::new) {
+            let mut current = self.refresh_token.lock().expect("refresh lock");
+            if current.is_some() {
+                debug!("{what}: the token service handed out a new refresh token");
+                *current = Some(new);
+            }
+        }
         let token = answer
             .token
             .or(answer.access_token)
@@ -709,7 +890,7 @@ impl Registry {
     /// Method for tests of the auth flow.
     #[doc(hidden)]
     pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
-        self.http.request(method, url)
+        self.http().request(method, url)
     }
 }
 
@@ -789,6 +970,20 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs)
+}
+
+/// `{"error":"invalid_grant","error_description":"…"}` (RFC 6749) → `invalid_grant: …`.
+fn oauth_error(body: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct OAuthError {
+        error: String,
+        error_description: Option<String>,
+    }
+    let e: OAuthError = serde_json::from_str(body).ok()?;
+    Some(match e.error_description {
+        Some(d) => format!("{}: {d}", e.error),
+        None => e.error,
+    })
 }
 
 /// `{"errors":[{"code":"DENIED","message":"…"}]}` → `DENIED: …`.

@@ -82,5 +82,6 @@ fn request(args: &BuildArgs) -> BuildRequest {
         rebuild: args.rebuild,
         no_cache: args.no_cache,
         push_by_digest: args.push_by_digest,
+        load: args.load,
     }
 }

@@ -29,6 +29,7 @@ pub fn run(global: &GlobalArgs, args: &GitopsArgs) -> Result<i32> {
             strict: args.edit.strict,
         },
         quiet_report: false,
+        order: None,
     };
     let report = gitops::run(&ws, &req)?;
     output::emit(&report, args.edit.output, ws.quiet)?;

@@ -389,10 +389,28 @@ fn env_files(root: &Path, files: &[PathBuf], services: &[String]) -> Vec<String>
 pub fn propose(root: &Path, origin: Option<&str>) -> Result<String> {
     let mut files = Vec::new();
     walk(root, 5, &mut files);
-    let compose = files.iter().find(|p| {
-        let name = file_name(p);
-        is_compose(&name) && name.contains("build")
-    });
+    // A compose build file; else a compose file whose services build.
+    let compose = files
+        .iter()
+        .find(|p| {
+            let name = file_name(p);
+            is_compose(&name) && name.contains("build")
+        })
+        .or_else(|| {
+            files.iter().find(|p| {
+                is_compose(&file_name(p))
+                    && std::fs::read_to_string(p).is_ok_and(|t| {
+                        serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&t)
+                            .ok()
+                            .and_then(|d| {
+                                d.get("services")?
+                                    .as_mapping()
+                                    .map(|m| m.values().any(|s| s.get("build").is_some()))
+                            })
+                            .unwrap_or(false)
+                    })
+            })
+        });
     let dockerfiles: Vec<&PathBuf> = files
         .iter()
         .filter(|p| file_name(p).starts_with("Dockerfile"))
@@ -414,6 +432,20 @@ pub fn propose(root: &Path, origin: Option<&str>) -> Result<String> {
     let charts = if ours.is_empty() { all_charts } else { ours };
     let owner = github_owner(origin);
 
+    // The compose services as Compose reads them (with .env), and what their
+    // `image:` fields say about the naming scheme.
+    let read_compose = compose.and_then(|c| {
+        let opts = crate::build::compose::Options {
+            files: vec![PathBuf::from(rel(root, c))],
+            env_files: None,
+            profiles: None,
+        };
+        crate::build::compose::load(root, &opts, &|k| std::env::var(k).ok()).ok()
+    });
+    let naming = read_compose
+        .as_ref()
+        .map(|p| naming_scheme(&p.services))
+        .unwrap_or_default();
     let compose_services: Vec<String> = compose
         .and_then(|c| {
             let text = std::fs::read_to_string(c).ok()?;
@@ -437,7 +469,15 @@ pub fn propose(root: &Path, origin: Option<&str>) -> Result<String> {
         .cloned()
         .chain(cmd_services.iter().map(|(n, _, _)| n.clone()))
         .collect();
-    let (found, unresolved) = registries_used(root, &files, owner.as_deref(), &service_names);
+    let (mut found, unresolved) = registries_used(root, &files, owner.as_deref(), &service_names);
+    if let (Some(ns), Some(c)) = (&naming.namespace, compose) {
+        if !found.iter().any(|f| &f.prefix == ns) {
+            found.push(Found {
+                prefix: ns.clone(),
+                file: rel(root, c),
+            });
+        }
+    }
     let builds = compose.is_some() || !dockerfiles.is_empty();
     let envs = if builds && service_names.is_empty() {
         Vec::new()
@@ -483,6 +523,19 @@ pub fn propose(root: &Path, origin: Option<&str>) -> Result<String> {
                 u.prefix, u.file
             ));
         }
+        if let Some(repo) = &naming.repository {
+            y.push_str(&format!(
+                "  # the compose file's images share one repository, the service in the tag\n  repository: {repo}\n"
+            ));
+        }
+        if !naming.image_names.is_empty() {
+            y.push_str(
+                "  image_names:           # compose services whose image is named otherwise\n",
+            );
+            for (service, image) in &naming.image_names {
+                y.push_str(&format!("    {service}: {image}\n"));
+            }
+        }
         y.push_str("  platforms: [linux/amd64, linux/arm64]\n");
         match compose {
             Some(c) => {
@@ -514,6 +567,10 @@ pub fn propose(root: &Path, origin: Option<&str>) -> Result<String> {
         );
     }
     y.push('\n');
+    if naming.repository.is_some() {
+        y.push_str(&service_tags(naming.service_first));
+        y.push('\n');
+    }
     let url = origin
         .map(|o| crate::secret::scrub(o, &[]))
         .unwrap_or_else(|| "https://github.com/YOUR-ORG/helm-charts.git   # CHANGE-ME".into());
@@ -542,6 +599,131 @@ pub fn propose(root: &Path, origin: Option<&str>) -> Result<String> {
         }
     }
     Ok(y)
+}
+
+/// What the compose file's `image:` fields show about image names.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Naming {
+    /// The registry and namespace in front of the images (`ghcr.io/example`).
+    namespace: Option<String>,
+    /// One repository for every service (`demo`), the service in the tag.
+    repository: Option<String>,
+    /// The service first in the tag (`ad-1.0`), not last (`1.0-ad`).
+    service_first: bool,
+    /// Services whose image name is not their name.
+    image_names: Vec<(String, String)>,
+}
+
+/// Read the naming scheme from the compose services' images: a repository
+/// shared by several services with the service at one end of the tag
+/// (`ghcr.io/example/demo:latest-ad`), and services whose image (or tag
+/// part) is named otherwise (`frontendTests` → `frontend-tests`).
+fn naming_scheme(services: &[crate::build::compose::ComposeService]) -> Naming {
+    let mut out = Naming::default();
+    let split = |image: &str| -> Option<(String, String)> {
+        let no_digest = image.split('@').next()?;
+        match no_digest.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => Some((r.to_string(), t.to_string())),
+            _ => Some((no_digest.to_string(), String::new())),
+        }
+    };
+    let images: Vec<(&str, String, String)> = services
+        .iter()
+        .filter_map(|s| {
+            let (r, t) = split(s.image.as_deref()?)?;
+            Some((s.name.as_str(), r, t))
+        })
+        .collect();
+    let mut repos: Vec<&String> = images.iter().map(|(_, r, _)| r).collect();
+    repos.sort();
+    repos.dedup();
+    let shared = images.len() >= 2 && repos.len() == 1;
+    if shared {
+        let repo = repos[0];
+        // The service's part of each tag, at its end or at its start.
+        let part = |name: &str, tag: &str, first: bool| -> Option<String> {
+            let kebab = kebab(name);
+            for cand in [name.to_string(), kebab] {
+                let hit = if first {
+                    tag.starts_with(&format!("{cand}-"))
+                } else {
+                    tag.ends_with(&format!("-{cand}"))
+                };
+                if hit && is_valid_component(&cand) {
+                    return Some(cand);
+                }
+            }
+            None
+        };
+        for first in [false, true] {
+            let parts: Option<Vec<(String, String)>> = images
+                .iter()
+                .map(|(n, _, t)| part(n, t, first).map(|p| (n.to_string(), p)))
+                .collect();
+            if let Some(parts) = parts {
+                let (ns, name) = match repo.rsplit_once('/') {
+                    Some((ns, name)) => (Some(ns.to_string()), name.to_string()),
+                    None => (None, repo.clone()),
+                };
+                out.namespace = ns.and_then(|n| valid(&n));
+                out.repository = is_valid_component(&name).then_some(name);
+                out.service_first = first;
+                out.image_names = parts.into_iter().filter(|(n, p)| n != p).collect();
+                if out.repository.is_some() {
+                    return out;
+                }
+            }
+        }
+        return Naming::default();
+    }
+    for (name, repo, _) in &images {
+        let last = repo.rsplit('/').next().unwrap_or(repo);
+        if last != *name && is_valid_component(last) && !is_valid_component(name) {
+            out.image_names.push((name.to_string(), last.to_string()));
+        }
+    }
+    out
+}
+
+/// `frontendTests` → `frontend-tests`.
+fn kebab(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_uppercase() && !out.is_empty() {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out.replace('_', "-")
+}
+
+/// Tag templates with the service in every one, for one repository shared
+/// by every service: the default templates with `-{service}` after them
+/// (or `{service}-` in front).
+fn service_tags(first: bool) -> String {
+    let d = config::TagsConfig::default();
+    let with = |list: &[String]| -> String {
+        list.iter()
+            .map(|t| {
+                if first {
+                    format!("\"{{service}}-{t}\"")
+                } else {
+                    format!("\"{t}-{{service}}\"")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "tags:                    # one repository for every service: each tag names the service\n  dev:\n    tags: [{}]\n  rc:\n    tags: [{}]\n  release:\n    tags: [{}]\n    aliases: [{}]\n  patch:\n    tags: [{}]\n    aliases: [{}]\n  nightly:\n    tags: [{}]\n",
+        with(&d.dev.tags),
+        with(&d.rc.tags),
+        with(&d.release.tags),
+        with(&d.release.aliases),
+        with(&d.patch.tags),
+        with(&d.patch.aliases),
+        with(&d.nightly.tags),
+    )
 }
 
 /// `cmd/<name>/main.go` style services when a Dockerfile takes CMD_PATH or

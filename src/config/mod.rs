@@ -216,15 +216,23 @@ impl Default for NightlyTags {
 #[serde(
     deny_unknown_fields,
     default,
-    expecting = "a mapping with registries, platforms, services, compose, labels, …"
+    expecting = "a mapping with registries, repository, image_names, platforms, services, compose, labels, …"
 )]
 pub struct ImagesConfig {
-    /// Each image is pushed as `<registry>/<service>:<tag>`.
+    /// Each image is pushed as `<registry>/<repository>:<tag>`.
     pub registries: Vec<String>,
+    /// The repository of each service under every registry, a template with `{service}` (the service's image name) [default: `{service}`]. Without `{service}` (`app`) every service goes to one repository, and every image tag template must then name the service (`v{version}-{service}`).
+    pub repository: Option<String>,
+    /// Service → its image name, when that is not the service's own name (a compose service `frontendTests` whose image is `frontend-tests`) [default: the service's name].
+    pub image_names: BTreeMap<String, String>,
     pub platforms: Vec<String>,
     pub services: Vec<ServiceConfig>,
-    /// A compose build file to take the services from.
-    pub compose: Option<PathBuf>,
+    /// Compose files to take the services from, merged in order as `docker compose -f a -f b` does.
+    pub compose: Option<PathList>,
+    /// Env files for the compose files' variables, as `docker compose --env-file` [default: `.env` beside the first compose file, when there is one].
+    pub compose_env_file: Option<PathList>,
+    /// Compose profiles that are active, as `docker compose --profile` [default: `COMPOSE_PROFILES`].
+    pub compose_profiles: Option<Vec<String>>,
     /// Extra labels on every image.
     pub labels: BTreeMap<String, String>,
     /// `org.opencontainers.image.source` [default: `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY` in Actions, else the origin remote as https].
@@ -256,12 +264,38 @@ pub struct ServiceConfig {
     pub platforms: Option<Vec<String>>,
 }
 
+/// One path, or several (`compose: [a.yaml, b.yaml]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathList(pub Vec<PathBuf>);
+
+impl<'de> Deserialize<'de> for PathList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ValuesFiles::deserialize(d).map(|v| PathList(v.0))
+    }
+}
+
+impl schemars::JsonSchema for PathList {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PathList".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "One path, or a list of them.",
+            "anyOf": [
+                { "type": "string" },
+                { "type": "array", "items": { "type": "string" }, "minItems": 1 }
+            ]
+        })
+    }
+}
+
 /// `deploy:` — the deploy repository that `chart`/`gitops` edit.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(
     deny_unknown_fields,
     default,
-    expecting = "a mapping with url, repository, base, mode, charts, manifests, env_files, strict"
+    expecting = "a mapping with url, repository, base, mode, charts, manifests, env_files, env_tags, strict"
 )]
 pub struct DeployConfig {
     pub url: Option<String>,
@@ -274,6 +308,8 @@ pub struct DeployConfig {
     pub manifests: Vec<PathBuf>,
     /// Compose `.env` files with `KEY=repo:tag` lines.
     pub env_files: Vec<PathBuf>,
+    /// `.env` variables that hold only a repository (`AD_IMAGE=ghcr.io/org/ad`, used as `${AD_IMAGE}:${AD_TAG}`) → the variable beside it that holds the tag, which is the one edited.
+    pub env_tags: BTreeMap<String, String>,
     /// Refuse to edit anything when there is a warning (a file or chart where no image of a configured service was found, an image in a registry that is not configured), as `--strict` does [default: false].
     pub strict: bool,
 }
@@ -320,7 +356,7 @@ impl<'de> Deserialize<'de> for ValuesFiles {
                 }
                 if out.is_empty() {
                     return Err(serde::de::Error::custom(
-                        "an empty list; name at least one values file, or leave `values` out",
+                        "an empty list; name at least one file, or leave the key out",
                     ));
                 }
                 Ok(ValuesFiles(out))
@@ -349,7 +385,7 @@ impl schemars::JsonSchema for ValuesFiles {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with `path` (and values, images, bump, digest, subchart_key)"
+    expecting = "a mapping with `path` (and values, images, bump, digest, subchart_key, image_pattern, services)"
 )]
 pub struct ChartTarget {
     pub path: PathBuf,
@@ -368,6 +404,12 @@ pub struct ChartTarget {
     /// Key path of the image tag inside each subchart's values [default: image.tag].
     #[serde(default)]
     pub subchart_key: Option<String>,
+    /// For a chart whose templates derive every image from its `appVersion`: the image each service runs, with `{appVersion}` and `{service}` (`ghcr.io/org/demo:{appVersion}-{service}`). The deploy sets `appVersion` and checks these images; no values key is edited.
+    #[serde(default)]
+    pub image_pattern: Option<String>,
+    /// With `image_pattern`: the services the chart deploys [default: every service of the configuration].
+    #[serde(default)]
+    pub services: Option<Vec<String>>,
 }
 
 /// `gitops:` — how deploy changes are proposed.
@@ -442,7 +484,11 @@ pub fn load(explicit: Option<&Path>, root: &Path) -> Result<Loaded, ConfigError>
     let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
         path: path.clone(),
         line: None,
-        message: format!("cannot read: {e}"),
+        message: if e.kind() == std::io::ErrorKind::InvalidData {
+            "not UTF-8 text; save the file as UTF-8".to_string()
+        } else {
+            format!("cannot read: {e}")
+        },
     })?;
     let config = parse(&text).map_err(|(line, message)| ConfigError {
         path: path.clone(),
@@ -474,7 +520,11 @@ pub fn parse(text: &str) -> Result<Config, (Option<usize>, String)> {
                 Some(i) => msg[..i].to_string(),
                 None => msg,
             };
-            (line, readable(&msg))
+            let msg = readable(&msg);
+            match crate::output::text::yaml_syntax_hint(&msg, text, line) {
+                Some(hint) => (line, format!("{msg}; {hint}")),
+                None => (line, msg),
+            }
         })?
     };
     validate(&config)
@@ -625,7 +675,8 @@ fn sample_values() -> crate::tag::template::Values {
         .set("major", "1")
         .set("minor", "2")
         .set("patch", "3")
-        .set("n", "0");
+        .set("n", "0")
+        .set("service", "api");
     v
 }
 
@@ -653,6 +704,13 @@ fn validate(config: &Config) -> Result<(), Invalid> {
         ),
     ];
     for (key, templates, offered) in groups {
+        // Image tags may name the service (`v{version}-{service}`); the git
+        // tag is one per release and may not.
+        let mut offered = offered.to_vec();
+        if key != "tags.nightly.git_tag" {
+            offered.push("service");
+        }
+        let offered = offered.as_slice();
         if templates.is_empty() && !key.ends_with("aliases") {
             return Err((
                 key.into(),
@@ -687,6 +745,7 @@ fn validate(config: &Config) -> Result<(), Invalid> {
     }
     if let Some(images) = &config.images {
         validate_images(images)?;
+        validate_image_names(images, t)?;
     }
     for name in config.stages.keys() {
         if ![
@@ -705,6 +764,9 @@ fn validate(config: &Config) -> Result<(), Invalid> {
     }
     if let Some(g) = &config.gitops {
         validate_gitops(g)?;
+    }
+    if let Some(d) = &config.deploy {
+        validate_deploy(d)?;
     }
     let branch_line = regex::Regex::new(&t.release_branch).map_err(|e| {
         (
@@ -807,6 +869,128 @@ fn validate_gitops(g: &GitopsConfig) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// `images.repository` and `images.image_names` give valid repository
+/// paths; one repository for every service needs `{service}` in every tag.
+fn validate_image_names(images: &ImagesConfig, t: &TagsConfig) -> Result<(), Invalid> {
+    for (service, name) in &images.image_names {
+        if !crate::oci::reference::is_valid_component(name) {
+            return Err((
+                format!("images.image_names.{service}"),
+                name.clone(),
+                format!(
+                    "`{name}` is not a valid image name (lowercase letters, digits, . _ - \
+                     separators)"
+                ),
+            ));
+        }
+    }
+    let Some(repo) = &images.repository else {
+        return Ok(());
+    };
+    let rest = repo.replace("{service}", "api");
+    if rest.contains('{') || rest.contains('}') {
+        return Err((
+            "images.repository".into(),
+            repo.clone(),
+            "unknown placeholder; images.repository offers {service}".into(),
+        ));
+    }
+    if rest.is_empty()
+        || !rest
+            .split('/')
+            .all(crate::oci::reference::is_valid_component)
+    {
+        return Err((
+            "images.repository".into(),
+            repo.clone(),
+            format!(
+                "`{repo}` does not make a repository path (lowercase components with . _ - \
+                 separators, joined by /)"
+            ),
+        ));
+    }
+    if repo.contains("{service}") {
+        return Ok(());
+    }
+    let groups: [(&str, &[String]); 7] = [
+        ("tags.dev.tags", &t.dev.tags),
+        ("tags.rc.tags", &t.rc.tags),
+        ("tags.release.tags", &t.release.tags),
+        ("tags.release.aliases", &t.release.aliases),
+        ("tags.patch.tags", &t.patch.tags),
+        ("tags.patch.aliases", &t.patch.aliases),
+        ("tags.nightly.tags", &t.nightly.tags),
+    ];
+    for (key, templates) in groups {
+        for (i, tpl) in templates.iter().enumerate() {
+            if !tpl.contains("{service}") {
+                return Err((
+                    "images.repository".into(),
+                    repo.clone(),
+                    format!(
+                        "`{repo}` is one repository for every service, so each image tag must \
+                         name the service, and {key}[{i}] `{tpl}` does not: every service would \
+                         push the same tag; add {{service}} to it (`{tpl}-{{service}}`)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Image patterns of appVersion charts: `{appVersion}` (what the deploy
+/// moves) and `{service}` only, and not beside `images` keys.
+fn validate_deploy(d: &DeployConfig) -> Result<(), Invalid> {
+    let placeholder = regex::Regex::new(r"\{([^{}]*)\}").expect("static regex");
+    for (i, c) in d.charts.iter().enumerate() {
+        let key = format!("deploy.charts[{i}].image_pattern");
+        let Some(pattern) = &c.image_pattern else {
+            if c.services.is_some() {
+                return Err((
+                    format!("deploy.charts[{i}].services"),
+                    "services:".into(),
+                    "applies with image_pattern (a chart whose images follow its appVersion)"
+                        .into(),
+                ));
+            }
+            continue;
+        };
+        for cap in placeholder.captures_iter(pattern) {
+            if !["appVersion", "service"].contains(&&cap[1]) {
+                return Err((
+                    key,
+                    pattern.clone(),
+                    format!(
+                        "unknown placeholder `{{{}}}`; an image pattern offers {{appVersion}} and \
+                         {{service}}",
+                        &cap[1]
+                    ),
+                ));
+            }
+        }
+        if !pattern.contains("{appVersion}") {
+            return Err((
+                key,
+                pattern.clone(),
+                "has no {appVersion}: the deploy moves the chart's appVersion, which would change \
+                 no image"
+                    .into(),
+            ));
+        }
+        if !c.images.is_empty() {
+            return Err((
+                key,
+                pattern.clone(),
+                "and `images` both name where the chart's images come from; a chart whose \
+                 templates derive them from appVersion has no image keys: keep one"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn validate_images(images: &ImagesConfig) -> Result<(), Invalid> {
     for (i, r) in images.registries.iter().enumerate() {
         crate::oci::reference::RegistryPrefix::parse(r)
@@ -825,7 +1009,9 @@ fn validate_images(images: &ImagesConfig) -> Result<(), Invalid> {
     }
     let mut seen = std::collections::HashSet::new();
     for (i, s) in images.services.iter().enumerate() {
-        if !crate::oci::reference::is_valid_component(&s.name) {
+        if !crate::oci::reference::is_valid_component(&s.name)
+            && !images.image_names.contains_key(&s.name)
+        {
             return Err((
                 format!("images.services[{i}].name"),
                 s.name.clone(),
@@ -883,7 +1069,7 @@ mod tests {
         refused(
             "deploy:\n  charts:\n    - path: a\n      values: []\n",
             4,
-            &["deploy.charts[0].values", "at least one values file"],
+            &["deploy.charts[0].values", "at least one file"],
         );
         for text in [
             "deploy: x\n",

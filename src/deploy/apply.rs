@@ -178,6 +178,8 @@ pub fn bump(ws: &Workspace, args: &BumpRequest) -> Result<ChartReport> {
         },
         subchart_key: args.key.clone(),
         optional_images: has_subcharts,
+        image_pattern: None,
+        pattern_services: Vec::new(),
     };
     let release = Release {
         tag: args.image_tag.clone(),
@@ -192,6 +194,7 @@ pub fn bump(ws: &Workspace, args: &BumpRequest) -> Result<ChartReport> {
         registries,
         insecure,
         strict: false,
+        env_tags: BTreeMap::new(),
     };
     let plan = plan_edits(&root, &inputs, &release)?;
     if plan.images.is_empty() {
@@ -228,6 +231,13 @@ pub fn apply(ws: &Workspace, args: &ApplyRequest) -> Result<ChartReport> {
     } else {
         ws.dir.join(&args.dir)
     };
+    if !deploy_dir.is_dir() {
+        return Err(BadInput(format!(
+            "--dir {}: no such directory; pass the deploy checkout",
+            args.dir.display()
+        ))
+        .into());
+    }
     let plan = plan_edits(&deploy_dir, &inputs, &resolved.release)?;
     finish(&deploy_dir, &plan, &args.edit, &inputs, ws.quiet)
 }

@@ -341,16 +341,42 @@ pub struct ImageMatcher {
     prefixes: Vec<(String, String)>,
     /// None: any name in a configured registry is a service (`chart bump`
     /// without a configuration).
-    services: Option<Vec<String>>,
+    services: Option<Vec<ServiceImage>>,
+    /// Tag shapes with a `service` group, made from the tag templates that
+    /// use `{service}`: they tell which service a tag of a repository that
+    /// several services share is.
+    tag_shapes: Vec<Regex>,
+}
+
+/// A service, its image name and its repository under each registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceImage {
+    pub name: String,
+    pub image: String,
+    pub repository: String,
+}
+
+impl ServiceImage {
+    /// A service whose image and repository are its name.
+    pub fn named(name: &str) -> ServiceImage {
+        ServiceImage {
+            name: name.to_string(),
+            image: name.to_string(),
+            repository: name.to_string(),
+        }
+    }
 }
 
 /// What an image repository is, for the deploy edits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageClass {
-    /// `<registry>/<service>` of a configured registry and service.
+    /// `<registry>/<repository>` of a configured registry and service.
     Service(String),
     /// In a configured registry, but not a configured service.
     NotAService,
+    /// The repository of several services (`images.repository` without
+    /// `{service}`), with a tag that names none of them.
+    Shared(String),
     /// Named like a service, in a registry that is not configured.
     Elsewhere(String),
     /// Anything else (`redis`, `bitnami/redis`).
@@ -358,11 +384,60 @@ pub enum ImageClass {
 }
 
 impl ImageMatcher {
-    /// From registries (`ghcr.io/openimsdk`, `docker.io/openim`) × services.
-    /// Docker Hub names match with and without `docker.io/`.
+    /// From registries (`ghcr.io/openimsdk`, `docker.io/openim`) × services
+    /// (each its own repository). Docker Hub names match with and without
+    /// `docker.io/`.
     pub fn new(registries: &[String], services: &[String]) -> ImageMatcher {
+        let list: Vec<ServiceImage> = services.iter().map(|s| ServiceImage::named(s)).collect();
+        ImageMatcher::with_images(registries, list, &[])
+    }
+
+    /// Services with their image names and repositories; `tag_templates`
+    /// (every image tag template of the configuration) tell the services of
+    /// a shared repository apart.
+    pub fn with_images(
+        registries: &[String],
+        services: Vec<ServiceImage>,
+        tag_templates: &[String],
+    ) -> ImageMatcher {
         let mut m = ImageMatcher::any_service(registries);
-        m.services = Some(services.to_vec());
+        let mut images: Vec<&str> = services.iter().map(|s| s.image.as_str()).collect();
+        images.sort_by_key(|i| std::cmp::Reverse(i.len()));
+        let alternation = images
+            .iter()
+            .map(|i| regex::escape(i))
+            .collect::<Vec<_>>()
+            .join("|");
+        let placeholder = Regex::new(r"\{([a-z0-9]+)\}").expect("static regex");
+        for t in tag_templates.iter().filter(|t| t.contains("{service}")) {
+            let mut pattern = String::from("^");
+            let mut last = 0;
+            let mut service_seen = false;
+            for c in placeholder.captures_iter(t) {
+                let m0 = c.get(0).expect("whole match");
+                pattern.push_str(&regex::escape(&t[last..m0.start()]));
+                pattern.push_str(match &c[1] {
+                    "service" if !service_seen => {
+                        service_seen = true;
+                        "(?P<service>__ALT__)"
+                    }
+                    "service" => "(?:__ALT__)",
+                    "sha7" => "[0-9a-f]{7}",
+                    "sha" => "[0-9a-f]{40}",
+                    "date" => r"\d{8}",
+                    "n" | "major" | "minor" | "patch" => r"\d+",
+                    "version" => r"\d+\.\d+\.\d+",
+                    _ => "[A-Za-z0-9._-]+?",
+                });
+                last = m0.end();
+            }
+            pattern.push_str(&regex::escape(&t[last..]));
+            pattern.push('$');
+            if let Ok(re) = Regex::new(&pattern.replace("__ALT__", &alternation)) {
+                m.tag_shapes.push(re);
+            }
+        }
+        m.services = Some(services);
         m
     }
 
@@ -382,6 +457,7 @@ impl ImageMatcher {
         ImageMatcher {
             prefixes,
             services: None,
+            tag_shapes: Vec::new(),
         }
     }
 
@@ -396,33 +472,90 @@ impl ImageMatcher {
         out
     }
 
-    pub fn is_service(&self, name: &str) -> bool {
+    fn find(&self, name: &str) -> Option<&ServiceImage> {
         self.services
-            .as_ref()
-            .is_some_and(|s| s.iter().any(|x| x == name))
+            .as_ref()?
+            .iter()
+            .find(|s| s.name == name || s.image == name)
+    }
+
+    /// Whether `name` is a service, by its name or its image name.
+    pub fn is_service(&self, name: &str) -> bool {
+        self.find(name).is_some()
+    }
+
+    /// The service called `name` or whose image name is `name`.
+    pub fn service_named(&self, name: &str) -> Option<String> {
+        self.find(name).map(|s| s.name.clone())
+    }
+
+    /// The image name of a service (what `{service}` stands for).
+    pub fn image_of(&self, service: &str) -> String {
+        self.find(service)
+            .map_or_else(|| service.to_string(), |s| s.image.clone())
+    }
+
+    /// The repository of a service under each registry.
+    pub fn repository_of(&self, service: &str) -> String {
+        self.find(service)
+            .map_or_else(|| service.to_string(), |s| s.repository.clone())
+    }
+
+    /// A stage's tag for `service`: `{service}` filled in.
+    pub fn tag_for(&self, tag: &str, service: &str) -> String {
+        crate::tag::template::for_service(tag, &self.image_of(service))
     }
 
     pub fn classify(&self, repository: &str) -> ImageClass {
+        self.classify_ref(repository, None)
+    }
+
+    /// What `repository` (with `tag`, when known) is: a repository several
+    /// services share is told apart by its tag.
+    pub fn classify_ref(&self, repository: &str, tag: Option<&str>) -> ImageClass {
         for (prefix, _) in &self.prefixes {
-            let Some(name) = repository
+            let Some(rest) = repository
                 .strip_prefix(prefix.as_str())
                 .and_then(|r| r.strip_prefix('/'))
             else {
                 continue;
             };
-            if name.is_empty() || name.contains('/') {
+            if rest.is_empty() {
                 continue;
             }
-            return match &self.services {
-                None => ImageClass::Service(name.to_string()),
-                Some(_) if self.is_service(name) => ImageClass::Service(name.to_string()),
-                Some(_) => ImageClass::NotAService,
+            let Some(list) = &self.services else {
+                if rest.contains('/') {
+                    continue;
+                }
+                return ImageClass::Service(rest.to_string());
             };
+            let owners: Vec<&ServiceImage> = list.iter().filter(|s| s.repository == rest).collect();
+            match owners.as_slice() {
+                [one] => return ImageClass::Service(one.name.clone()),
+                [] if rest.contains('/') => continue,
+                [] => return ImageClass::NotAService,
+                several => {
+                    let by_tag = tag.and_then(|t| {
+                        self.tag_shapes
+                            .iter()
+                            .find_map(|re| re.captures(t))
+                            .and_then(|c| {
+                                let image = c.name("service")?.as_str();
+                                several.iter().find(|s| s.image == image)
+                            })
+                    });
+                    return match by_tag {
+                        Some(s) => ImageClass::Service(s.name.clone()),
+                        None => ImageClass::Shared(rest.to_string()),
+                    };
+                }
+            }
         }
         match repository.rsplit_once('/') {
-            Some((_, name)) if !repository.contains("://") && self.is_service(name) => {
-                ImageClass::Elsewhere(name.to_string())
-            }
+            Some((_, name)) if !repository.contains("://") => match self.service_named(name) {
+                Some(s) => ImageClass::Elsewhere(s),
+                None => ImageClass::Other,
+            },
             _ => ImageClass::Other,
         }
     }
@@ -460,6 +593,9 @@ pub struct RefTarget<'a> {
     pub matcher: &'a ImageMatcher,
     pub tag: &'a str,
     pub digest_of: &'a dyn Fn(&str) -> Option<String>,
+    /// `.env` only: a variable holding only a repository → the variable
+    /// beside it holding its tag (`AD_IMAGE` → `AD_TAG`).
+    pub env_tags: &'a std::collections::BTreeMap<String, String>,
 }
 
 /// The result of rewriting a manifest or `.env` file.
@@ -475,6 +611,15 @@ pub struct RefScan {
     pub elsewhere: Vec<(usize, String, String)>,
     /// Repositories in a configured registry that are not services.
     pub not_services: Vec<String>,
+    /// `.env` lines holding only a service's repository, left as they are
+    /// since no tag variable is configured for them: (line, variable, repository).
+    pub repository_only: Vec<(usize, String, String)>,
+    /// What stops the edit of this file (a configured tag variable that is
+    /// missing, two values for one variable).
+    pub errors: Vec<String>,
+    /// (line, reference): a repository several services share, with a tag
+    /// that tells none of them; left as it is.
+    pub shared: Vec<(usize, String)>,
 }
 
 /// Kubernetes manifests (and compose files): `image: repo:tag` lines whose
@@ -490,24 +635,139 @@ pub fn rewrite_manifest(text: &str, target: &RefTarget) -> RefScan {
     rewrite_refs(text, line_re, target)
 }
 
-/// Compose `.env` files: `KEY=repo:tag` lines.
+/// Compose `.env` files: `KEY=repo:tag` lines. A line holding only a
+/// repository (`AD_IMAGE=ghcr.io/org/ad`, used as `${AD_IMAGE}:${AD_TAG}`)
+/// never gets a tag appended: the tag variable configured for it
+/// (`target.env_tags`) gets the tag, or the line is reported.
 pub fn rewrite_env(text: &str, target: &RefTarget) -> RefScan {
     static LINE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let line_re = LINE.get_or_init(|| {
-        Regex::new(r#"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*["']?(?P<val>[^"'\s#]+)"#)
-            .expect("static regex")
+        Regex::new(
+            r#"^\s*(?:export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*["']?(?P<val>[^"'\s#]*)"#,
+        )
+        .expect("static regex")
     });
-    rewrite_refs(text, line_re, target)
+    // 1. Variables holding only a service's repository: which tag variable
+    // gets which value.
+    let mut tag_vars: Vec<(String, String, String, String)> = Vec::new(); // (tag var, service, repo, repo var)
+    let mut scan = RefScan::default();
+    for (i, line) in text.lines().enumerate() {
+        let Some(c) = line_re.captures(line) else {
+            continue;
+        };
+        let (key, val) = (&c["key"], &c["val"]);
+        if val.is_empty() || val.contains(':') || val.contains('@') {
+            continue;
+        }
+        let service = match target.matcher.classify(val) {
+            ImageClass::Service(s) => s,
+            _ => continue,
+        };
+        match target.env_tags.get(key) {
+            Some(tag_var) => {
+                tag_vars.push((tag_var.clone(), service, val.to_string(), key.to_string()))
+            }
+            None => scan
+                .repository_only
+                .push((i + 1, key.to_string(), val.to_string())),
+        }
+    }
+    // 2. The `repo:tag` lines, as in manifests; repository-only ones are
+    // left (the regex of a reference would read them as untagged).
+    let only: std::collections::BTreeSet<String> = tag_vars
+        .iter()
+        .map(|t| t.3.clone())
+        .chain(scan.repository_only.iter().map(|r| r.1.clone()))
+        .collect();
+    let mut rest = rewrite_refs_filtered(text, line_re, target, &|line| {
+        line_re
+            .captures(line)
+            .is_some_and(|c| only.contains(&c["key"]))
+    });
+    rest.repository_only = scan.repository_only;
+    // 3. The tag variables.
+    let mut values: std::collections::BTreeMap<String, (String, String)> = Default::default();
+    for (tag_var, service, _, _) in &tag_vars {
+        let tag = target.matcher.tag_for(target.tag, service);
+        let value = match (target.digest_of)(service) {
+            Some(d) => format!("{tag}@{d}"),
+            None => tag,
+        };
+        match values.get(tag_var) {
+            Some((other, v)) if *v != value => rest.errors.push(format!(
+                "{tag_var} is the tag variable of both {other} and {service}, which get different \
+                 values ({v}, {value}); one variable cannot hold both: give each its own"
+            )),
+            _ => {
+                values.insert(tag_var.clone(), (service.clone(), value));
+            }
+        }
+    }
+    // The tag variables' lines and values as they are.
+    let mut current: std::collections::BTreeMap<String, (usize, String)> = Default::default();
+    for (i, line) in rest.text.lines().enumerate() {
+        if let Some(c) = line_re.captures(line) {
+            if values.contains_key(&c["key"]) && !current.contains_key(&c["key"]) {
+                current.insert(c["key"].to_string(), (i + 1, c["val"].to_string()));
+            }
+        }
+    }
+    for (tag_var, service, repo, repo_var) in &tag_vars {
+        let Some((line, old)) = current.get(tag_var) else {
+            rest.errors.push(format!(
+                "{repo_var} holds only the repository {repo} and deploy.env_tags names {tag_var} \
+                 as its tag, but there is no {tag_var}= line: add it, or fix deploy.env_tags"
+            ));
+            continue;
+        };
+        rest.matched += 1;
+        let (_, value) = &values[tag_var];
+        if old != value {
+            rest.changes.push(RefChange {
+                file: target.file.to_string(),
+                line: *line,
+                service: service.clone(),
+                old: format!("{repo}:{old}"),
+                new: format!("{repo}:{value}"),
+            });
+        }
+    }
+    rest.text = rewrite_lines(&rest.text, |n, line| {
+        let c = line_re.captures(line)?;
+        let (at, _) = current.get(&c["key"])?;
+        if *at != n {
+            return None;
+        }
+        let (_, value) = values.get(&c["key"])?;
+        let val = c.name("val")?;
+        (val.as_str() != value.as_str())
+            .then(|| format!("{}{value}{}", &line[..val.start()], &line[val.end()..]))
+    });
+    rest
 }
 
 /// Replace the `val` group of every matching line that names a service.
 fn rewrite_refs(text: &str, line_re: &Regex, target: &RefTarget) -> RefScan {
+    rewrite_refs_filtered(text, line_re, target, &|_| false)
+}
+
+/// As [`rewrite_refs`], lines for which `skip` holds left alone.
+fn rewrite_refs_filtered(
+    text: &str,
+    line_re: &Regex,
+    target: &RefTarget,
+    skip: &dyn Fn(&str) -> bool,
+) -> RefScan {
     let mut scan = RefScan::default();
     scan.text = rewrite_lines(text, |n, line| {
+        if skip(line) {
+            return None;
+        }
         let val = line_re.captures(line)?.name("val")?;
         let caps = image_ref_re().captures(val.as_str())?;
         let repo = caps.name("repo")?.as_str();
-        let service = match target.matcher.classify(repo) {
+        let old_tag = caps.name("tag").map(|t| t.as_str());
+        let service = match target.matcher.classify_ref(repo, old_tag) {
             ImageClass::Service(s) => s,
             ImageClass::Elsewhere(s) => {
                 scan.elsewhere.push((n, repo.to_string(), s));
@@ -519,12 +779,17 @@ fn rewrite_refs(text: &str, line_re: &Regex, target: &RefTarget) -> RefScan {
                 }
                 return None;
             }
+            ImageClass::Shared(_) => {
+                scan.shared.push((n, val.as_str().to_string()));
+                return None;
+            }
             ImageClass::Other => return None,
         };
         scan.matched += 1;
+        let tag = target.matcher.tag_for(target.tag, &service);
         let new = match (target.digest_of)(&service) {
-            Some(d) => format!("{repo}:{}@{d}", target.tag),
-            None => format!("{repo}:{}", target.tag),
+            Some(d) => format!("{repo}:{tag}@{d}"),
+            None => format!("{repo}:{tag}"),
         };
         if val.as_str() == new {
             return None;
@@ -609,6 +874,7 @@ mod tests {
             matcher: &m,
             tag: "v3.8.4",
             digest_of: &|_| None,
+            env_tags: &Default::default(),
         };
         let scan = rewrite_manifest(text, &target);
         let out = scan.text;
@@ -700,6 +966,7 @@ mod tests {
             matcher: &m,
             tag: "v3.8.4",
             digest_of: &digest_of,
+            env_tags: &Default::default(),
         };
         let scan = rewrite_env(text, &target);
         let out = &scan.text;

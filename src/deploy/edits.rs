@@ -49,6 +49,12 @@ pub struct ChartSpec {
     /// `images` keys may be missing from every values file (`chart bump` of
     /// an umbrella whose own values have no image: its subcharts carry them).
     pub optional_images: bool,
+    /// A chart whose templates derive every image from its appVersion: the
+    /// image each service runs (`{appVersion}`, `{service}`). The deploy
+    /// sets appVersion and verifies these images; no values key is edited.
+    pub image_pattern: Option<String>,
+    /// With `image_pattern`: the services the chart deploys.
+    pub pattern_services: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -103,6 +109,10 @@ pub struct DeployPlan {
     pub unverifiable: Vec<String>,
     pub warnings: Vec<Warning>,
     pub skipped: Vec<SkippedChart>,
+    /// (values file, key) → (service, value) written there: one key never
+    /// takes two services' different values.
+    #[serde(skip)]
+    written: BTreeMap<(String, String), (String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -179,6 +189,22 @@ impl Texts {
         }
     }
 
+    /// The text of `p` before any edit (from the disk when not read yet).
+    fn original(&self, p: &Path) -> Option<String> {
+        match self.files.get(&rel(p)) {
+            Some((before, _)) => Some(before.clone()),
+            None => std::fs::read_to_string(self.root.join(p)).ok(),
+        }
+    }
+
+    /// The text of `p` with the edits so far.
+    fn current(&self, p: &Path) -> Option<String> {
+        match self.files.get(&rel(p)) {
+            Some((_, after)) => Some(after.clone()),
+            None => std::fs::read_to_string(self.root.join(p)).ok(),
+        }
+    }
+
     fn changed(&self, p: &Path) -> bool {
         self.files.get(&rel(p)).is_some_and(|(b, a)| b != a)
     }
@@ -218,6 +244,8 @@ pub struct DeployInputs {
     pub insecure: Vec<String>,
     /// Warnings are errors (`deploy.strict`).
     pub strict: bool,
+    /// `.env`: repository variable → its tag variable.
+    pub env_tags: BTreeMap<String, String>,
 }
 
 impl DeployInputs {
@@ -263,6 +291,11 @@ pub fn plan(root: &Path, inputs: &DeployInputs, release: &Release) -> Result<Dep
             None => charts.push((dir, spec.bump, spec.values.clone())),
         }
     }
+    // What Helm checks at install: the values against the chart's
+    // values.schema.json (and each subchart's against its own).
+    for (dir, _, values) in &charts {
+        check_schemas(&texts, Path::new(dir), values)?;
+    }
     // A chart's version moves once per run (however many entries or values
     // files edit it), and only when something in it changed: a re-run with
     // nothing to do never creeps it.
@@ -305,9 +338,33 @@ pub fn plan(root: &Path, inputs: &DeployInputs, release: &Release) -> Result<Dep
             matcher: &inputs.matcher,
             tag: &release.tag,
             digest_of: &digest_of,
+            env_tags: &inputs.env_tags,
         };
         let scan = rewrite(&text, &target);
+        if let Some(e) = scan.errors.first() {
+            return Err(anyhow!("{file}: {e}"));
+        }
+        for (line, var, repo) in &scan.repository_only {
+            out.warn(
+                &file,
+                format!(
+                    "line {line}: {var} holds only the repository {repo}, no tag; it is left as \
+                     it is (a tag appended there would break `${{{var}}}:${{…}}`): name the \
+                     variable that holds its tag in deploy.env_tags ({var}: <TAG_VARIABLE>)"
+                ),
+            );
+        }
         texts.put(path, scan.text);
+        for (line, reference) in &scan.shared {
+            out.warn(
+                &file,
+                format!(
+                    "line {line}: {reference} is in the repository of several services, and its \
+                     tag tells none of them (images.repository, tags with {{service}}): left as \
+                     it is"
+                ),
+            );
+        }
         for (line, repo, service) in &scan.elsewhere {
             out.warn(
                 &file,
@@ -345,6 +402,147 @@ pub fn plan(root: &Path, inputs: &DeployInputs, release: &Release) -> Result<Dep
     }
     out.files = texts.into_edits();
     Ok(out)
+}
+
+/// Helm merges a chart's values.yaml and the `-f` files in order, then
+/// validates the result against values.schema.json (a subchart: its own
+/// values.yaml with its section of the parent's, against its own schema)
+/// and refuses to install when it does not validate. An edit that makes a
+/// valid chart invalid (an `image.digest` where the schema allows no other
+/// key) is refused here, before anything is written; what was invalid
+/// before the edit is not ours to judge.
+fn check_schemas(texts: &Texts, dir: &Path, values: &[PathBuf]) -> Result<()> {
+    let own = dir.join("values.yaml");
+    let mut files: Vec<PathBuf> = vec![own.clone()];
+    for v in values {
+        if rel(v) != rel(&own) && !files.iter().any(|f| rel(f) == rel(v)) {
+            files.push(v.clone());
+        }
+    }
+    let merged = |text_of: &dyn Fn(&Path) -> Option<String>, section: Option<&str>| {
+        let mut out = serde_json::Value::Object(Default::default());
+        for f in &files {
+            let Some(text) = text_of(f) else { continue };
+            let mut v = yaml_to_json(&text);
+            if let Some(name) = section {
+                let global = v.get("global").cloned();
+                v = v.get(name).cloned().unwrap_or_default();
+                if let (Some(g), serde_json::Value::Object(m)) = (global, &mut v) {
+                    m.entry("global").or_insert(g);
+                }
+            }
+            merge_json(&mut out, v);
+        }
+        out
+    };
+    let mut targets: Vec<(PathBuf, Option<String>, Option<PathBuf>)> =
+        vec![(dir.to_path_buf(), None, None)];
+    for sub in subchart_dirs(&texts.root, dir) {
+        let name = texts
+            .current(&sub.join("Chart.yaml"))
+            .and_then(|t| {
+                crate::yamledit::get(&t, &["name".to_string()])
+                    .ok()
+                    .flatten()
+            })
+            .unwrap_or_else(|| sub.file_name().unwrap_or_default().to_string_lossy().into());
+        targets.push((sub.clone(), Some(name), Some(sub.join("values.yaml"))));
+    }
+    for (chart, section, sub_values) in targets {
+        let schema_path = chart.join("values.schema.json");
+        let Ok(schema_text) = std::fs::read_to_string(texts.root.join(&schema_path)) else {
+            continue;
+        };
+        let touched = files.iter().any(|f| texts.changed(f))
+            || sub_values.as_ref().is_some_and(|v| texts.changed(v));
+        if !touched {
+            continue;
+        }
+        let schema: serde_json::Value = serde_json::from_str(&schema_text).map_err(|e| {
+            anyhow!(
+                "{}: not JSON ({e}); Helm would refuse the chart",
+                rel(&schema_path)
+            )
+        })?;
+        let validator = jsonschema::validator_for(&schema)
+            .map_err(|e| anyhow!("{}: not a JSON Schema Helm can use: {e}", rel(&schema_path)))?;
+        let values_of = |text_of: &dyn Fn(&Path) -> Option<String>| {
+            let mut v = match &sub_values {
+                Some(own) => text_of(own).map(|t| yaml_to_json(&t)).unwrap_or_default(),
+                None => serde_json::Value::Object(Default::default()),
+            };
+            merge_json(&mut v, merged(text_of, section.as_deref()));
+            v
+        };
+        let errors = |v: &serde_json::Value| -> Vec<String> {
+            validator
+                .iter_errors(v)
+                .map(|e| {
+                    let at = e.instance_path().to_string();
+                    format!("at {}: {e}", if at.is_empty() { "/" } else { &at })
+                })
+                .collect()
+        };
+        let before = errors(&values_of(&|p| texts.original(p)));
+        let after = errors(&values_of(&|p| texts.current(p)));
+        let new: Vec<&String> = after.iter().filter(|e| !before.contains(e)).collect();
+        if !new.is_empty() {
+            let edited: Vec<String> = files
+                .iter()
+                .chain(sub_values.iter())
+                .filter(|f| texts.changed(f))
+                .map(|f| rel(f))
+                .collect();
+            return Err(crate::error::BadInput(format!(
+                "{}: the edited values ({}) would not validate against it, and Helm would refuse \
+                 to install them: {}; nothing was written (with `digest: key`, the schema may \
+                 not allow an `image.digest`: use `digest: tag` or `none`, or add `digest` to \
+                 the schema)",
+                rel(&schema_path),
+                edited.join(", "),
+                new.iter()
+                    .map(|e| e.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// A values file as JSON (what Helm validates); `{}` when it is empty or
+/// not a mapping.
+fn yaml_to_json(text: &str) -> serde_json::Value {
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).unwrap_or_default();
+    match serde_json::to_value(&v) {
+        Ok(j @ serde_json::Value::Object(_)) => j,
+        _ => serde_json::Value::Object(Default::default()),
+    }
+}
+
+/// Helm's coalescing of values: mappings key by key, the later file wins;
+/// a null removes the key.
+fn merge_json(base: &mut serde_json::Value, over: serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                if v.is_null() {
+                    b.remove(&k);
+                    continue;
+                }
+                match b.get_mut(&k) {
+                    Some(existing) if existing.is_object() && v.is_object() => {
+                        merge_json(existing, v)
+                    }
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
 }
 
 fn collect_refs(out: &mut DeployPlan, refs: Vec<RefChange>) {
@@ -421,6 +619,14 @@ fn plan_chart(
             ));
         }
     }
+    if let Some(pattern) = &spec.image_pattern {
+        let images: BTreeMap<String, String> = spec
+            .pattern_services
+            .iter()
+            .map(|s| (s.clone(), inputs.matcher.image_of(s)))
+            .collect();
+        return plan_pattern_chart(texts, spec, pattern, &images, release, out);
+    }
     let regs = inputs.registry_list();
     // Whether anything in the chart deploys a service.
     let mut matched = false;
@@ -493,7 +699,10 @@ fn plan_chart(
             let Some(repo) = chart::repository_beside(&text, &name, &spec.subchart_key)? else {
                 continue;
             };
-            match inputs.matcher.classify(&repo) {
+            let old_tag = crate::yamledit::parse_path(&spec.subchart_key)
+                .ok()
+                .and_then(|p| crate::yamledit::get(&text, &p).ok().flatten());
+            match inputs.matcher.classify_ref(&repo, old_tag.as_deref()) {
                 ImageClass::Service(service) => {
                     let target = ValuesImage {
                         values,
@@ -516,6 +725,15 @@ fn plan_chart(
                          `{}`",
                         spec.subchart_key,
                         repository_key(&spec.subchart_key)
+                    ),
+                ),
+                ImageClass::Shared(_) => out.warn(
+                    &name,
+                    format!(
+                        "`{}` deploys {repo}, the repository of several services, and its tag \
+                         does not tell which: left as it is; name the key in \
+                         deploy.charts[].images",
+                        spec.subchart_key
                     ),
                 ),
                 ImageClass::NotAService | ImageClass::Other => {}
@@ -568,8 +786,10 @@ fn plan_chart(
         // repository; a subchart without one is known by its name.
         let own_class = match places.first() {
             Some((v, _, _, Some(r))) if *v == sub_values => inputs.matcher.classify(r),
-            _ if inputs.matcher.is_service(&name) => ImageClass::Service(name.clone()),
-            _ => ImageClass::Other,
+            _ => match inputs.matcher.service_named(&name) {
+                Some(service) => ImageClass::Service(service),
+                None => ImageClass::Other,
+            },
         };
         let mut edited = false;
         let mut seen: Vec<String> = Vec::new();
@@ -610,7 +830,7 @@ fn plan_chart(
                         repository_key(key)
                     ),
                 ),
-                ImageClass::NotAService | ImageClass::Other => {}
+                ImageClass::NotAService | ImageClass::Shared(_) | ImageClass::Other => {}
             }
         }
         if edited {
@@ -639,6 +859,10 @@ fn plan_chart(
             for r in &seen {
                 match inputs.matcher.classify(r) {
                     ImageClass::NotAService => not_services.push(r.as_str()),
+                    ImageClass::Shared(_) => elsewhere.push(format!(
+                        "{r}, the repository of several services, which only the tag tells \
+                         apart: name the key in deploy.charts[].images"
+                    )),
                     ImageClass::Elsewhere(s) => elsewhere.push(format!(
                         "{r}: {s} in a registry that is not configured ({regs})"
                     )),
@@ -708,6 +932,63 @@ fn plan_chart(
     Ok(())
 }
 
+/// A chart whose templates derive every image from its appVersion
+/// (`{repository}:{appVersion}-{component}`): the deploy sets appVersion,
+/// and the images it will pull are the pattern's for each service. Nothing
+/// else in the chart is edited; the same version again changes nothing.
+fn plan_pattern_chart(
+    texts: &mut Texts,
+    spec: &ChartSpec,
+    pattern: &str,
+    images: &BTreeMap<String, String>,
+    release: &Release,
+    out: &mut DeployPlan,
+) -> Result<()> {
+    let dir = rel(&spec.dir);
+    let chart_yaml = spec.dir.join("Chart.yaml");
+    let version = release.app_version.as_deref().ok_or_else(|| {
+        anyhow!(
+            "{dir}: its images follow its appVersion (deploy.charts[].image_pattern `{pattern}`), \
+             and this deploy has no version (the dev and nightly stages have none): pass \
+             --version, or turn this stage's deploy off (stages.<stage>.deploy: false)"
+        )
+    })?;
+    let text = texts.get(&chart_yaml)?;
+    let file = rel(&chart_yaml);
+    let image_of = |s: &str| images.get(s).cloned().unwrap_or_else(|| s.to_string());
+    let old = crate::yamledit::get(&text, &["appVersion".to_string()])
+        .ok()
+        .flatten();
+    let new = chart::set_app_version(&text, &file, Some(version), &mut out.scalars)?;
+    texts.put(&chart_yaml, new);
+    if spec.pattern_services.is_empty() {
+        return Err(anyhow!(
+            "{dir}: deploy.charts[].image_pattern names the images of the services, and there \
+             are none: list them in deploy.charts[].services or images.services"
+        ));
+    }
+    for service in &spec.pattern_services {
+        let reference = pattern
+            .replace("{appVersion}", version)
+            .replace("{service}", &image_of(service));
+        if split_reference(&reference).is_err() || !reference.contains(':') {
+            return Err(anyhow!(
+                "{dir}: deploy.charts[].image_pattern `{pattern}` gives `{reference}` for \
+                 {service}, which is not an image reference with a tag"
+            ));
+        }
+        out.verify.insert(reference);
+        out.images.push(ImageChange {
+            service: service.clone(),
+            file: format!("{file}: appVersion"),
+            old: old.clone(),
+            new: version.to_string(),
+            digest: None,
+        });
+    }
+    Ok(())
+}
+
 /// An image key in a values file: which service's tag goes where.
 struct ValuesImage<'a> {
     values: &'a Path,
@@ -740,11 +1021,15 @@ fn check_named_image(
     let (service, key) = (target.service, target.key);
     match inputs.matcher.classify(&repo) {
         ImageClass::Service(s) if s == service => {}
+        ImageClass::Shared(r) if r == inputs.matcher.repository_of(service) => {}
         ImageClass::Service(s) => out.warn(
             &name,
             format!("`{key}` is configured as the image of {service}, but it deploys {repo} ({s})"),
         ),
-        ImageClass::Elsewhere(_) | ImageClass::NotAService | ImageClass::Other => out.warn(
+        ImageClass::Elsewhere(_)
+        | ImageClass::NotAService
+        | ImageClass::Shared(_)
+        | ImageClass::Other => out.warn(
             &name,
             format!(
                 "`{key}` ({service}) deploys {repo}, which is not in a configured registry \
@@ -769,6 +1054,45 @@ fn edit_image(
     let text = texts.get(target.values)?;
     let name = rel(target.values);
     let digest = release.digests.get(target.service).map(String::as_str);
+    // This service's tag (`{service}` of the stage's tags filled in).
+    let release = &Release {
+        tag: inputs.matcher.tag_for(&release.tag, target.service),
+        ..release.clone()
+    };
+    // What this edit writes where: another service's different value at the
+    // same key would leave only the last one, silently.
+    let mut writes = vec![(
+        target.key.to_string(),
+        match (spec.pin, digest) {
+            (DigestPin::Tag, Some(d)) => format!("{}@{d}", release.tag),
+            _ => release.tag.clone(),
+        },
+    )];
+    if let (DigestPin::Key, Some(d)) = (spec.pin, digest) {
+        let digest_key = match target.key.rsplit_once('.') {
+            Some((parent, _)) => format!("{parent}.digest"),
+            None => "digest".to_string(),
+        };
+        writes.push((digest_key, d.to_string()));
+    }
+    for (key, value) in &writes {
+        let at = (name.clone(), key.clone());
+        match out.written.get(&at) {
+            Some((other, v)) if other != target.service && v != value => {
+                return Err(crate::error::BadInput(format!(
+                    "{name}: `{key}` is the image of both {other} and {}, which get different \
+                     values ({v}, {value}); one key cannot hold both, and the last would win \
+                     silently: give each service its own key in deploy.charts[].images",
+                    target.service
+                ))
+                .into());
+            }
+            _ => {
+                out.written
+                    .insert(at, (target.service.to_string(), value.clone()));
+            }
+        }
+    }
     let mut changes = Vec::new();
     let new = match chart::set_image(
         &text,
@@ -813,9 +1137,10 @@ fn edit_image(
         }
         None if inputs.registries.is_empty() => out.unverifiable.push(format!("{name}: {key}")),
         None => {
+            let repository = inputs.matcher.repository_of(service);
             for r in &inputs.registries {
                 out.verify
-                    .insert(format!("{}/{service}:{tag}", r.trim_end_matches('/')));
+                    .insert(format!("{}/{repository}:{tag}", r.trim_end_matches('/')));
             }
         }
     }

@@ -15,6 +15,7 @@ use crate::error::BadInput;
 use crate::failpoint::crash_point;
 use crate::output::actions;
 use crate::secret::{github_token_from_env, scrub, Secret};
+use crate::tag::version;
 use crate::workspace::Workspace;
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -44,6 +45,25 @@ pub struct GitopsRequest {
     /// Do not show the warnings and skipped subcharts again (a run that
     /// showed them for the same deploy already).
     pub quiet_report: bool,
+    /// The git tag this deploy is of (`v3.8.1-rc.3`): recorded in the deploy
+    /// commit, so that concurrent runs never replace the pull request branch
+    /// of a newer candidate with an older one.
+    pub order: Option<String>,
+}
+
+/// The trailer of the deploy commit naming the git tag it deploys.
+const ORDER_TRAILER: &str = "Openim-Release-Tag";
+
+/// Whether the deploy commit `message` (the branch's tip) is of a newer
+/// candidate than `ours`.
+fn newer_than(message: &str, ours: &str) -> Option<String> {
+    let theirs = message
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(&format!("{ORDER_TRAILER}: ")))?
+        .trim();
+    let (a, b) = (version::order_of(theirs)?, version::order_of(ours)?);
+    (version::compare(&a, &b) == std::cmp::Ordering::Greater).then(|| theirs.to_string())
 }
 
 /// The result of `gitops`: the `--output json` document (fields are a
@@ -85,6 +105,10 @@ pub struct GitopsReport {
     /// "nothing to change: …" (when `changed` is false).
     #[serde(skip)]
     pub up_to_date: String,
+    /// The newer candidate (git tag) the pull request branch already
+    /// proposes, left as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
 }
 
 /// Everything a deploy run works with, worked out before the clone.
@@ -122,6 +146,22 @@ impl Checkout {
             .tempdir()
             .context("creating a work directory")?;
         let dir = work.path().join("deploy");
+        if let Some(path) = local_path(url) {
+            if !path.exists() {
+                let from = if path.is_relative() {
+                    std::env::current_dir()
+                        .map(|d| format!(" (from {})", d.display()))
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                return Err(BadInput(format!(
+                    "deploy.url: {url} is a local path{from} that does not exist; write the \
+                     deploy repository's path or URL (https://…, git@host:owner/name.git)"
+                ))
+                .into());
+            }
+        }
         if !quiet {
             eprintln!("cloning {} ({base})", scrub(url, &[]));
         }
@@ -243,6 +283,9 @@ fn deploy(
         &services,
     );
     let who = author(gitops);
+    if let Some(order) = &req.order {
+        message.push_str(&format!("\n\n{ORDER_TRAILER}: {order}"));
+    }
     if gitops.signoff {
         message.push_str(&format!("\n\nSigned-off-by: {} <{}>", who.name, who.email));
     }
@@ -277,11 +320,34 @@ fn deploy(
             let sha = commit
                 .make(&plan)?
                 .context("the edits produced no change to commit")?;
-            let (tip, pushed) = commit.push_branch(&sha, branch, base_sha)?;
-            out.commit = Some(tip);
-            out.pushed = pushed;
-            let token = token.as_ref().context("GITHUB_TOKEN is needed")?;
-            open_pull_request(&mut out, token, repository, branch, base, gitops, ws.quiet)?;
+            match commit.push_branch(&sha, branch, base_sha, req.order.as_deref())? {
+                Branch::Newer(theirs) => {
+                    // The pull request is the newer candidate's to keep.
+                    note(&format!(
+                        "branch {branch} already proposes {theirs}, newer than this run's {}: \
+                         left as it is",
+                        req.order.as_deref().unwrap_or_default()
+                    ));
+                    out.superseded_by = Some(theirs);
+                }
+                Branch::Ours { tip, pushed } => {
+                    out.commit = Some(tip.clone());
+                    out.pushed = pushed;
+                    let token = token.as_ref().context("GITHUB_TOKEN is needed")?;
+                    // Only the run whose commit is the branch's tip writes the
+                    // pull request (a newer run may have replaced it since).
+                    if deploy_repo.remote_branch_tip("origin", branch)?.as_deref() == Some(&tip) {
+                        open_pull_request(
+                            &mut out, token, repository, branch, base, gitops, ws.quiet,
+                        )?;
+                    } else {
+                        note(&format!(
+                            "branch {branch} was replaced by a newer candidate meanwhile; its \
+                             run writes the pull request"
+                        ));
+                    }
+                }
+            }
         }
         DeployMode::Push => {
             let replan = || plan_edits(checkout, inputs, release);
@@ -405,6 +471,14 @@ fn prepare(ws: &Workspace, req: &GitopsRequest) -> Result<Setup> {
     })
 }
 
+/// What became of the pull request branch.
+enum Branch {
+    /// It holds this run's change: `tip`, pushed by this run or already there.
+    Ours { tip: String, pushed: bool },
+    /// It holds a newer candidate's (that git tag): left alone.
+    Newer(String),
+}
+
 /// Committing the edits in the deploy checkout and pushing them.
 struct Commit<'a> {
     repo: &'a Repo,
@@ -430,11 +504,19 @@ impl Commit<'_> {
         self.repo.commit_paths(&paths, self.message, self.author)
     }
 
-    /// pr mode: force-push `sha` (one commit on the fresh base) to `branch`,
+    /// pr mode: replace `branch` with `sha` (one commit on the fresh base),
     /// unless the branch already holds the same change on the same base
-    /// (re-runs, or a concurrent run that pushed first). Returns the
-    /// branch's commit and whether this run pushed it.
-    fn push_branch(&self, sha: &str, branch: &str, base_sha: &str) -> Result<(String, bool)> {
+    /// (re-runs, or a concurrent run that pushed first), or a newer
+    /// candidate than `order`. The replacement is a compare-and-swap against
+    /// the tip read here, so a newer candidate pushed meanwhile is never
+    /// overwritten by an older one.
+    fn push_branch(
+        &self,
+        sha: &str,
+        branch: &str,
+        base_sha: &str,
+        order: Option<&str>,
+    ) -> Result<Branch> {
         let same_as_remote = |tip: &Option<String>| -> Result<bool> {
             Ok(match tip {
                 Some(tip) => {
@@ -450,16 +532,30 @@ impl Commit<'_> {
             let remote_tip = self.repo.fetch_branch("origin", branch)?;
             if same_as_remote(&remote_tip)? {
                 self.note(&format!("branch {branch} is already up to date"));
-                return Ok((remote_tip.unwrap_or_else(|| sha.to_string()), false));
+                return Ok(Branch::Ours {
+                    tip: remote_tip.unwrap_or_else(|| sha.to_string()),
+                    pushed: false,
+                });
+            }
+            if let (Some(tip), Some(ours)) = (&remote_tip, order) {
+                if let Some(theirs) = newer_than(&self.repo.commit_message(tip)?, ours) {
+                    return Ok(Branch::Newer(theirs));
+                }
             }
             crash_point("deploy.push");
-            match self.repo.push_commit("origin", sha, branch, true) {
+            match self
+                .repo
+                .push_commit_replacing("origin", sha, branch, remote_tip.as_deref())
+            {
                 Ok(()) => {
                     crash_point("deploy.pushed");
                     self.note(&format!("pushed {} to {branch}", &sha[..7]));
-                    return Ok((sha.to_string(), true));
+                    return Ok(Branch::Ours {
+                        tip: sha.to_string(),
+                        pushed: true,
+                    });
                 }
-                Err(PushError::Rejected { .. }) if attempt < PUSH_ATTEMPTS => {
+                Err(PushError::Rejected { .. }) if attempt < PUSH_ATTEMPTS * 4 => {
                     std::thread::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)));
                 }
                 Err(e) => {
@@ -612,6 +708,23 @@ fn author(cfg: &GitopsConfig) -> Author {
 }
 
 /// `https://github.com/openimsdk/helm-charts.git` → `openimsdk/helm-charts`.
+/// The path a `deploy.url` names on this machine: `file://…`, or anything
+/// that is neither a URL with a scheme nor scp-like `[user@]host:path`.
+fn local_path(url: &str) -> Option<std::path::PathBuf> {
+    if let Some(p) = url.strip_prefix("file://") {
+        return Some(p.into());
+    }
+    if url.contains("://") {
+        return None;
+    }
+    let scp_like = match (url.find(':'), url.find('/')) {
+        (Some(colon), Some(slash)) => colon < slash,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    (!scp_like).then(|| url.into())
+}
+
 fn repository_from_url(url: &str) -> Option<String> {
     let trimmed = url.trim_end_matches('/').trim_end_matches(".git");
     let mut parts = trimmed.rsplit('/');
@@ -636,6 +749,19 @@ fn up_to_date(plan: &DeployPlan, what: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_paths_of_urls() {
+        assert_eq!(local_path("../helm-charts"), Some("../helm-charts".into()));
+        assert_eq!(
+            local_path("/srv/git/charts.git"),
+            Some("/srv/git/charts.git".into())
+        );
+        assert_eq!(local_path("file:///srv/charts"), Some("/srv/charts".into()));
+        assert_eq!(local_path("https://github.com/o/r.git"), None);
+        assert_eq!(local_path("git@github.com:o/r.git"), None);
+        assert_eq!(local_path("host:r.git"), None);
+    }
 
     #[test]
     fn repository_names_from_urls() {

@@ -5,7 +5,7 @@
 //! images existing in their registries).
 
 use crate::config::{self, Config};
-use crate::deploy::chart::ImageMatcher;
+use crate::deploy::chart::{ImageMatcher, ServiceImage};
 use crate::deploy::edits::{self, ChartSpec, DeployInputs, DeployPlan, Release};
 use crate::error::BadInput;
 use crate::output::actions;
@@ -115,9 +115,10 @@ pub fn deploy_inputs(loaded: &config::Loaded, root: &Path) -> Result<DeployInput
         .as_ref()
         .and_then(|p| std::fs::read_to_string(p).ok())
         .unwrap_or_default();
+    let all_services = services.clone();
     if !services.is_empty() {
         for (i, c) in deploy.charts.iter().enumerate() {
-            for name in c.images.keys() {
+            for name in c.images.keys().chain(c.services.iter().flatten()) {
                 if services.contains(name) {
                     continue;
                 }
@@ -137,8 +138,13 @@ pub fn deploy_inputs(loaded: &config::Loaded, root: &Path) -> Result<DeployInput
                     None => "add it to images.services (or the compose file), or fix the name"
                         .to_string(),
                 };
+                let key = if c.images.contains_key(name) {
+                    "images"
+                } else {
+                    "services"
+                };
                 return Err(BadInput(format!(
-                    "{file}{line}: deploy.charts[{i}].images: `{name}` is not a service; the \
+                    "{file}{line}: deploy.charts[{i}].{key}: `{name}` is not a service; the \
                      services are {}; {hint}",
                     services.join(", ")
                 ))
@@ -170,16 +176,47 @@ pub fn deploy_inputs(loaded: &config::Loaded, root: &Path) -> Result<DeployInput
             pin: c.digest.unwrap_or_default(),
             subchart_key: c.subchart_key.clone().unwrap_or_else(|| "image.tag".into()),
             optional_images: false,
+            image_pattern: c.image_pattern.clone(),
+            pattern_services: c.services.clone().unwrap_or_else(|| all_services.clone()),
         })
         .collect();
+    // Each service's image name and repository (images.image_names,
+    // images.repository); names only the charts know are their own.
+    let specs = crate::build::run::service_specs(root, &images)?;
+    let service_images: Vec<ServiceImage> = services
+        .iter()
+        .map(|name| match specs.iter().find(|s| &s.name == name) {
+            Some(s) => ServiceImage {
+                name: s.name.clone(),
+                image: s.image.clone(),
+                repository: s.repository.clone(),
+            },
+            None => ServiceImage::named(name),
+        })
+        .collect();
+    let t = &config.tags;
+    let tag_templates: Vec<String> = [
+        &t.dev.tags,
+        &t.rc.tags,
+        &t.release.tags,
+        &t.release.aliases,
+        &t.patch.tags,
+        &t.patch.aliases,
+        &t.nightly.tags,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
     Ok(DeployInputs {
         charts,
         manifests: deploy.manifests.clone(),
         env_files: deploy.env_files.clone(),
-        matcher: ImageMatcher::new(&images.registries, &services),
+        matcher: ImageMatcher::with_images(&images.registries, service_images, &tag_templates),
         registries: images.registries.clone(),
         insecure: images.insecure_registries.clone(),
         strict: deploy.strict,
+        env_tags: deploy.env_tags.clone(),
     })
 }
 
@@ -269,7 +306,7 @@ pub fn resolve_release(ws: &Workspace, args: &ReleaseChoice) -> Result<Resolved>
     }
     let tag =
         tag.ok_or_else(|| BadInput("no image tag: pass --stage STAGE or --image-tag TAG".into()))?;
-    if !crate::oci::reference::is_valid_tag(&tag) {
+    if !crate::oci::reference::is_valid_tag(&crate::tag::template::for_service(&tag, "service")) {
         return Err(BadInput(format!("--image-tag `{tag}` is not a valid image tag")).into());
     }
     let mut digests = match &args.digests_file {

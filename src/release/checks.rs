@@ -146,10 +146,11 @@ impl Preflight<'_> {
         };
         if stage == Stage::Release {
             if let Some(g) = git_tag {
-                if let Ok(Some(at)) = repo.tag_commit(g) {
-                    if at != head {
-                        return Some(elsewhere(g, &at, ""));
-                    }
+                match repo.tag_commit(g) {
+                    Ok(Some(at)) if at != head => return Some(elsewhere(g, &at, "")),
+                    Ok(_) => {}
+                    // A tag of a blob or a tree: refused before anything is built.
+                    Err(e) => return Some(Check::failed(name, &e)),
                 }
             }
         }

@@ -261,6 +261,11 @@ pub fn run(ws: &Workspace, req: &ReleaseRequest) -> Result<ReleaseReport> {
                 deploy_request(req, &stage_cfg, image_tag, tag.version.clone(), digests);
             // The checks showed the warnings and skipped subcharts already.
             gitops_req.quiet_report = true;
+            // rc and patch candidates replace the pull request branch only
+            // with a newer one.
+            if req.stage.is_numbered() {
+                gitops_req.order = tag.git_tag.clone();
+            }
             gitops::run_with(ws, &gitops_req, &mut kept)
         };
         report.gitops = Some(deploy().map_err(|e| e.context(StepFailed { step: "gitops" }))?);
@@ -297,6 +302,7 @@ pub(crate) fn deploy_request(
             strict: false,
         },
         quiet_report: false,
+        order: None,
     }
 }
 

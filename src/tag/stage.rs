@@ -729,13 +729,17 @@ fn release_version(
         None => String::new(),
     };
     let mut why = format!(
-        "HEAD carries no `{p}X.Y.Z` or `{p}X.Y.Z-rc.N` tag, and no release candidate{scope} \
-         on its history is newer than",
+        "HEAD carries no `{p}X.Y.Z` or `{p}X.Y.Z-rc.N` tag, and ",
         p = cfg.prefix()
     );
     match highest {
-        Some(h) => why.push_str(&format!(" the latest release {}{h}", cfg.prefix())),
-        None => why.push_str(" nothing (there is none)"),
+        Some(h) => why.push_str(&format!(
+            "no release candidate{scope} on its history is newer than the latest release {}{h}",
+            cfg.prefix()
+        )),
+        None => why.push_str(&format!(
+            "there is no release candidate{scope} on its history"
+        )),
     }
     let foreign: Vec<String> = versions
         .unreleased_rc_versions(|v| keep(v))
@@ -933,11 +937,15 @@ fn previous_nightly(facts: &Facts, tpl: &Template, marker: &str) -> Option<Strin
 }
 
 fn render_one(tpl: &Template, values: &Values, stage: &str) -> Result<String, PlanError> {
-    let rendered = tpl.render(values, stage).map_err(|e| match e {
+    // `{service}` stays in the stage's tags; each service's build and
+    // deploy fill it in (crate::tag::template::for_service).
+    let mut values = values.clone();
+    values.set("service", crate::tag::template::SERVICE);
+    let rendered = tpl.render(&values, stage).map_err(|e| match e {
         TemplateError::Unavailable { ref name, .. } if name == "branch" => PlanError::NoBranch,
         other => PlanError::Template(other),
     })?;
-    if !is_valid_tag(&rendered) {
+    if !is_valid_tag(&crate::tag::template::for_service(&rendered, "service")) {
         return Err(PlanError::InvalidTag {
             template: tpl.source().to_string(),
             rendered,

@@ -16,7 +16,20 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
     ("minor", "Y"),
     ("patch", "Z"),
     ("n", "release candidate number"),
+    (
+        "service",
+        "the service's image name (image tags only; each service gets its own)",
+    ),
 ];
+
+/// What `{service}` renders to in the tags of a stage: the placeholder
+/// itself, filled per service by [`for_service`].
+pub const SERVICE: &str = "{service}";
+
+/// A stage's tag for one service: `{service}` replaced by its image name.
+pub fn for_service(tag: &str, image_name: &str) -> String {
+    tag.replace(SERVICE, image_name)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {

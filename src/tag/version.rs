@@ -11,8 +11,9 @@
 //! - `vX.Y.Z-patch.N` is OpenIM's post-release hotfix of X.Y.Z. Unlike plain
 //!   semver it orders **after** `vX.Y.Z` and before `vX.Y.(Z+1)`; it counts as
 //!   "X.Y.Z is released" for the rc and release rules.
-//! - any other pre-release (`-alpha.N`, `-beta.N`, `-rc1`, …) and any tag with
-//!   build metadata is ignored by version math.
+//! - any other pre-release (`-alpha.N`, `-beta.N`, `-rc1`, …) orders by
+//!   semver (rc tags included: `-rc.0` < `-rc1` < `-z`) but is ignored by
+//!   version math, and so is any tag with build metadata.
 
 use semver::{BuildMetadata, Prerelease, Version};
 use std::cmp::Ordering;
@@ -35,7 +36,8 @@ pub enum TagKind {
 }
 
 impl TagKind {
-    /// The release (X.Y.Z, no pre-release) this tag belongs to.
+    /// The release (X.Y.Z, no pre-release) this tag belongs to; for another
+    /// kind of pre-release, the version as written (`3.9.0-alpha.1`).
     pub fn base(&self) -> &Version {
         match self {
             TagKind::Stable(v) | TagKind::OtherPre(v) => v,
@@ -48,26 +50,26 @@ impl TagKind {
         matches!(self, TagKind::Stable(_) | TagKind::Patch { .. })
     }
 
-    fn rank(&self) -> (u8, u64) {
+    /// The semver version this tag orders as, and the patch number of an
+    /// OpenIM patch tag (which orders right after its release).
+    fn order_key(&self) -> (Version, Option<u64>) {
         match self {
-            TagKind::OtherPre(_) => (0, 0),
-            TagKind::Rc { n, .. } => (1, *n),
-            TagKind::Stable(_) => (2, 0),
-            TagKind::Patch { n, .. } => (3, *n),
+            TagKind::Stable(v) | TagKind::OtherPre(v) => (v.clone(), None),
+            TagKind::Rc { version, n } => {
+                let mut v = version.clone();
+                v.pre = Prerelease::new(&format!("rc.{n}")).expect("rc.N is a pre-release");
+                (v, None)
+            }
+            TagKind::Patch { version, n } => (version.clone(), Some(*n)),
         }
     }
 }
 
-/// Total order of the tags we understand, as documented in the module header.
-/// `OtherPre` tags order among themselves by semver, before the rc tags.
+/// Total order of the tags we understand, as documented in the module header:
+/// semver, except that `X.Y.Z-patch.N` follows `X.Y.Z` (by N) and precedes
+/// everything semver puts after `X.Y.Z`.
 pub fn compare(a: &TagKind, b: &TagKind) -> Ordering {
-    a.base()
-        .cmp(b.base())
-        .then_with(|| a.rank().cmp(&b.rank()))
-        .then_with(|| match (a, b) {
-            (TagKind::OtherPre(x), TagKind::OtherPre(y)) => x.pre.cmp(&y.pre),
-            _ => Ordering::Equal,
-        })
+    a.order_key().cmp(&b.order_key())
 }
 
 /// Classify a git tag name. `prefix` is the version tag prefix (`v`).
@@ -101,6 +103,12 @@ fn numbered(pre: &str, kind: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// The place of a tag such as `v3.8.1-rc.3` or `3.8.1-rc.3` in the order
+/// of [`compare`], with the usual prefixes (`v`, none).
+pub fn order_of(tag: &str) -> Option<TagKind> {
+    classify(tag, "v").or_else(|| classify(tag, ""))
 }
 
 /// Parse a user-supplied version (`--version`): `X.Y.Z`, with an optional
@@ -329,6 +337,29 @@ mod tests {
                 "3.8.4"
             ]
         );
+    }
+
+    /// Regression (property test `compare_is_semver_…`): other
+    /// pre-releases used to order before every rc tag, against semver
+    /// (`-rc.0` < `-rc1`, `-rc.1` < `-z`).
+    #[test]
+    fn rc_tags_order_among_other_pre_releases_by_semver() {
+        let k = |t: &str| classify(t, "v").unwrap();
+        for (lower, higher) in [
+            ("v3.8.3-rc.0", "v3.8.3-rc1"),
+            ("v3.8.3-rc.1", "v3.8.3-z"),
+            ("v3.8.3-rc.1", "v3.8.3-rc.1.2"),
+            ("v3.8.3-rc.1.2", "v3.8.3-rc.2"),
+            ("v3.8.3-rc.99", "v3.8.3-rc.18446744073709551616"),
+            ("v3.8.3-beta.9", "v3.8.3-rc.0"),
+        ] {
+            assert_eq!(
+                compare(&k(lower), &k(higher)),
+                Ordering::Less,
+                "{lower} < {higher}"
+            );
+            assert_eq!(compare(&k(higher), &k(lower)), Ordering::Greater);
+        }
     }
 
     #[test]

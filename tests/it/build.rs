@@ -875,3 +875,46 @@ fn matrix_refuses_a_registry_it_would_ignore() {
     );
     assert!(err.contains("--push-by-digest"), "{err}");
 }
+
+/// A context or Dockerfile outside the repository (a path out of it, or a
+/// symlink out of it) is refused before anything is built: a pull request
+/// must not send the build machine's files.
+#[test]
+fn a_context_or_dockerfile_outside_the_repository_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    let repo = fixture(&["127.0.0.1:9/openimsdk".to_string()], &["linux/amd64"]);
+    std::os::unix::fs::symlink(outside.path(), repo.path().join("elsewhere")).unwrap();
+    for (service, needle) in [
+        (
+            format!(
+                "{{ name: a, context: {}, dockerfile: Dockerfile }}",
+                outside.path().display()
+            ),
+            "build context",
+        ),
+        (
+            "{ name: a, context: elsewhere, dockerfile: Dockerfile }".to_string(),
+            "build context",
+        ),
+        (
+            "{ name: a, context: ., dockerfile: elsewhere/Dockerfile }".to_string(),
+            "Dockerfile elsewhere/Dockerfile",
+        ),
+    ] {
+        repo.write(
+            "openim-release.yaml",
+            &format!(
+                "images:\n  registries: [127.0.0.1:9/openimsdk]\n  services:\n    - {service}\n"
+            ),
+        );
+        let err = fails_with(
+            bin(repo.path()).args(["build", "--tag", "t", "--dry-run"]),
+            2,
+        );
+        assert!(
+            err.contains(needle) && err.contains("leaves the repository"),
+            "{service}: {err}"
+        );
+    }
+}

@@ -767,6 +767,21 @@ const CASES: &[Case] = &[
     ),
     (
         "docs/build.md",
+        "openim-release build --load --tag dev",
+        How::Services(|| world().check(|_, out| {
+            let s = crate::services::services();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(text.lines().count(), 3 * 2, "{text}");
+            for reference in text.lines() {
+                assert!(reference.ends_with(":dev"), "{text}");
+                crate::services::docker(s, &["image", "inspect", reference])
+                    .unwrap_or_else(|e| panic!("{reference} not in the engine: {e}"));
+                assert!(crate::services::inspect_raw(reference, None).is_err(), "{reference} was pushed");
+            }
+        })),
+    ),
+    (
+        "docs/build.md",
         "openim-release build --check",
         How::Services(|| {
             let s = crate::services::services();

@@ -35,6 +35,9 @@ pub struct Services {
     pub git_url: String,
     pub git_root: PathBuf,
     pub git_token: String,
+    /// podman's Docker API (`podman system service`), the second engine;
+    /// `None` in an env file written before scripts/services started it.
+    pub podman_host: Option<String>,
 }
 
 fn from_env_file() -> Option<HashMap<String, String>> {
@@ -64,6 +67,7 @@ fn load() -> Option<Services> {
         git_url: get("OPENIM_RELEASE_TEST_GIT_URL")?,
         git_root: PathBuf::from(get("OPENIM_RELEASE_TEST_GIT_ROOT")?),
         git_token: get("OPENIM_RELEASE_TEST_GIT_TOKEN")?,
+        podman_host: get("OPENIM_RELEASE_TEST_PODMAN_HOST"),
     };
     // Only count them when the engine really answers.
     let ok = docker(&s, &["version", "--format", "{{.Server.Version}}"]).is_ok();

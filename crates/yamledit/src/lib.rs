@@ -101,9 +101,10 @@ pub enum YamlEditError {
         line: usize,
     },
     /// The path goes through a sequence or a non-null scalar.
-    #[error("key path `{path}`: `{key}` (line {line}) is {found}, not a mapping, so the path cannot go through it")]
+    #[error("key path `{path}`: {} (line {line}) is {found}, not a mapping, so the path cannot go through it", node_name(.key))]
     NotAMapping {
         path: String,
+        /// The dotted path of the node (empty for the document's top level).
         key: String,
         line: usize,
         found: String,
@@ -135,6 +136,14 @@ pub enum YamlEditError {
     /// The edited text did not read back as expected; nothing was written.
     #[error("key path `{path}`: refusing the edit because the result did not read back as expected ({reason}); the text was left unchanged")]
     Verify { path: String, reason: String },
+}
+
+fn node_name(key: &str) -> String {
+    if key.is_empty() {
+        "the document's top-level node".to_string()
+    } else {
+        format!("`{key}`")
+    }
 }
 
 fn in_parent(parent: &str) -> String {
@@ -637,7 +646,12 @@ fn parse(text: &str) -> Result<Parsed, YamlEditError> {
         (_, Some(e)) => YamlEditError::Parse {
             line: e.marker().line(),
             column: e.marker().col() + 1,
-            message: e.info().to_string(),
+            message: if e.info().contains("found a tab") {
+                // What to change: the parser only says where.
+                format!("{}: YAML indents with spaces only", e.info())
+            } else {
+                e.info().to_string()
+            },
         },
         (BuildError::Unexpected(line), None) => YamlEditError::Parse {
             line,
@@ -1304,11 +1318,7 @@ fn not_found(path: &[String], i: usize, line: usize) -> YamlEditError {
 fn not_a_mapping(path: &[String], i: usize, node: &Node) -> YamlEditError {
     YamlEditError::NotAMapping {
         path: format_path(path),
-        key: if i == 0 {
-            "the document's top-level node".to_string()
-        } else {
-            format_path(&path[..i])
-        },
+        key: format_path(&path[..i]),
         line: node.line,
         found: node.describe().to_string(),
     }
@@ -2581,6 +2591,25 @@ rpc:
             set_err("tag:\tv1\n", "tag", "v2"),
             YamlEditError::Parse { .. }
         ));
+        // Regression (corpus charts/chart-yaml-tab): it says what to change.
+        let msg = set_err("a: 1\n\tb: 2\n", "a", "3").to_string();
+        assert!(
+            msg.contains("found a tab: YAML indents with spaces only"),
+            "{msg}"
+        );
+    }
+
+    /// Regression (corpus charts/chart-is-a-list): the top level was
+    /// written in backticks, as if it were a key.
+    #[test]
+    fn a_top_level_sequence_is_named_in_words() {
+        let msg = set_err("- a: 1\n", "a", "2").to_string();
+        assert_eq!(
+            msg,
+            "key path `a`: the document's top-level node (line 1) is a sequence, not a mapping, so the path cannot go through it"
+        );
+        let msg = set_err("a: [1]\n", "a.b", "2").to_string();
+        assert!(msg.contains(": `a` (line 1) is a sequence"), "{msg}");
     }
 
     #[test]

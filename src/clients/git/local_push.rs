@@ -89,6 +89,17 @@ pub(super) fn push(
     remote: &Repository,
     spec: &Spec<'_>,
 ) -> Result<(), PushError> {
+    push_expecting(local, remote, spec, None)
+}
+
+/// [`push`]; with `expected`, a forced update too happens only while the
+/// remote ref is still at that value (`None`: it must not exist).
+pub(super) fn push_expecting(
+    local: &Repository,
+    remote: &Repository,
+    spec: &Spec<'_>,
+    expected: Option<Option<Oid>>,
+) -> Result<(), PushError> {
     if spec.src.is_empty() {
         if let Ok(mut r) = remote.find_reference(spec.dst) {
             r.delete()
@@ -101,6 +112,9 @@ pub(super) fn push(
         .or_else(|_| Oid::from_str(spec.src))
         .map_err(|_| PushError::Failed(format!("src refspec '{}' does not match", spec.src)))?;
     let old = current(remote, spec.dst)?;
+    if expected.is_some_and(|e| e != old) {
+        return Err(rejected(spec.dst, "changed by someone else (fetch first)"));
+    }
     if old == Some(new) {
         return Ok(());
     }
@@ -113,7 +127,7 @@ pub(super) fn push(
         }
     }
     transfer(local, remote, new).map_err(|e| failed("copying objects to the remote", e))?;
-    let result = if spec.force {
+    let result = if spec.force && expected.is_none() {
         remote.reference(spec.dst, new, true, "openim-release push")
     } else {
         remote.reference_matching(

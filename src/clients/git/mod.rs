@@ -1,6 +1,7 @@
 //! All access to git repositories (git2). Nothing else in the crate talks to git.
 
 mod local_push;
+mod tls_roots;
 
 use crate::secret::{github_token_from_env, scrub, Secret};
 use anyhow::{Context, Result};
@@ -30,6 +31,12 @@ pub enum GitError {
     ShallowWithoutTags { remote: String, reason: String },
     #[error("remote `{0}` does not exist; pass --remote NAME or add it with `git remote add`")]
     NoRemote(String),
+    #[error(
+        "git tag {name} points at a {kind}, not a commit, so it cannot mark a release; delete \
+         it (`git tag -d {name}`, and on the remote `git push origin :refs/tags/{name}`) or \
+         pick another version"
+    )]
+    TagNotACommit { name: String, kind: String },
     #[error(
         "this clone has no `{prefix}X.Y.Z` tags and remote `{remote}` could not be listed \
          ({reason}), so the next version cannot be known; fetch the tags with \
@@ -85,35 +92,11 @@ impl PushError {
     }
 }
 
-/// Let OpenSSL find CA certificates lazily in the hashed system directory
-/// instead of parsing the whole bundle file at start-up.
-///
-/// libgit2 initialises OpenSSL, and with it the default verify paths, on its
-/// first call; with the bundle file (which git2 points `SSL_CERT_FILE` at)
-/// that costs about 25 ms on every run, more than the rest of `tag` in a
-/// repository with 10k tags. A hashed directory (`c_rehash`, as Debian and
-/// Ubuntu ship `/etc/ssl/certs`) gives the same trust, looked up on demand.
-/// Does nothing when the user set `SSL_CERT_FILE` or `SSL_CERT_DIR`, or the
-/// directory has no hash links. Call at start-up, before any thread exists.
-pub fn prefer_lazy_tls_roots() {
-    if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
-        return;
-    }
-    let dir = Path::new("/etc/ssl/certs");
-    let hashed = std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.len() == 10
-                && name.as_bytes()[8] == b'.'
-                && name[..8].bytes().all(|b| b.is_ascii_hexdigit())
-        })
-    });
-    if hashed && Path::new("/dev/null").exists() {
-        // SAFETY-relevant: called from main before any other thread starts.
-        std::env::set_var("SSL_CERT_DIR", dir);
-        std::env::set_var("SSL_CERT_FILE", "/dev/null");
-    }
+/// Initialise libgit2 without loading CA certificates: they are loaded
+/// before the first transfer that may need them (see tls_roots). Call at
+/// start-up, before any thread exists.
+pub fn defer_tls_roots() {
+    tls_roots::defer();
 }
 
 pub struct Repo {
@@ -228,12 +211,19 @@ impl Repo {
     /// The commit a local tag points at (peeled), if the tag exists.
     pub fn tag_commit(&self, name: &str) -> Result<Option<String>> {
         match self.repo.find_reference(&format!("refs/tags/{name}")) {
-            Ok(r) => {
-                let commit = r
-                    .peel_to_commit()
-                    .with_context(|| format!("resolving tag {name}"))?;
-                Ok(Some(commit.id().to_string()))
-            }
+            Ok(r) => match r.peel_to_commit() {
+                Ok(commit) => Ok(Some(commit.id().to_string())),
+                Err(e) => match r.peel(git2::ObjectType::Any).ok().and_then(|o| o.kind()) {
+                    Some(kind) if kind != git2::ObjectType::Commit => {
+                        Err(GitError::TagNotACommit {
+                            name: name.to_string(),
+                            kind: kind.str().to_string(),
+                        }
+                        .into())
+                    }
+                    _ => Err(e).with_context(|| format!("resolving tag {name}")),
+                },
+            },
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading tag {name}")),
         }
@@ -353,6 +343,7 @@ impl Repo {
     /// fetching; `what` names the listing in errors.
     fn list_remote(&self, remote: &str, what: &str) -> Result<Vec<(String, String)>> {
         let mut r = self.find_remote(remote)?;
+        tls_roots::before_transfer(r.url().unwrap_or_default());
         let auth = Auth::for_repo(&self.repo);
         let shown = self.remote_display(remote);
         let context = || format!("listing {what} of {shown}");
@@ -488,6 +479,13 @@ impl Repo {
         let mut r = self
             .find_remote(remote)
             .map_err(|e| PushError::Failed(format!("{e:#}")))?;
+        tls_roots::before_transfer(
+            r.pushurl()
+                .ok()
+                .flatten()
+                .or(r.url().ok())
+                .unwrap_or_default(),
+        );
         let auth = Auth::for_repo(&self.repo);
         let rejection: RefCell<Option<String>> = RefCell::new(None);
         let mut callbacks = auth.callbacks();
@@ -541,6 +539,7 @@ impl Repo {
     /// Shallow-clone `branch` of `url` into `dest` (depth 1). The token goes
     /// to the transport only: the URL stored in .git/config stays as given.
     pub fn clone_shallow(url: &str, branch: &str, dest: &Path) -> Result<Repo> {
+        tls_roots::before_transfer(url);
         let auth = Auth::with_config(git2::Config::open_default().ok());
         let mut fetch = git2::FetchOptions::new();
         fetch.remote_callbacks(auth.callbacks());
@@ -592,6 +591,7 @@ impl Repo {
             .map(|(_, oid)| oid);
         let Some(tip) = listed else { return Ok(None) };
         let mut r = self.find_remote(remote)?;
+        tls_roots::before_transfer(r.url().unwrap_or_default());
         let auth = Auth::for_repo(&self.repo);
         let mut fetch = git2::FetchOptions::new();
         fetch.remote_callbacks(auth.callbacks());
@@ -604,15 +604,38 @@ impl Repo {
         let spec = format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}");
         let shown = self.remote_display(remote);
         debug!("fetch {spec} from {shown} (depth 1)");
-        r.fetch(&[spec.as_str()], Some(&mut fetch), None)
-            .map_err(|e| {
-                let msg = auth.scrub(e.message());
-                debug!("fetch from {shown} failed: {msg}");
-                anyhow::anyhow!(msg)
-            })
-            .with_context(|| format!("fetching {branch} from {shown}"))?;
-        debug!("fetch from {shown}: {branch} is at {tip}");
-        Ok(Some(tip))
+        // A server busy with many clients at once may drop one: tried again.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match r.fetch(&[spec.as_str()], Some(&mut fetch), None) {
+                Ok(()) => break,
+                Err(e) if attempt < 4 && e.class() == ErrorClass::Net => {
+                    debug!(
+                        "fetch from {shown} failed ({}); trying again",
+                        auth.scrub(e.message())
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(300 * attempt));
+                }
+                Err(e) => {
+                    let msg = auth.scrub(e.message());
+                    debug!("fetch from {shown} failed: {msg}");
+                    return Err(anyhow::anyhow!(msg))
+                        .with_context(|| format!("fetching {branch} from {shown}"));
+                }
+            }
+        }
+        // What was fetched, which may be newer than what was listed (the
+        // branch moved in between): the objects here are of that one.
+        let fetched = self
+            .repo
+            .find_reference(&format!("refs/remotes/{remote}/{branch}"))
+            .ok()
+            .and_then(|r| r.target())
+            .map(|oid| oid.to_string())
+            .unwrap_or(tip);
+        debug!("fetch from {shown}: {branch} is at {fetched}");
+        Ok(Some(fetched))
     }
 
     /// The tree id of a commit.
@@ -676,6 +699,143 @@ impl Repo {
 
     /// Push `sha` to `refs/heads/<branch>` of `remote`; `force` replaces
     /// whatever is there.
+    /// Force-push commit `sha` to `branch` of `remote`, only while the
+    /// branch is still at `expected` (`None`: it must not exist): a
+    /// compare-and-swap, so a concurrent change is a rejection, never lost.
+    /// Over the network the branch is read and pushed on one connection, and
+    /// the remote (git's receive-pack, GitHub) compares under the ref's lock.
+    pub fn push_commit_replacing(
+        &self,
+        remote: &str,
+        sha: &str,
+        branch: &str,
+        expected: Option<&str>,
+    ) -> Result<(), PushError> {
+        let refname = format!("refs/heads/{branch}");
+        let tmp = format!("refs/openim-release/push/{branch}");
+        let oid = git2::Oid::from_str(sha).map_err(|e| PushError::Failed(e.to_string()))?;
+        let expected = expected
+            .map(git2::Oid::from_str)
+            .transpose()
+            .map_err(|e| PushError::Failed(e.to_string()))?;
+        self.repo
+            .reference(&tmp, oid, true, "openim-release push")
+            .map_err(|e| PushError::Failed(e.to_string()))?;
+        let spec = format!("+{tmp}:{refname}");
+        let url = self
+            .find_remote(remote)
+            .map_err(|e| PushError::Failed(format!("{e:#}")))?
+            .url()
+            .ok()
+            .map(str::to_string);
+        let shown = self.remote_display(remote);
+        let was = expected.map_or_else(|| "absent".to_string(), |o| o.to_string());
+        debug!("push {spec} to {shown} (only while {refname} is {was})");
+        let result = match url.and_then(|u| local_push::local_path(&u, &self.root)) {
+            Some(path) => match local_push::Spec::parse(&spec) {
+                Some(parsed) => local_push::open(&path).and_then(|remote_repo| {
+                    local_push::push_expecting(&self.repo, &remote_repo, &parsed, Some(expected))
+                }),
+                None => Err(PushError::Failed(format!("invalid refspec {spec}"))),
+            },
+            None => self.push_transport_expecting(remote, &spec, &refname, expected),
+        };
+        match &result {
+            Ok(()) => debug!("push {spec} to {shown}: done"),
+            Err(PushError::Rejected { refname, reason }) => {
+                debug!("push {spec} to {shown}: {refname} rejected: {reason}")
+            }
+            Err(PushError::Failed(msg)) => debug!("push {spec} to {shown}: failed: {msg}"),
+        }
+        if let Ok(mut r) = self.repo.find_reference(&tmp) {
+            let _ = r.delete();
+        }
+        result
+    }
+
+    /// A forced push of one refspec through the transport, refused unless
+    /// the remote advertises `refname` at `expected` on the same connection.
+    fn push_transport_expecting(
+        &self,
+        remote: &str,
+        spec: &str,
+        refname: &str,
+        expected: Option<git2::Oid>,
+    ) -> Result<(), PushError> {
+        let mut r = self
+            .find_remote(remote)
+            .map_err(|e| PushError::Failed(format!("{e:#}")))?;
+        let auth = Auth::for_repo(&self.repo);
+        let shown = self.remote_display(remote);
+        let mut conn = r
+            .connect_auth(Direction::Push, Some(auth.callbacks()), None)
+            .map_err(|e| PushError::Failed(auth.scrub(e.message())))?;
+        let current = conn
+            .list()
+            .map_err(|e| PushError::Failed(auth.scrub(e.message())))?
+            .iter()
+            .find(|h| h.name() == refname)
+            .map(|h| h.oid());
+        if current != expected {
+            debug!("push to {shown}: {refname} moved since it was read; not pushing");
+            return Err(PushError::Rejected {
+                refname: refname.to_string(),
+                reason: "changed by someone else (fetch first)".into(),
+            });
+        }
+        let rejection: RefCell<Option<String>> = RefCell::new(None);
+        let mut callbacks = auth.callbacks();
+        callbacks.push_update_reference(|_, status| {
+            if let Some(msg) = status {
+                *rejection.borrow_mut() = Some(msg.to_string());
+            }
+            Ok(())
+        });
+        let mut opts = PushOptions::new();
+        opts.remote_callbacks(callbacks);
+        // The same connection: the remote compares against what it showed.
+        let pushed = conn.remote().push(&[spec], Some(&mut opts));
+        drop(opts);
+        match (pushed, rejection.into_inner()) {
+            (Ok(()), None) => Ok(()),
+            (Ok(()), Some(reason)) => Err(PushError::Rejected {
+                refname: refname.to_string(),
+                reason,
+            }),
+            (Err(e), _) => {
+                let msg = auth.scrub(e.message());
+                if e.class() == ErrorClass::Reference {
+                    Err(PushError::Rejected {
+                        refname: refname.to_string(),
+                        reason: msg,
+                    })
+                } else {
+                    Err(PushError::Failed(msg))
+                }
+            }
+        }
+    }
+
+    /// The commit `branch` of `remote` is at (`ls-remote`), if it exists.
+    pub fn remote_branch_tip(&self, remote: &str, branch: &str) -> Result<Option<String>> {
+        let want = format!("refs/heads/{branch}");
+        Ok(self
+            .list_remote(remote, "branches")?
+            .into_iter()
+            .find(|(name, _)| *name == want)
+            .map(|(_, oid)| oid))
+    }
+
+    /// The message of a commit.
+    pub fn commit_message(&self, sha: &str) -> Result<String> {
+        let oid = git2::Oid::from_str(sha).context("parsing commit sha")?;
+        let commit = self
+            .repo
+            .find_commit(oid)
+            .with_context(|| format!("reading commit {sha}"))?;
+        Ok(commit.message().unwrap_or_default().to_string())
+    }
+
     pub fn push_commit(
         &self,
         remote: &str,
@@ -755,10 +915,13 @@ impl Repo {
     }
 }
 
-/// Credentials for HTTPS and SSH remotes, tried in order, each once:
+/// Credentials for HTTPS and SSH remotes, tried in order, each a few times:
 /// `GITHUB_TOKEN`/`GH_TOKEN` as user `x-access-token`; the basic-auth
 /// `http.<url>.extraheader` that actions/checkout leaves in .git/config;
 /// git's credential helpers; the SSH agent.
+/// How often one credential is offered in one operation.
+const CREDENTIAL_OFFERS: usize = 3;
+
 struct Auth {
     token: Option<Secret>,
     header_basic: Vec<(String, Secret)>,
@@ -790,9 +953,12 @@ impl Auth {
         scrub(text, &secrets)
     }
 
+    /// Whether credential `name` may be offered (again). libgit2 asks once
+    /// per connection, and a busy server closes connections, so each is
+    /// offered a few times; a refused one still ends the loop.
     fn first_untried(&self, name: &'static str) -> bool {
         let mut tried = self.tried.borrow_mut();
-        if tried.contains(&name) {
+        if tried.iter().filter(|t| **t == name).count() >= CREDENTIAL_OFFERS {
             false
         } else {
             tried.push(name);
@@ -843,7 +1009,7 @@ impl Auth {
             }
             debug!("credentials asked for {shown} ({allowed:?}): nothing left to offer");
             // What was offered and refused (a helper may have had nothing).
-            let refused: Vec<&str> = self
+            let mut refused: Vec<&str> = self
                 .tried
                 .borrow()
                 .iter()
@@ -853,6 +1019,7 @@ impl Auth {
                     _ => None,
                 })
                 .collect();
+            refused.dedup();
             Err(git2::Error::from_str(&if refused.is_empty() {
                 "authentication failed: no working credentials; set GITHUB_TOKEN (or \
                  GH_TOKEN) or configure a git credential helper"
