@@ -416,7 +416,7 @@ impl Registry {
         let accept = oci::ACCEPT_MANIFESTS.join(", ");
         let resp = self
             .send(repo, &what, || {
-                self.http.head(&url).header(ACCEPT, accept.as_str())
+                self.http().head(&url).header(ACCEPT, accept.as_str())
             })
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
@@ -444,7 +444,7 @@ impl Registry {
     ) -> Result<Option<Vec<u8>>, RegistryError> {
         let url = self.url(repo, &format!("blobs/{digest}"));
         let what = format!("reading blob {} in {repo}", short(digest));
-        let resp = self.send(repo, &what, || self.http.get(&url)).await?;
+        let resp = self.send(repo, &what, || self.http().get(&url)).await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
