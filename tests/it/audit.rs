@@ -64,6 +64,7 @@ impl Released {
         let creds = (prefix.host == self.s.auth_registry).then(|| Credentials {
             username: self.s.auth_user.clone(),
             password: Secret::new(self.s.auth_password.clone()).unwrap(),
+            identity_token: false,
             source: "test".into(),
         });
         let ns_path = prefix.namespace.clone();
