@@ -568,7 +568,7 @@ pub struct InitArgs {
     /// Overwrite an existing openim-release.yaml.
     #[arg(long)]
     pub force: bool,
-    /// Only print the proposal; write nothing.
-    #[arg(long)]
+    /// Only print the proposal; write nothing (`--dry-run` is the same).
+    #[arg(long, alias = "dry-run")]
     pub print: bool,
 }

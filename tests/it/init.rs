@@ -70,6 +70,9 @@ fn init_finds_services_from_cmd_when_there_is_no_compose_file() {
         !repo.path().join("openim-release.yaml").exists(),
         "--print writes nothing"
     );
+    // `--dry-run`, as the other commands spell it, is the same.
+    assert_eq!(stdout_ok(repo.bin().args(["init", "--dry-run"])), out);
+    assert!(!repo.path().join("openim-release.yaml").exists());
     for (name, cmd) in [
         ("openim-api", "cmd/openim-api"),
         ("openim-push", "cmd/openim-push"),
