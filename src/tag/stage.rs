@@ -447,9 +447,18 @@ pub fn plan(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<TagPlan, P
                 ));
             }
             plan.git_tag_state = Some(state);
-            plan.git_tag = Some(git_tag);
+            plan.git_tag = Some(git_tag.clone());
             plan.tags = render_all(&cfg.release.tags, &values, stage)?;
-            if req.aliases {
+            // A patch of this version is newer content than the release: the
+            // aliases stay with the patch that moved them (a re-run of the
+            // release must not move `latest` back to older images).
+            let patched = versions.highest_patch(&version);
+            if let (true, Some(n)) = (req.aliases, patched) {
+                plan.notes.push(format!(
+                    "aliases left out: {git_tag}-patch.{n} is newer than {git_tag}, so they stay with its patches"
+                ));
+            }
+            if req.aliases && patched.is_none() {
                 add_aliases(
                     &mut plan.tags,
                     &cfg.release.aliases,
@@ -1132,6 +1141,33 @@ mod tests {
         r.aliases = false;
         let p = run(&facts(Some("main"), &[], &["v3.9.0"]), &r);
         assert_eq!(p.tags, ["release-v3.9.0", "v3.9.0", "3.9.0"]);
+    }
+
+    #[test]
+    fn a_patched_release_moves_no_alias_when_run_again() {
+        // Re-running the release of 3.8.3 after its patches: `latest` stays
+        // with v3.8.3-patch.16.
+        let f = facts(
+            Some("release-v3.8.3"),
+            &["v3.8.2", "v3.8.3-patch.15", "v3.8.3-patch.16"],
+            &["v3.8.3"],
+        );
+        let p = run(&f, &req(Stage::Release));
+        assert_eq!(p.tags, ["release-v3.8.3", "v3.8.3", "3.8.3"]);
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("v3.8.3-patch.16 is newer")),
+            "{:?}",
+            p.notes
+        );
+        // Before its first patch, the release moves them.
+        let f = facts(Some("release-v3.8.3"), &["v3.8.2"], &["v3.8.3"]);
+        let p = run(&f, &req(Stage::Release));
+        assert_eq!(
+            p.tags,
+            ["release-v3.8.3", "v3.8.3", "3.8.3", "3.8", "3", "latest"]
+        );
     }
 
     #[test]
