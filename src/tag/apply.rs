@@ -448,6 +448,9 @@ impl Ctx<'_> {
         if stage == Stage::Dev {
             return Ok(facts);
         }
+        if stage == Stage::Patch {
+            facts.branches = self.repo.branch_names()?;
+        }
         let local = self.repo.tags()?;
         let tags_cfg = &self.config.tags;
         let nightly = Template::parse(&tags_cfg.nightly.git_tag)

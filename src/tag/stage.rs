@@ -80,6 +80,9 @@ pub struct Facts {
     /// Asked tags whose place cannot be told here (a shallow clone's history
     /// is cut): a rule that depends on one refuses rather than guess.
     pub unknown: BTreeSet<String>,
+    /// The repository's branch names, local and remote-tracking (patch:
+    /// to name the branch of a release in a hint). May be empty.
+    pub branches: Vec<String>,
 }
 
 /// What the user asked for.
@@ -844,11 +847,40 @@ fn patch_version(
     match versions.highest_released(|v| v.major == nearest.major && v.minor == nearest.minor) {
         Some(newest) if newest > nearest => Err(PlanError::NoPatchVersion(format!(
             "HEAD's history holds {p}{nearest}, but {p}{newest} is the latest release of its \
-             line; check out the branch of {p}{newest} (such as `{newest}-patch`), or patch \
-             {nearest} on purpose with --version {nearest}",
-            p = cfg.prefix()
+             line; check out the branch of {p}{newest} ({branches}), or patch {nearest} on \
+             purpose with --version {nearest}",
+            p = cfg.prefix(),
+            branches = branches_of(&facts.branches, newest, &cfg.release_branch)
         ))),
         _ => Ok(nearest.clone()),
+    }
+}
+
+/// The branches that release `v` (by `tags.release_branch`), as a hint:
+/// those of the version itself, else those of its line, else an example.
+fn branches_of(branches: &[String], v: &Version, pattern: &str) -> String {
+    let of = |exact: bool| -> Vec<String> {
+        branches
+            .iter()
+            .filter(|b| {
+                branch_target(Some(b), pattern).is_some_and(|t| {
+                    t.in_line(v)
+                        && if exact {
+                            t.patch == Some(v.patch)
+                        } else {
+                            t.patch.is_none()
+                        }
+                })
+            })
+            .map(|b| format!("`{b}`"))
+            .collect()
+    };
+    let exact = of(true);
+    let found = if exact.is_empty() { of(false) } else { exact };
+    if found.is_empty() {
+        format!("such as `{v}-patch`")
+    } else {
+        found.join(" or ")
     }
 }
 
@@ -1000,6 +1032,7 @@ mod tests {
             head_tags: head.iter().map(|s| s.to_string()).collect(),
             reachable: head.iter().map(|s| s.to_string()).collect(),
             unknown: BTreeSet::new(),
+            branches: Vec::new(),
         }
     }
 
@@ -1141,6 +1174,36 @@ mod tests {
         r.aliases = false;
         let p = run(&facts(Some("main"), &[], &["v3.9.0"]), &r);
         assert_eq!(p.tags, ["release-v3.9.0", "v3.9.0", "3.9.0"]);
+    }
+
+    #[test]
+    fn patching_an_old_release_names_the_branch_of_the_latest() {
+        let mut f = facts(Some("main"), &["v1.8.2", "v1.8.4"], &[]);
+        f.reachable.remove("v1.8.4");
+        let err = |f: &Facts| {
+            plan(f, &req(Stage::Patch), &TagsConfig::default())
+                .unwrap_err()
+                .to_string()
+        };
+        // No branch of 1.8.4 known: an example.
+        assert!(err(&f).contains("(such as `1.8.4-patch`)"), "{}", err(&f));
+        // chat's own: `v1.8.4-patch` and `release-v1.8.4`, before the line's.
+        f.branches = [
+            "main",
+            "release-v1.8",
+            "release-v1.8.4",
+            "v1.8.4-patch",
+            "v1.8.2-patch",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert!(
+            err(&f).contains("check out the branch of v1.8.4 (`release-v1.8.4` or `v1.8.4-patch`)"),
+            "{}",
+            err(&f)
+        );
+        f.branches = vec!["main".into(), "release-v1.8".into()];
+        assert!(err(&f).contains("(`release-v1.8`)"), "{}", err(&f));
     }
 
     #[test]

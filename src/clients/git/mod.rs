@@ -169,6 +169,28 @@ impl Repo {
             .and_then(|r| r.url().ok().map(str::to_string))
     }
 
+    /// The names of the local branches and of the remote-tracking ones
+    /// (without their remote: `origin/release-v3.8` is `release-v3.8`),
+    /// sorted, each once.
+    pub fn branch_names(&self) -> Result<Vec<String>> {
+        let mut names = std::collections::BTreeSet::new();
+        for branch in self.repo.branches(None).context("listing the branches")? {
+            let (branch, kind) = branch.context("reading a branch")?;
+            let Ok(Some(name)) = branch.name() else {
+                continue;
+            };
+            let name = match kind {
+                git2::BranchType::Local => name,
+                git2::BranchType::Remote => match name.split_once('/') {
+                    Some((_, rest)) if rest != "HEAD" => rest,
+                    _ => continue,
+                },
+            };
+            names.insert(name.to_string());
+        }
+        Ok(names.into_iter().collect())
+    }
+
     pub fn is_shallow(&self) -> bool {
         self.repo.is_shallow()
     }
