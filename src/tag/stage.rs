@@ -14,7 +14,7 @@ use crate::config::{AliasPolicy, TagsConfig};
 use crate::oci::reference::is_valid_tag;
 use crate::tag::branch::{distinct_branch_tag, sanitize_branch};
 use crate::tag::template::{Template, TemplateError, Values};
-use crate::tag::version::{bump, classify, Bump, TagKind, VersionTags};
+use crate::tag::version::{bump, classify, unread_releases_from, Bump, TagKind, VersionTags};
 use chrono::NaiveDate;
 use regex::Regex;
 use semver::Version;
@@ -172,6 +172,13 @@ pub enum PlanError {
     UnknownHistory(String, &'static str),
     #[error("{0}")]
     PrefixMismatch(String),
+    #[error(
+        "the answer would be {computed}, but tags in a form `tag` does not read name it or a \
+         newer version: {tags}; computed from the tags it reads, the version would go \
+         backwards. Pass --version X.Y.Z to say which version this is (see docs/tag.md, \
+         \"Tags that are not read\")"
+    )]
+    UnreadReleases { tags: String, computed: String },
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error("tag template `{template}` renders `{rendered}`, which is not a valid image tag ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}})")]
@@ -486,6 +493,11 @@ pub fn plan(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<TagPlan, P
             plan.git_tag_state = Some(state_of(facts, &git_tag));
             plan.git_tag = Some(git_tag);
         }
+    }
+    if let (Stage::Rc | Stage::Release | Stage::Patch, false, Some(v)) =
+        (req.stage, req.existing, &plan.version)
+    {
+        check_unread_releases(facts, req, cfg, v, &mut plan.notes)?;
     }
     Ok(plan)
 }
@@ -856,6 +868,41 @@ fn patch_version(
     }
 }
 
+/// Refuses a version computed from history when a tag shaped like a release
+/// of it or a newer one is in a form the rules do not read (the answer
+/// would go backwards); with `--version` the user has said which version it
+/// is, and a note lists them.
+fn check_unread_releases(
+    facts: &Facts,
+    req: &Request,
+    cfg: &TagsConfig,
+    computed: &Version,
+    notes: &mut Vec<String>,
+) -> Result<(), PlanError> {
+    let unread = unread_releases_from(
+        facts.tags.iter().map(String::as_str),
+        cfg.prefix(),
+        computed,
+    );
+    if unread.is_empty() {
+        return Ok(());
+    }
+    let mut tags: Vec<String> = unread.iter().take(3).map(|(n, _)| n.to_string()).collect();
+    if unread.len() > 3 {
+        tags.push(format!("and {} more", unread.len() - 3));
+    }
+    let tags = tags.join(", ");
+    let computed = format!("{}{computed}", cfg.prefix());
+    if req.version.is_some() {
+        notes.push(format!(
+            "tags in a form `tag` does not read name {computed} or a newer version: {tags}; \
+             the aliases (latest, X.Y, X) are computed without them"
+        ));
+        return Ok(());
+    }
+    Err(PlanError::UnreadReleases { tags, computed })
+}
+
 /// The branches that release `v` (by `tags.release_branch`), as a hint:
 /// those of the version itself, else those of its line, else an example.
 fn branches_of(branches: &[String], v: &Version, pattern: &str) -> String {
@@ -1204,6 +1251,55 @@ mod tests {
         );
         f.branches = vec!["main".into(), "release-v1.8".into()];
         assert!(err(&f).contains("(`release-v1.8`)"), "{}", err(&f));
+    }
+
+    #[test]
+    fn newer_releases_in_an_unread_form_stop_the_computation() {
+        // openim-docker: v3.7.0-v1.7.0 and v3.8 above the v3.5.0 it reads.
+        let f = facts(
+            Some("main"),
+            &[
+                "v3.5.0",
+                "v3.6.0-v1.6.0",
+                "v3.7.0-v1.7.0",
+                "v3.8",
+                "v3.3.0-beta.1",
+            ],
+            &[],
+        );
+        // A release promoting an rc of 3.5.1 goes backwards too.
+        let at_rc = facts(
+            Some("main"),
+            &["v3.5.0", "v3.7.0-v1.7.0", "v3.8"],
+            &["v3.5.1-rc.0"],
+        );
+        for (stage, f) in [
+            (Stage::Rc, &f),
+            (Stage::Patch, &f),
+            (Stage::Release, &at_rc),
+        ] {
+            let err = plan(f, &req(stage), &TagsConfig::default()).unwrap_err();
+            assert!(
+                matches!(&err, PlanError::UnreadReleases { tags, .. } if tags.starts_with("v3.8, v3.7.0-v1.7.0")),
+                "{stage:?}: {err}"
+            );
+        }
+        // --version says which: computed; below those tags with a note.
+        let mut r = req(Stage::Rc);
+        r.version = Some(Version::new(3, 9, 0));
+        let p = plan(&f, &r, &TagsConfig::default()).unwrap();
+        assert_eq!(p.tags, ["v3.9.0-rc.0", "rc0"]);
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+        r.version = Some(Version::new(3, 7, 1));
+        let p = plan(&f, &r, &TagsConfig::default()).unwrap();
+        assert_eq!(p.tags, ["v3.7.1-rc.0", "rc0"]);
+        assert!(p.notes.iter().any(|n| n.contains("v3.8")), "{:?}", p.notes);
+        // On a branch of a newer line the answer is ahead of them.
+        let on_line = facts(Some("release-v3.9"), &["v3.5.0", "v3.8"], &[]);
+        let p = plan(&on_line, &req(Stage::Rc), &TagsConfig::default()).unwrap();
+        assert_eq!(p.tags, ["v3.9.0-rc.0", "rc0"]);
+        // dev and nightly have no version to get wrong.
+        assert!(plan(&f, &req(Stage::Nightly), &TagsConfig::default()).is_ok());
     }
 
     #[test]

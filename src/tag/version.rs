@@ -127,6 +127,62 @@ pub fn parse_user_version(text: &str) -> Result<Version, String> {
     Ok(v)
 }
 
+/// Tags that look like releases but are in a form the rules do not read
+/// (`v3.8`, `v3.7.0-v1.7.0` — openim-docker's server-and-chat tags —,
+/// `v3.8.3.1`, `v3.9.0-1`) whose version is `floor` or above: a version
+/// computed as `floor` from the tags the rules read would go backwards.
+/// Pre-releases named by a word (`-alpha.1`, `-beta.2`, `-bate.4`, `-rc0`)
+/// are pre-releases, not listed. Highest first.
+pub fn unread_releases_from<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    prefix: &str,
+    floor: &Version,
+) -> Vec<(&'a str, Version)> {
+    let mut found: Vec<(&str, Version)> = names
+        .into_iter()
+        .filter_map(|name| {
+            let version = release_shaped(name, prefix)?;
+            (version >= *floor).then_some((name, version))
+        })
+        .collect();
+    found.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    found
+}
+
+/// The X.Y.Z of a tag shaped like a release the rules do not read.
+fn release_shaped(name: &str, prefix: &str) -> Option<Version> {
+    if let Some(kind) = classify(name, prefix) {
+        // Read ones are no concern; another pre-release only when its first
+        // identifier is a version or a number rather than a word.
+        let TagKind::OtherPre(v) = kind else {
+            return None;
+        };
+        let first = v.pre.as_str().split('.').next().unwrap_or_default();
+        let versionish = first.bytes().all(|b| b.is_ascii_digit())
+            || (first.starts_with(['v', 'V']) && first[1..].bytes().all(|b| b.is_ascii_digit()));
+        return versionish.then(|| Version::new(v.major, v.minor, v.patch));
+    }
+    let rest = name.strip_prefix(prefix)?;
+    let mut parts = rest.splitn(4, '.');
+    let num = |p: Option<&str>| -> Option<u64> {
+        let p = p?;
+        (!p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse().ok())
+            .flatten()
+    };
+    let major = num(parts.next())?;
+    let minor = num(parts.next())?;
+    match (parts.next(), parts.next()) {
+        // `v3.8`
+        (None, None) => Some(Version::new(major, minor, 0)),
+        // `v3.8.3.1`
+        (Some(patch), Some(fourth)) if num(Some(fourth)).is_some() => {
+            Some(Version::new(major, minor, num(Some(patch))?))
+        }
+        _ => None,
+    }
+}
+
 /// Which part of a version to bump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -256,6 +312,55 @@ impl VersionTags {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unread_release_shapes_from_a_version() {
+        // openim-docker's tags: v3.5.0 is the highest it reads.
+        let tags = [
+            "v3.5.0",
+            "v3.3.0-beta.2",
+            "v3.6.0-v1.6.0",
+            "v3.6.1-beta.0-v1.6.1-beta.0",
+            "v3.7.0-v1.7.0",
+            "v3.8",
+            "v2.04",
+            "v3.9.0-alpha.1",
+            "v3.3.3-bate.4",
+            "v2.3.0-rc0",
+            "v3.8.3.1",
+            "v3.9.0-1",
+            "openim-api-0.1.13",
+            "nightly",
+            "v3.x",
+        ];
+        let found: Vec<&str> = unread_releases_from(tags, "v", &Version::new(3, 5, 1))
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "v3.9.0-1",
+                "v3.8.3.1",
+                "v3.8",
+                "v3.7.0-v1.7.0",
+                "v3.6.0-v1.6.0"
+            ]
+        );
+        // `v3.8` is 3.8.0: computing 3.8.0 goes back to it too.
+        assert_eq!(
+            unread_releases_from(["v3.8"], "v", &Version::new(3, 8, 0)).len(),
+            1
+        );
+        // open-im-server's odd ones are all below its 3.8.4.
+        let odd = ["v2.04", "v3.3.3-bate.4", "v2.3.0-rc0"];
+        assert!(unread_releases_from(odd, "v", &Version::new(3, 8, 4)).is_empty());
+        // Without a prefix.
+        assert_eq!(
+            unread_releases_from(["3.1", "v9.9"], "", &Version::new(1, 0, 0)).len(),
+            1
+        );
+    }
+
     use super::*;
 
     fn v(s: &str) -> Version {

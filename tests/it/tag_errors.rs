@@ -195,3 +195,29 @@ fn a_closed_stdout_ends_quietly() {
         assert_eq!(out.status.code(), Some(0), "{stderr}");
     }
 }
+
+#[test]
+fn newer_releases_in_a_form_not_read_refuse_rather_than_go_backwards() {
+    // openim-docker's tags: server-and-chat versions and a two-part tag
+    // above the newest vX.Y.Z.
+    let repo = TestRepo::new();
+    repo.tag(&["v3.5.0"]);
+    repo.commit("3.6");
+    repo.tag(&["v3.6.0-v1.6.0"]);
+    repo.commit("3.8");
+    repo.tag(&["v3.8", "v3.9.0-alpha.1"]);
+    repo.commit("work");
+    for stage in ["rc", "patch"] {
+        let err = fails_with(repo.bin().args(["tag", "--stage", stage, "--create"]), 2);
+        let line = one_line(&err);
+        assert!(line.contains("v3.8, v3.6.0-v1.6.0"), "{line}");
+        assert!(line.contains("--version X.Y.Z"), "{line}");
+    }
+    assert_eq!(repo.git(&["tag", "--points-at", "HEAD"]).trim(), "");
+    // Saying which version it is works.
+    let out = stdout_ok(
+        repo.bin()
+            .args(["tag", "--stage", "rc", "--version", "3.9.0"]),
+    );
+    assert_eq!(lines(&out), ["v3.9.0-rc.0", "rc0"]);
+}
