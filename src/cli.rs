@@ -146,6 +146,22 @@ pub enum Command {
     )]
     Plan(ReleaseCmdArgs),
 
+    /// Release notes of a version's git tag: the changes since the previous release, by type, service and contributor. Publishes nothing.
+    #[command(
+        long_about = "Release notes of a version's git tag (vX.Y.Z, vX.Y.Z-rc.N, vX.Y.Z-patch.N): \
+            the commits since the previous release of the same line, in conventional-commit \
+            groups (changelog.groups), with their pull requests, the contributors, and a section \
+            per service from the paths each commit touched. The same notes `release` publishes \
+            as the GitHub Release of the tag, printed as Markdown (for a release pull request or \
+            a changelog file); nothing is published unless --publish. A tag that does not exist yet ends the \
+            notes at HEAD (or --to).",
+        after_help = "Examples:\n  \
+            openim-release notes --tag v3.8.1\n  \
+            openim-release notes --tag v3.9.0 --from v3.8.0 --output json\n  \
+            openim-release notes --tag v3.8.1 --digests build.json > notes.md"
+    )]
+    Notes(NotesArgs),
+
     /// Write openim-release.yaml (or --config FILE) from what the repository has: compose build file, Dockerfiles, charts, .env files, the registries its workflows push to.
     Init(InitArgs),
 
@@ -192,6 +208,29 @@ pub struct ReleaseCmdArgs {
     /// Nightly: run even when nothing changed since the previous nightly.
     #[arg(long)]
     pub force: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct NotesArgs {
+    /// The version's git tag the notes are of.
+    #[arg(long, value_name = "TAG")]
+    pub tag: String,
+    /// Start after this tag instead of the previous release of the same line.
+    #[arg(long, value_name = "TAG")]
+    pub from: Option<String>,
+    /// End at this commit instead of the tag's [default: the tag, else HEAD].
+    #[arg(long, value_name = "REV")]
+    pub to: Option<String>,
+    /// `build --output json` output: adds the images with their tags and digests.
+    #[arg(long, value_name = "FILE")]
+    pub digests: Option<PathBuf>,
+    /// Also create or update the tag's GitHub Release with these notes, as
+    /// `release` does (to finish one whose GitHub Release step failed).
+    #[arg(long)]
+    pub publish: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

@@ -5,6 +5,7 @@ pub mod build;
 pub mod chart;
 pub mod gitops;
 pub mod init;
+pub mod notes;
 pub mod release;
 pub mod tag;
 
@@ -19,6 +20,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Gitops(args) => gitops::run(&cli.global, args),
         Command::Release(args) => release::run(&cli.global, args, args.dry_run),
         Command::Plan(args) => release::run(&cli.global, args, true),
+        Command::Notes(args) => notes::run(&cli.global, args),
         Command::Init(args) => init::run(&cli.global, args),
         Command::Schema => {
             print!("{}", crate::config::json_schema());

@@ -23,6 +23,8 @@ mod gitops;
 mod identity_token;
 mod init;
 mod msrv;
+mod notes;
+mod notify;
 mod naming;
 mod properties;
 mod proxy;

@@ -2,5 +2,6 @@
 
 pub mod build;
 pub mod deploy;
+pub mod notes;
 pub mod release;
 mod tag;

@@ -1,0 +1,217 @@
+//! The notes as Markdown (the GitHub Release's body, a changelog entry).
+//! Pure.
+
+use super::commits::Entry;
+use super::Notes;
+use crate::config::notes::ChangelogConfig;
+use std::fmt::Write;
+
+/// The Markdown of `notes`, grouped as `cfg` says; `web` is the GitHub web
+/// address links start with.
+pub fn markdown(notes: &Notes, cfg: &ChangelogConfig, web: &str) -> String {
+    let repo_url = notes.repository.as_ref().map(|r| format!("{web}/{r}"));
+    let link = |text: &str, path: &str| match &repo_url {
+        Some(base) => format!("[{text}]({base}/{path})"),
+        None => text.to_string(),
+    };
+    let mut md = String::new();
+    let n = notes.entries.len();
+    let since = match &notes.previous {
+        Some(p) => format!("since {}", link(p, &format!("releases/tag/{p}"))),
+        None => "since the first commit".to_string(),
+    };
+    let _ = writeln!(
+        md,
+        "{} {since} ({}).",
+        count(n, "change", "changes"),
+        count(notes.counts.commits, "commit", "commits")
+    );
+    if !notes.tag_exists {
+        let _ = writeln!(
+            md,
+            "\n> {} does not exist yet: these notes end at {}.",
+            notes.tag,
+            short(&notes.sha)
+        );
+    }
+
+    let entry_line = |e: &Entry, with_type: bool| -> String {
+        let mut line = String::from("- ");
+        match (&e.kind, with_type) {
+            (Some(_), true) | (None, _) => line.push_str(&e.subject),
+            (Some(_), false) => {
+                if let Some(scope) = &e.scope {
+                    let _ = write!(line, "**{scope}:** ");
+                }
+                line.push_str(&e.description);
+            }
+        }
+        for pr in &e.pull_requests {
+            let _ = write!(line, " ({})", link(&format!("#{pr}"), &format!("pull/{pr}")));
+        }
+        let _ = write!(line, " ({})", link(short(&e.sha), &format!("commit/{}", e.sha)));
+        if let Some(note) = &e.breaking_note {
+            let _ = write!(line, "\n  {note}");
+        }
+        line
+    };
+
+    // Each entry goes into its first group: breaking, the configured
+    // groups in order, then the rest.
+    let groups = cfg.groups();
+    let mut placed = vec![false; n];
+    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+    if let Some(title) = cfg.breaking_title() {
+        let lines: Vec<String> = notes
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.breaking)
+            .map(|(i, e)| {
+                placed[i] = true;
+                entry_line(e, !groups.iter().any(|g| in_group(e, &g.types)))
+            })
+            .collect();
+        sections.push((title, lines));
+    }
+    for g in &groups {
+        let lines: Vec<String> = notes
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| !placed[*i] && in_group(e, &g.types))
+            .map(|(i, e)| {
+                placed[i] = true;
+                entry_line(e, false)
+            })
+            .collect();
+        sections.push((g.title.clone(), lines));
+    }
+    if let Some(title) = cfg.other_title() {
+        let lines: Vec<String> = notes
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !placed[*i])
+            .map(|(_, e)| entry_line(e, true))
+            .collect();
+        sections.push((title, lines));
+    }
+    for (title, lines) in sections.iter().filter(|(_, l)| !l.is_empty()) {
+        let _ = writeln!(md, "\n### {title}\n");
+        for l in lines {
+            let _ = writeln!(md, "{l}");
+        }
+    }
+
+    if !notes.services.is_empty() {
+        let _ = writeln!(md, "\n### Services\n");
+        let _ = writeln!(md, "| service | changes |\n|---|---|");
+        for s in &notes.services {
+            let changes: Vec<String> = notes
+                .entries
+                .iter()
+                .filter(|e| e.services.contains(&s.service))
+                .map(|e| {
+                    let prs: Vec<String> = e
+                        .pull_requests
+                        .iter()
+                        .map(|p| link(&format!("#{p}"), &format!("pull/{p}")))
+                        .collect();
+                    let what = cell(&e.subject);
+                    if prs.is_empty() {
+                        what
+                    } else {
+                        format!("{what} ({})", prs.join(", "))
+                    }
+                })
+                .collect();
+            let shown = if changes.is_empty() {
+                "no changes".to_string()
+            } else {
+                changes.join("<br>")
+            };
+            let _ = writeln!(md, "| {} | {shown} |", s.service);
+        }
+    }
+
+    let shipped = &notes.shipped;
+    if !shipped.images.is_empty() {
+        let _ = writeln!(md, "\n### Images\n");
+        let _ = writeln!(md, "| service | image | tags | digest |\n|---|---|---|---|");
+        for i in &shipped.images {
+            let tags: Vec<String> = i.tags.iter().map(|t| format!("`{t}`")).collect();
+            let _ = writeln!(
+                md,
+                "| {} | `{}` | {} | {} |",
+                i.service,
+                i.repository,
+                tags.join(" "),
+                i.digest
+                    .as_deref()
+                    .map_or_else(|| "—".to_string(), |d| format!("`{d}`"))
+            );
+        }
+    }
+    if !shipped.charts.is_empty() || shipped.deploy.is_some() {
+        let _ = writeln!(md, "\n### Deploy\n");
+        for c in &shipped.charts {
+            let chart = c.chart.trim_end_matches("/Chart.yaml");
+            let _ = writeln!(md, "- chart `{chart}` version {}", c.version);
+        }
+        if let Some(d) = &shipped.deploy {
+            match (&d.pr_url, &d.commit) {
+                (Some(url), _) => {
+                    let number = d.pr_number.map(|n| format!(" #{n}")).unwrap_or_default();
+                    let _ = writeln!(
+                        md,
+                        "- deploy pull request [{}{number}]({url}) into `{}`",
+                        d.repository, d.base
+                    );
+                }
+                (None, Some(c)) => {
+                    let _ = writeln!(md, "- deployed by {} on `{}` of {}", short(c), d.base, d.repository);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    if !notes.contributors.is_empty() {
+        let _ = writeln!(md, "\n### Contributors\n");
+        let people: Vec<String> = notes.contributors.iter().map(|p| p.shown()).collect();
+        let _ = writeln!(md, "{}", people.join(", "));
+    }
+    if let (Some(p), Some(_)) = (&notes.previous, &repo_url) {
+        let to = if notes.tag_exists {
+            notes.tag.clone()
+        } else {
+            notes.sha.clone()
+        };
+        let _ = writeln!(
+            md,
+            "\n**Full changelog**: {}",
+            link(&format!("{p}...{to}"), &format!("compare/{p}...{to}"))
+        );
+    }
+    md
+}
+
+fn in_group(e: &Entry, types: &[String]) -> bool {
+    e.kind
+        .as_deref()
+        .is_some_and(|k| types.iter().any(|t| t.eq_ignore_ascii_case(k)))
+}
+
+/// Text for a table cell: no `|` or newline breaks the table.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(7)]
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
