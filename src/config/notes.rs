@@ -73,7 +73,10 @@ impl ChangelogConfig {
 
     /// The title of the breaking changes' group (`None`: no such group).
     pub fn breaking_title(&self) -> Option<String> {
-        let t = self.breaking.clone().unwrap_or_else(|| "Breaking changes".into());
+        let t = self
+            .breaking
+            .clone()
+            .unwrap_or_else(|| "Breaking changes".into());
         (!t.is_empty()).then_some(t)
     }
 
@@ -299,7 +302,10 @@ pub fn validate(
         }
     }
     for (i, t) in notify.iter().enumerate() {
-        for (key, value) in [("url_env", Some(&t.url_env)), ("secret_env", t.secret_env.as_ref())] {
+        for (key, value) in [
+            ("url_env", Some(&t.url_env)),
+            ("secret_env", t.secret_env.as_ref()),
+        ] {
             let Some(v) = value else { continue };
             if !is_env_name(v) {
                 return Err((
@@ -393,8 +399,7 @@ mod tests {
         assert!(msg.contains("github_release.stages[0]"), "{msg}");
         let (_, msg) = parse("github_release:\n  name: \"{tga}\"\n").unwrap_err();
         assert!(msg.contains("{tga}"), "{msg}");
-        let (line, msg) =
-            parse("changelog:\n  exclude:\n    messages: [\"(\"]\n").unwrap_err();
+        let (line, msg) = parse("changelog:\n  exclude:\n    messages: [\"(\"]\n").unwrap_err();
         assert_eq!(line, Some(3), "{msg}");
         assert!(msg.contains("changelog.exclude.messages[0]"), "{msg}");
     }

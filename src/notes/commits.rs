@@ -250,9 +250,8 @@ fn strip_pull_requests(title: &str) -> (String, Vec<u64>) {
 /// GitHub's merge commit of a pull request: `Merge pull request #12 from owner/branch`.
 fn pull_request_merge(message: &str) -> Option<u64> {
     static MERGE: OnceLock<Regex> = OnceLock::new();
-    let re = MERGE.get_or_init(|| {
-        Regex::new(r"^Merge pull request #(\d+) from \S+").expect("static regex")
-    });
+    let re = MERGE
+        .get_or_init(|| Regex::new(r"^Merge pull request #(\d+) from \S+").expect("static regex"));
     re.captures(subject_of(message))?[1].parse().ok()
 }
 
@@ -301,7 +300,10 @@ fn login_of(email: &str) -> Option<String> {
 /// People once each, in order of appearance.
 pub fn unique(people: impl IntoIterator<Item = Person>) -> Vec<Person> {
     let mut seen = BTreeSet::new();
-    people.into_iter().filter(|p| seen.insert(p.key())).collect()
+    people
+        .into_iter()
+        .filter(|p| seen.insert(p.key()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -324,7 +326,12 @@ mod tests {
     fn by_path(files: &[String]) -> Vec<String> {
         let mut s: Vec<String> = files
             .iter()
-            .filter_map(|f| f.strip_prefix("cmd/")?.split('/').next().map(str::to_string))
+            .filter_map(|f| {
+                f.strip_prefix("cmd/")?
+                    .split('/')
+                    .next()
+                    .map(str::to_string)
+            })
             .collect();
         s.dedup();
         s
@@ -379,7 +386,10 @@ mod tests {
         let a = commit("a", "feat: one", &[]);
         let b = commit(
             "b",
-            &format!("Revert \"feat: one\"\n\nThis reverts commit {}.\n", "a".repeat(40)),
+            &format!(
+                "Revert \"feat: one\"\n\nThis reverts commit {}.\n",
+                "a".repeat(40)
+            ),
             &[],
         );
         let c = commit(

@@ -15,7 +15,6 @@ pub mod render;
 use crate::build::dockerfile::{self, Source};
 use crate::build::plan::ServiceSpec;
 use crate::clients::git::Repo;
-use crate::config::notes::ChangelogConfig;
 use crate::error::BadInput;
 use crate::tag::version::{self, TagKind};
 use crate::workspace::Workspace;
@@ -170,7 +169,10 @@ pub fn collect(ws: &Workspace, req: &NotesRequest) -> Result<Notes> {
             .iter()
             .map(|s| ServiceChanges {
                 service: s.name.clone(),
-                changes: entries.iter().filter(|e| e.services.contains(&s.name)).count(),
+                changes: entries
+                    .iter()
+                    .filter(|e| e.services.contains(&s.name))
+                    .count(),
             })
             .collect()
     } else {
@@ -403,7 +405,11 @@ fn group_images(
                 None => out.push(ShippedImage {
                     service: service.clone(),
                     repository,
-                    tags: if tag.is_empty() { Vec::new() } else { vec![tag] },
+                    tags: if tag.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![tag]
+                    },
                     digest: digest.clone(),
                 }),
             }
@@ -414,8 +420,8 @@ fn group_images(
 
 /// The shipped images of a `build --output json` file (`notes --digests`).
 pub fn shipped_from_file(path: &Path) -> Result<Vec<ShippedImage>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         BadInput(format!(
             "{}: not the JSON of `build --output json`: {e}",
@@ -444,7 +450,9 @@ pub fn shipped_from_file(path: &Path) -> Result<Vec<ShippedImage>> {
 }
 
 /// The chart versions and deploy of a deploy step.
-pub fn shipped_deploy(g: &crate::deploy::gitops::GitopsReport) -> (Vec<ChartVersion>, Option<Deploy>) {
+pub fn shipped_deploy(
+    g: &crate::deploy::gitops::GitopsReport,
+) -> (Vec<ChartVersion>, Option<Deploy>) {
     let charts = g
         .chart_versions
         .iter()
@@ -474,8 +482,14 @@ mod tests {
     #[test]
     fn repositories_from_remote_urls() {
         let on = |u: &str| repository_on(u, "github.com");
-        assert_eq!(on("https://github.com/openimsdk/open-im-server.git").as_deref(), Some("openimsdk/open-im-server"));
-        assert_eq!(on("https://x-access-token:t@github.com/o/r").as_deref(), Some("o/r"));
+        assert_eq!(
+            on("https://github.com/openimsdk/open-im-server.git").as_deref(),
+            Some("openimsdk/open-im-server")
+        );
+        assert_eq!(
+            on("https://x-access-token:t@github.com/o/r").as_deref(),
+            Some("o/r")
+        );
         assert_eq!(on("git@github.com:o/r.git").as_deref(), Some("o/r"));
         assert_eq!(on("ssh://git@github.com/o/r.git").as_deref(), Some("o/r"));
         assert_eq!(on("https://gitlab.com/o/r.git"), None);

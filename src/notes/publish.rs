@@ -90,7 +90,10 @@ pub fn check(ws: &Workspace, stage: Stage, no_git_tag: bool) -> Option<crate::ch
 
 /// The GitHub Release step of `release`: the notes of its git tag, with
 /// what it built and deployed.
-pub fn of_release(ws: &Workspace, r: &crate::release::ReleaseReport) -> Result<GithubReleaseReport> {
+pub fn of_release(
+    ws: &Workspace,
+    r: &crate::release::ReleaseReport,
+) -> Result<GithubReleaseReport> {
     let tag = r
         .tag
         .git_tag
@@ -227,9 +230,8 @@ pub fn publish(ws: &Workspace, notes: &Notes, req: &PublishRequest) -> Result<Gi
     let _entered = runtime.enter();
     let gh = GitHub::new(&api_url_from_env(), &token, &repository)?;
     crash_point("github.release");
-    let (release, action) = runtime.block_on(
-        gh.ensure_release(&spec, |old| body(old, &notes.markdown)),
-    )?;
+    let (release, action) =
+        runtime.block_on(gh.ensure_release(&spec, |old| body(old, &notes.markdown)))?;
     report.action = Some(action);
     report.url = Some(release.html_url.to_string());
     report.id = Some(release.id.into_inner());

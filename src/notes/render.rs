@@ -47,9 +47,17 @@ pub fn markdown(notes: &Notes, cfg: &ChangelogConfig, web: &str) -> String {
             }
         }
         for pr in &e.pull_requests {
-            let _ = write!(line, " ({})", link(&format!("#{pr}"), &format!("pull/{pr}")));
+            let _ = write!(
+                line,
+                " ({})",
+                link(&format!("#{pr}"), &format!("pull/{pr}"))
+            );
         }
-        let _ = write!(line, " ({})", link(short(&e.sha), &format!("commit/{}", e.sha)));
+        let _ = write!(
+            line,
+            " ({})",
+            link(short(&e.sha), &format!("commit/{}", e.sha))
+        );
         if let Some(note) = &e.breaking_note {
             let _ = write!(line, "\n  {note}");
         }
@@ -75,16 +83,13 @@ pub fn markdown(notes: &Notes, cfg: &ChangelogConfig, web: &str) -> String {
         sections.push((title, lines));
     }
     for g in &groups {
-        let lines: Vec<String> = notes
-            .entries
-            .iter()
-            .enumerate()
-            .filter(|(i, e)| !placed[*i] && in_group(e, &g.types))
-            .map(|(i, e)| {
+        let mut lines = Vec::new();
+        for (i, e) in notes.entries.iter().enumerate() {
+            if !placed[i] && in_group(e, &g.types) {
                 placed[i] = true;
-                entry_line(e, false)
-            })
-            .collect();
+                lines.push(entry_line(e, false));
+            }
+        }
         sections.push((g.title.clone(), lines));
     }
     if let Some(title) = cfg.other_title() {
@@ -170,7 +175,13 @@ pub fn markdown(notes: &Notes, cfg: &ChangelogConfig, web: &str) -> String {
                     );
                 }
                 (None, Some(c)) => {
-                    let _ = writeln!(md, "- deployed by {} on `{}` of {}", short(c), d.base, d.repository);
+                    let _ = writeln!(
+                        md,
+                        "- deployed by {} on `{}` of {}",
+                        short(c),
+                        d.base,
+                        d.repository
+                    );
                 }
                 _ => {}
             }

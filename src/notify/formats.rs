@@ -42,8 +42,10 @@ pub fn message(kind: NotifyKind, event: &Event, secret: Option<&str>, now_ms: i6
             m.body = webhook(event);
             if let Some(s) = secret {
                 let sig = hmac(s.as_bytes(), m.body.to_string().as_bytes());
-                m.headers
-                    .push(("x-openim-release-signature", format!("sha256={}", hex(&sig))));
+                m.headers.push((
+                    "x-openim-release-signature",
+                    format!("sha256={}", hex(&sig)),
+                ));
             }
         }
         NotifyKind::Slack => m.body = slack(event),
@@ -150,7 +152,11 @@ fn facts(e: &Event) -> Vec<(String, String, Option<String>)> {
         out.push(("deploy".into(), "pull request".into(), Some(u.clone())));
     }
     if let Some(u) = &e.release_url {
-        out.push(("GitHub Release".into(), e.git_tag.clone().unwrap_or_default(), Some(u.clone())));
+        out.push((
+            "GitHub Release".into(),
+            e.git_tag.clone().unwrap_or_default(),
+            Some(u.clone()),
+        ));
     }
     if let Some(err) = &e.error {
         out.push(("error".into(), err.clone(), None));
@@ -269,7 +275,12 @@ mod tests {
 
     #[test]
     fn dingtalk_signs_in_the_query() {
-        let m = message(NotifyKind::Dingtalk, &event(), Some("SECxyz"), 1_700_000_000_123);
+        let m = message(
+            NotifyKind::Dingtalk,
+            &event(),
+            Some("SECxyz"),
+            1_700_000_000_123,
+        );
         assert_eq!(m.query[0], ("timestamp", "1700000000123".to_string()));
         let expected = base64(&hmac(b"SECxyz", b"1700000000123\nSECxyz"));
         assert_eq!(m.query[1], ("sign", expected));
@@ -282,7 +293,12 @@ mod tests {
 
     #[test]
     fn feishu_signs_in_the_body() {
-        let m = message(NotifyKind::Feishu, &event(), Some("s3cret"), 1_599_360_473_000);
+        let m = message(
+            NotifyKind::Feishu,
+            &event(),
+            Some("s3cret"),
+            1_599_360_473_000,
+        );
         assert_eq!(m.body["timestamp"], "1599360473");
         assert_eq!(
             m.body["sign"],
@@ -296,10 +312,17 @@ mod tests {
     fn answers_with_an_error_code_are_refusals() {
         assert!(accepted(NotifyKind::Feishu, r#"{"code":0,"msg":"success"}"#).is_ok());
         assert_eq!(
-            accepted(NotifyKind::Feishu, r#"{"code":19021,"msg":"sign match fail"}"#),
+            accepted(
+                NotifyKind::Feishu,
+                r#"{"code":19021,"msg":"sign match fail"}"#
+            ),
             Err("error 19021: sign match fail".into())
         );
-        assert!(accepted(NotifyKind::Dingtalk, r#"{"errcode":310000,"errmsg":"sign not match"}"#).is_err());
+        assert!(accepted(
+            NotifyKind::Dingtalk,
+            r#"{"errcode":310000,"errmsg":"sign not match"}"#
+        )
+        .is_err());
         assert!(accepted(NotifyKind::Wecom, r#"{"errcode":0,"errmsg":"ok"}"#).is_ok());
         assert!(accepted(NotifyKind::Slack, "ok").is_ok());
     }
@@ -307,7 +330,9 @@ mod tests {
     #[test]
     fn wecom_markdown_fits_4096_bytes() {
         let mut e = event();
-        e.digests = (0..400).map(|i| (format!("svc-{i}"), "sha256:".repeat(4))).collect();
+        e.digests = (0..400)
+            .map(|i| (format!("svc-{i}"), "sha256:".repeat(4)))
+            .collect();
         let m = message(NotifyKind::Wecom, &e, None, 0);
         assert!(m.body["markdown"]["content"].as_str().unwrap().len() <= 4096);
     }

@@ -112,7 +112,10 @@ fn project(ws: &Workspace) -> String {
 fn run_url() -> Option<String> {
     let repo = std::env::var("GITHUB_REPOSITORY").ok()?;
     let id = std::env::var("GITHUB_RUN_ID").ok()?;
-    Some(format!("{}/{repo}/actions/runs/{id}", crate::notes::web_url()))
+    Some(format!(
+        "{}/{repo}/actions/runs/{id}",
+        crate::notes::web_url()
+    ))
 }
 
 /// Send `event` to every destination that wants it. Failures are warnings
@@ -141,7 +144,9 @@ pub fn send_all(ws: &Workspace, event: &Event) -> Vec<Sent> {
     {
         Ok(r) => r,
         Err(e) => {
-            warn(&format!("notifications not sent: starting the async runtime: {e}"));
+            warn(&format!(
+                "notifications not sent: starting the async runtime: {e}"
+            ));
             return Vec::new();
         }
     };
@@ -199,7 +204,10 @@ async fn send_one(t: &NotifyTarget, event: &Event, now_ms: i64) -> Sent {
     let query: Vec<(&str, String)> = message.query.clone();
     let headers: Vec<(&str, String)> = message.headers.clone();
     let result = webhook::post_json(&url, &query, &headers, &message.body.to_string()).await;
-    let secrets: Vec<&Secret> = [Some(&url), secret.as_ref()].into_iter().flatten().collect();
+    let secrets: Vec<&Secret> = [Some(&url), secret.as_ref()]
+        .into_iter()
+        .flatten()
+        .collect();
     match result {
         Ok(answer) => match formats::accepted(t.kind, &answer.body) {
             Ok(()) => sent.ok = true,

@@ -321,10 +321,12 @@ fn pipeline(
         } else {
             "publishing the GitHub Release"
         });
-        report.github_release = Some(
-            crate::notes::publish::of_release(ws, &report)
-                .map_err(|e| e.context(StepFailed { step: "GitHub Release" }))?,
-        );
+        report.github_release =
+            Some(crate::notes::publish::of_release(ws, &report).map_err(|e| {
+                e.context(StepFailed {
+                    step: "GitHub Release",
+                })
+            })?);
     }
     report.checks = Some(checks);
     Ok(report)

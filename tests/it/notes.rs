@@ -53,8 +53,18 @@ pub fn history() -> TestRepo {
     // A pull request merged with a merge commit.
     repo.git(&["checkout", "-q", "-b", "groups"]);
     let dan = "Dan <98+dan@users.noreply.github.com>";
-    commit_as(&repo, dan, "wip", &[("cmd/openim-rpc-user/roles.txt", "roles\n")]);
-    commit_as(&repo, dan, "more roles", &[("cmd/openim-rpc-user/roles.txt", "roles 2\n")]);
+    commit_as(
+        &repo,
+        dan,
+        "wip",
+        &[("cmd/openim-rpc-user/roles.txt", "roles\n")],
+    );
+    commit_as(
+        &repo,
+        dan,
+        "more roles",
+        &[("cmd/openim-rpc-user/roles.txt", "roles 2\n")],
+    );
     repo.git(&["checkout", "-q", "main"]);
     repo.git(&[
         "merge",
@@ -73,7 +83,14 @@ pub fn history() -> TestRepo {
         &[("cmd/openim-api/token.txt", "token\n")],
     );
     repo.git(&["checkout", "-q", "main"]);
-    repo.git(&["merge", "-q", "--no-ff", "release-v3.7", "-m", "Merge branch 'release-v3.7'"]);
+    repo.git(&[
+        "merge",
+        "-q",
+        "--no-ff",
+        "release-v3.7",
+        "-m",
+        "Merge branch 'release-v3.7'",
+    ]);
     // A change and its revert: neither is in the notes.
     commit_as(
         &repo,
@@ -90,15 +107,27 @@ pub fn history() -> TestRepo {
         "chore(deps): bump the base image",
         &[("build/images/openim-server/Dockerfile", "FROM scratch\nARG BINARY_NAME\nARG CMD_PATH\nCOPY config/ /openim/config/\nCOPY ${CMD_PATH}/ /openim/bin/${BINARY_NAME}/\n# bumped\n")],
     );
-    commit_as(&repo, alice, "docs: how to log in with SSO", &[("docs/sso.md", "# SSO\n")]);
-    commit_as(&repo, "Bob <bob@example.com>", "Tidy the Makefile", &[("Makefile", "all:\n")]);
+    commit_as(
+        &repo,
+        alice,
+        "docs: how to log in with SSO",
+        &[("docs/sso.md", "# SSO\n")],
+    );
+    commit_as(
+        &repo,
+        "Bob <bob@example.com>",
+        "Tidy the Makefile",
+        &[("Makefile", "all:\n")],
+    );
     repo.atag(&["v3.8.1"]);
     repo
 }
 
 fn notes(repo: &TestRepo, args: &[&str]) -> assert_cmd::Command {
     let mut cmd = repo.bin();
-    cmd.env("GITHUB_REPOSITORY", REPOSITORY).arg("notes").args(args);
+    cmd.env("GITHUB_REPOSITORY", REPOSITORY)
+        .arg("notes")
+        .args(args);
     cmd
 }
 
@@ -133,7 +162,11 @@ fn the_notes_of_a_history_with_merges_and_reverts() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(people, ["Alice", "Bob", "Carol", "Dan", "Test Author"], "{json}");
+    assert_eq!(
+        people,
+        ["Alice", "Bob", "Carol", "Dan", "Test Author"],
+        "{json}"
+    );
 }
 
 #[test]
@@ -147,13 +180,19 @@ fn the_previous_release_is_of_the_same_line() {
     repo.commit("feat: on main");
     repo.atag(&["v3.9.0-rc.0"]);
     // v3.8.1 is no ancestor of main: 3.9's notes start at v3.8.0.
-    let json = json_ok(&mut notes(&repo, &["--tag", "v3.9.0-rc.0", "--output", "json"]));
+    let json = json_ok(&mut notes(
+        &repo,
+        &["--tag", "v3.9.0-rc.0", "--output", "json"],
+    ));
     assert_eq!(json["previous"], "v3.8.0");
     assert_eq!(json["entries"][0]["description"], "on main");
     repo.git(&["checkout", "-q", "release-v3.8"]);
     repo.commit("fix: a hotfix");
     repo.atag(&["v3.8.1-patch.1"]);
-    let json = json_ok(&mut notes(&repo, &["--tag", "v3.8.1-patch.1", "--output", "json"]));
+    let json = json_ok(&mut notes(
+        &repo,
+        &["--tag", "v3.8.1-patch.1", "--output", "json"],
+    ));
     assert_eq!(json["previous"], "v3.8.1");
     // A tag not made yet: the notes end at HEAD, and say so.
     let text = stdout_ok(&mut notes(&repo, &["--tag", "v3.8.1-patch.2"]));
@@ -208,7 +247,10 @@ fn publishing_creates_one_release_per_tag_and_a_rerun_edits_it() {
     assert_eq!(rels[0]["prerelease"], false);
     assert_eq!(rels[0]["latest"], true);
     let body = rels[0]["body"].as_str().unwrap();
-    assert!(body.starts_with("<!-- openim-release:notes -->\n"), "{body}");
+    assert!(
+        body.starts_with("<!-- openim-release:notes -->\n"),
+        "{body}"
+    );
     assert!(body.contains("group roles replace admins"), "{body}");
 
     // A re-run: found by its tag, nothing to change, no write.
@@ -241,9 +283,16 @@ fn publishing_creates_one_release_per_tag_and_a_rerun_edits_it() {
     let rels = releases(&gh);
     assert_eq!(rels.len(), 1, "never a second release");
     let body = rels[0]["body"].as_str().unwrap();
-    assert!(body.starts_with("Highlights: SSO login.\n\n<!-- openim-release:notes -->"), "{body}");
+    assert!(
+        body.starts_with("Highlights: SSO login.\n\n<!-- openim-release:notes -->"),
+        "{body}"
+    );
     assert!(body.contains("one more"), "{body}");
-    assert_eq!(body.matches("<!-- openim-release:notes -->").count(), 1, "{body}");
+    assert_eq!(
+        body.matches("<!-- openim-release:notes -->").count(),
+        1,
+        "{body}"
+    );
 }
 
 #[test]
@@ -261,12 +310,18 @@ fn an_rc_is_a_prerelease_and_a_concurrent_creator_is_updated_not_duplicated() {
     assert_ne!(json["github_release"]["action"], "created", "{json}");
     let rels = releases(&gh);
     assert_eq!(rels.len(), 2, "{rels:?}");
-    let rc = rels.iter().find(|r| r["tag_name"] == "v3.8.2-rc.0").unwrap();
+    let rc = rels
+        .iter()
+        .find(|r| r["tag_name"] == "v3.8.2-rc.0")
+        .unwrap();
     assert_eq!(rc["prerelease"], true);
     assert_eq!(rc["latest"], false);
     assert!(rc["body"].as_str().unwrap().contains("3.8.2 work"));
     let latest = rels.iter().find(|r| r["tag_name"] == "v3.8.1").unwrap();
-    assert_eq!(latest["latest"], true, "an rc never becomes the latest release");
+    assert_eq!(
+        latest["latest"], true,
+        "an rc never becomes the latest release"
+    );
 }
 
 #[test]

@@ -133,10 +133,19 @@ impl Setup {
         cmd.env("GITHUB_TOKEN", TOKEN)
             .env("GITHUB_API_URL", &self.gh.url)
             .env("GITHUB_REPOSITORY", REPOSITORY)
-            .env("SLACK_URL", format!("{rx}/slack/T000/B000/slack-path-secret"))
-            .env("FEISHU_URL", format!("{rx}/feishu/open-apis/bot/v2/hook/feishu-hook-secret"))
+            .env(
+                "SLACK_URL",
+                format!("{rx}/slack/T000/B000/slack-path-secret"),
+            )
+            .env(
+                "FEISHU_URL",
+                format!("{rx}/feishu/open-apis/bot/v2/hook/feishu-hook-secret"),
+            )
             .env("FEISHU_SECRET", FEISHU_SECRET)
-            .env("DINGTALK_URL", format!("{rx}/dingtalk?access_token=dingtalk-token-secret"))
+            .env(
+                "DINGTALK_URL",
+                format!("{rx}/dingtalk?access_token=dingtalk-token-secret"),
+            )
             .env("DINGTALK_SECRET", DINGTALK_SECRET)
             .env("WECOM_URL", format!("{rx}/wecom?key=wecom-key-secret"))
             .env("HOOK_URL", format!("{rx}/webhook/ci"))
@@ -212,24 +221,36 @@ fn a_release_publishes_its_github_release_and_tells_every_destination() {
     let kinds: Vec<&str> = got.iter().map(|r| r["kind"].as_str().unwrap()).collect();
     assert_eq!(got.len(), 6, "{got:#?}");
     for kind in ["slack", "feishu", "dingtalk", "wecom", "webhook"] {
-        let r = got.iter().find(|r| r["kind"] == kind).unwrap_or_else(|| panic!("{kind}: {kinds:?}"));
+        let r = got
+            .iter()
+            .find(|r| r["kind"] == kind)
+            .unwrap_or_else(|| panic!("{kind}: {kinds:?}"));
         assert_eq!(r["ok"], true, "{kind}: {:?}", r["problems"]);
     }
     let slack = got.iter().find(|r| r["kind"] == "slack").unwrap();
-    assert_eq!(slack["body"]["text"], "open-im-server release v3.8.1 finished");
+    assert_eq!(
+        slack["body"]["text"],
+        "open-im-server release v3.8.1 finished"
+    );
     let hook = got.iter().find(|r| r["kind"] == "webhook").unwrap();
     assert_eq!(hook["body"]["event"], "release.finished");
     assert_eq!(hook["body"]["version"], "3.8.1");
     assert_eq!(hook["body"]["release_url"], url.as_str());
     let ding = got.iter().find(|r| r["kind"] == "dingtalk").unwrap();
-    assert!(ding["body"]["markdown"]["text"].as_str().unwrap().contains("3.8.1"));
+    assert!(ding["body"]["markdown"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("3.8.1"));
 
     // The broken destination: a warning naming it, never its URL.
     let sent = json["notifications"].as_array().unwrap();
     assert_eq!(sent.len(), 6);
     let broken = sent.iter().find(|s| s["name"] == "broken").unwrap();
     assert_eq!(broken["ok"], false);
-    assert!(broken["error"].as_str().unwrap().contains("HTTP 500"), "{broken}");
+    assert!(
+        broken["error"].as_str().unwrap().contains("HTTP 500"),
+        "{broken}"
+    );
     assert!(
         stderr.contains("warning: notification broken (slack) not sent: HTTP 500"),
         "{stderr}"
@@ -238,14 +259,30 @@ fn a_release_publishes_its_github_release_and_tells_every_destination() {
 
     // A re-run: the release is found and left as it is, never a second.
     let out = w
-        .release(&["--stage", "release", "--version", "3.8.1", "--skip-build", "--no-verify", "--output", "json"])
+        .release(&[
+            "--stage",
+            "release",
+            "--version",
+            "3.8.1",
+            "--skip-build",
+            "--no-verify",
+            "--output",
+            "json",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["github_release"]["action"], "up-to-date", "{json}");
     assert_eq!(
-        w.gh.state()["repos"][REPOSITORY]["releases"].as_array().unwrap().len(),
+        w.gh.state()["repos"][REPOSITORY]["releases"]
+            .as_array()
+            .unwrap()
+            .len(),
         1
     );
 }
@@ -257,7 +294,14 @@ fn a_failed_release_is_told_and_secrets_are_masked_in_actions() {
     std::fs::remove_dir_all(&w.deploy_path).unwrap();
     let summary = tempfile::NamedTempFile::new().unwrap();
     let out = w
-        .release(&["--stage", "release", "--version", "3.8.1", "--skip-build", "--no-verify"])
+        .release(&[
+            "--stage",
+            "release",
+            "--version",
+            "3.8.1",
+            "--skip-build",
+            "--no-verify",
+        ])
         .env("GITHUB_ACTIONS", "true")
         .env("GITHUB_STEP_SUMMARY", summary.path())
         .output()
@@ -285,7 +329,10 @@ fn a_failed_release_is_told_and_secrets_are_masked_in_actions() {
     assert_eq!(hook["body"]["outcome"], "failure");
     assert_eq!(hook["body"]["version"], "3.8.1");
     assert!(
-        hook["body"]["error"].as_str().unwrap().contains("deploy repository"),
+        hook["body"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("deploy repository"),
         "{hook}"
     );
     let wecom = got.iter().find(|r| r["kind"] == "wecom").unwrap();
@@ -294,5 +341,7 @@ fn a_failed_release_is_told_and_secrets_are_masked_in_actions() {
         .unwrap()
         .contains("open-im-server release v3.8.1 failed"));
     // Nothing was released: no GitHub Release.
-    assert!(w.gh.state()["repos"][REPOSITORY]["releases"].as_array().is_none_or(|r| r.is_empty()));
+    assert!(w.gh.state()["repos"][REPOSITORY]["releases"]
+        .as_array()
+        .is_none_or(|r| r.is_empty()));
 }

@@ -116,10 +116,14 @@ impl GitHub {
             Err(Failure::Answer(a)) => a,
         };
         let errors = serde_json::to_string(&answer.errors).unwrap_or_default();
-        if answer.status_code == StatusCode::UNPROCESSABLE_ENTITY && errors.contains("already_exists")
+        if answer.status_code == StatusCode::UNPROCESSABLE_ENTITY
+            && errors.contains("already_exists")
         {
             // A concurrent run created it first: update that one.
-            debug!("the release of {} already exists (a concurrent run?): updating it", spec.tag);
+            debug!(
+                "the release of {} already exists (a concurrent run?): updating it",
+                spec.tag
+            );
             if let Some(existing) = self.find_release(&spec.tag).await? {
                 let body = body_for(Some(existing.body.as_deref().unwrap_or("")));
                 return self.update_release(existing, spec, &body).await;
@@ -145,10 +149,9 @@ impl GitHub {
         let path = self.repo_path(&format!("releases/{id}"));
         let updated = self
             .expect("PATCH", &path, || async {
-                let mut update = self
-                    .client
-                    .repos(&self.owner, &self.repo)
-                    .releases()
+                let repos = self.client.repos(&self.owner, &self.repo);
+                let releases = repos.releases();
+                let mut update = releases
                     .update(id)
                     .name(&spec.name)
                     .body(body)

@@ -13,9 +13,11 @@ impl Render for Notes {
                 .previous
                 .as_deref()
                 .map_or_else(|| "the first commit".to_string(), str::to_string);
-            let published = match self.github_release.as_ref().and_then(|r| {
-                Some((r.action?, r.url.clone()?))
-            }) {
+            let published = match self
+                .github_release
+                .as_ref()
+                .and_then(|r| Some((r.action?, r.url.clone()?)))
+            {
                 Some((action, url)) => format!(
                     "GitHub Release {}: {url}",
                     match action {
@@ -50,6 +52,9 @@ impl Render for Notes {
     }
 
     fn summary(&self) -> Option<String> {
-        Some(format!("### Release notes of {}\n\n{}\n", self.tag, self.markdown))
+        Some(format!(
+            "### Release notes of {}\n\n{}\n",
+            self.tag, self.markdown
+        ))
     }
 }
