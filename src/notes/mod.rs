@@ -111,6 +111,9 @@ pub struct Notes {
     #[serde(flatten)]
     pub shipped: Shipped,
     pub markdown: String,
+    /// `markdown` in its parts (the GitHub Release's body is made of them).
+    #[serde(skip)]
+    pub parts: render::Parts,
     /// `notes --publish`: the GitHub Release.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub github_release: Option<publish::GithubReleaseReport>,
@@ -192,9 +195,11 @@ pub fn collect(ws: &Workspace, req: &NotesRequest) -> Result<Notes> {
         services,
         shipped: req.shipped.clone(),
         markdown: String::new(),
+        parts: render::Parts::default(),
         github_release: None,
     };
-    notes.markdown = render::markdown(&notes, &cfg, &web_url());
+    notes.parts = render::parts(&notes, &cfg, &web_url());
+    notes.markdown = notes.parts.joined();
     Ok(notes)
 }
 

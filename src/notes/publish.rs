@@ -3,6 +3,7 @@
 //! second one). What a person wrote in the body outside the notes' markers
 //! stays; the notes between the markers are replaced.
 
+use super::render::Parts;
 use super::Notes;
 use crate::clients::github::{api_url_from_env, GitHub, ReleaseAction, ReleaseSpec};
 use crate::error::BadInput;
@@ -17,6 +18,9 @@ use serde::Serialize;
 /// Where the notes start and end in the release's body (invisible there).
 pub const START: &str = "<!-- openim-release:notes -->";
 pub const END: &str = "<!-- /openim-release:notes -->";
+/// Where what was shipped (images, deploy) starts and ends within the notes.
+pub const SHIPPED_START: &str = "<!-- openim-release:shipped -->";
+pub const SHIPPED_END: &str = "<!-- /openim-release:shipped -->";
 
 /// What was done to the GitHub Release (the `github_release` of `release
 /// --output json`; fields are a contract: add, never remove).
@@ -231,7 +235,7 @@ pub fn publish(ws: &Workspace, notes: &Notes, req: &PublishRequest) -> Result<Gi
     let gh = GitHub::new(&api_url_from_env(), &token, &repository)?;
     crash_point("github.release");
     let (release, action) =
-        runtime.block_on(gh.ensure_release(&spec, |old| body(old, &notes.markdown)))?;
+        runtime.block_on(gh.ensure_release(&spec, |old| body(old, &notes.parts)))?;
     report.action = Some(action);
     report.url = Some(release.html_url.to_string());
     report.id = Some(release.id.into_inner());
@@ -241,40 +245,103 @@ pub fn publish(ws: &Workspace, notes: &Notes, req: &PublishRequest) -> Result<Gi
 }
 
 /// The release's body: the notes between the markers; what else the body
-/// held (a person's words) stays, before them.
-pub fn body(old: Option<&str>, notes: &str) -> String {
-    let block = format!("{START}\n{}\n{END}\n", notes.trim_end());
-    let Some(old) = old.filter(|o| !o.trim().is_empty()) else {
+/// held (a person's words) stays, before or after them. The shipped part
+/// (images, deploy) is marked too: notes that shipped nothing (a re-run
+/// whose images and deploy were done before) keep the one the body had.
+pub fn body(old: Option<&str>, notes: &Parts) -> String {
+    let old = old.filter(|o| !o.trim().is_empty());
+    let old_block = old.and_then(|o| between(o, START, END));
+    let shipped = if notes.shipped.trim().is_empty() {
+        old_block
+            .and_then(|(_, inner, _)| between(inner, SHIPPED_START, SHIPPED_END))
+            .map(|(_, s, _)| s.trim_matches('\n').to_string())
+            .unwrap_or_default()
+    } else {
+        notes.shipped.trim_matches('\n').to_string()
+    };
+    let shipped = if shipped.is_empty() {
+        String::new()
+    } else {
+        format!("\n{SHIPPED_START}\n{shipped}\n{SHIPPED_END}\n")
+    };
+    let inner = format!("{}{shipped}{}", notes.changes, notes.end);
+    let block = format!("{START}\n{}\n{END}\n", inner.trim_end());
+    let Some(old) = old else {
         return block;
     };
-    match (old.find(START), old.find(END)) {
-        (Some(s), Some(e)) if e > s => {
-            let after = &old[e + END.len()..];
+    match old_block {
+        Some((before, _, after)) => {
             let after = after.strip_prefix('\n').unwrap_or(after);
-            format!("{}{block}{after}", &old[..s])
+            format!("{before}{block}{after}")
         }
-        _ => format!("{}\n\n{block}", old.trim_end()),
+        None => format!("{}\n\n{block}", old.trim_end()),
     }
+}
+
+/// `text` split around the first `start`…`end`: (before `start`, between
+/// them, after `end`).
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<(&'a str, &'a str, &'a str)> {
+    let s = text.find(start)?;
+    let e = s + text[s..].find(end)?;
+    Some((
+        &text[..s],
+        &text[s + start.len()..e],
+        &text[e + end.len()..],
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parts(changes: &str, shipped: &str) -> Parts {
+        Parts {
+            changes: changes.into(),
+            shipped: shipped.into(),
+            end: "\n### Contributors\n\n@alice\n".into(),
+        }
+    }
+
     #[test]
     fn the_notes_replace_their_block_and_keep_what_people_wrote() {
-        let first = body(None, "notes 1\n");
-        assert_eq!(first, format!("{START}\nnotes 1\n{END}\n"));
-        assert_eq!(body(Some(&first), "notes 1"), first);
+        let first = body(None, &parts("notes 1\n", ""));
+        assert_eq!(
+            first,
+            format!("{START}\nnotes 1\n\n### Contributors\n\n@alice\n{END}\n")
+        );
+        assert_eq!(body(Some(&first), &parts("notes 1\n", "")), first);
         let edited = format!("Highlights: SSO.\n\n{first}\nThanks!\n");
-        let again = body(Some(&edited), "notes 2");
+        let again = body(Some(&edited), &parts("notes 2\n", ""));
         assert_eq!(
             again,
-            format!("Highlights: SSO.\n\n{START}\nnotes 2\n{END}\n\nThanks!\n")
+            format!(
+                "Highlights: SSO.\n\n{START}\nnotes 2\n\n### Contributors\n\n@alice\n{END}\n\nThanks!\n"
+            )
         );
         assert_eq!(
-            body(Some("Written by hand."), "n"),
-            format!("Written by hand.\n\n{START}\nn\n{END}\n")
+            body(Some("Written by hand."), &parts("n\n", "")),
+            format!("Written by hand.\n\n{START}\nn\n\n### Contributors\n\n@alice\n{END}\n")
+        );
+    }
+
+    #[test]
+    fn notes_that_shipped_nothing_keep_what_the_release_shipped() {
+        let shipped = "\n### Images\n\n| a | b |\n";
+        let first = body(None, &parts("notes\n", shipped));
+        assert!(
+            first.contains(&format!("{SHIPPED_START}\n### Images")),
+            "{first}"
+        );
+        // A re-run that built and deployed nothing: the same body.
+        assert_eq!(body(Some(&first), &parts("notes\n", "")), first);
+        // One that built again: the new images.
+        let again = body(
+            Some(&first),
+            &parts("notes\n", "\n### Images\n\n| c | d |\n"),
+        );
+        assert!(
+            again.contains("| c | d |") && !again.contains("| a | b |"),
+            "{again}"
         );
     }
 }

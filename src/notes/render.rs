@@ -6,9 +6,32 @@ use super::Notes;
 use crate::config::notes::ChangelogConfig;
 use std::fmt::Write;
 
+/// The Markdown of the notes in three parts: the changes (summary, groups,
+/// services), what was shipped (images, deploy; empty when nothing was)
+/// and the end (contributors, full changelog). A GitHub Release re-published
+/// by a run that shipped nothing keeps the shipped part it had.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parts {
+    pub changes: String,
+    pub shipped: String,
+    pub end: String,
+}
+
+impl Parts {
+    /// The whole Markdown.
+    pub fn joined(&self) -> String {
+        format!("{}{}{}", self.changes, self.shipped, self.end)
+    }
+}
+
 /// The Markdown of `notes`, grouped as `cfg` says; `web` is the GitHub web
 /// address links start with.
 pub fn markdown(notes: &Notes, cfg: &ChangelogConfig, web: &str) -> String {
+    parts(notes, cfg, web).joined()
+}
+
+/// [`markdown`], in its [`Parts`].
+pub fn parts(notes: &Notes, cfg: &ChangelogConfig, web: &str) -> Parts {
     let repo_url = notes.repository.as_ref().map(|r| format!("{web}/{r}"));
     let link = |text: &str, path: &str| match &repo_url {
         Some(base) => format!("[{text}]({base}/{path})"),
@@ -140,6 +163,7 @@ pub fn markdown(notes: &Notes, cfg: &ChangelogConfig, web: &str) -> String {
         }
     }
 
+    let changes = std::mem::take(&mut md);
     let shipped = &notes.shipped;
     if !shipped.images.is_empty() {
         let _ = writeln!(md, "\n### Images\n");
@@ -188,6 +212,7 @@ pub fn markdown(notes: &Notes, cfg: &ChangelogConfig, web: &str) -> String {
         }
     }
 
+    let shipped_md = std::mem::take(&mut md);
     if !notes.contributors.is_empty() {
         let _ = writeln!(md, "\n### Contributors\n");
         let people: Vec<String> = notes.contributors.iter().map(|p| p.shown()).collect();
@@ -205,7 +230,11 @@ pub fn markdown(notes: &Notes, cfg: &ChangelogConfig, web: &str) -> String {
             link(&format!("{p}...{to}"), &format!("compare/{p}...{to}"))
         );
     }
-    md
+    Parts {
+        changes,
+        shipped: shipped_md,
+        end: md,
+    }
 }
 
 fn in_group(e: &Entry, types: &[String]) -> bool {

@@ -138,7 +138,7 @@ fn the_notes_of_a_history_with_merges_and_reverts() {
     insta::with_settings!({filters => vec![(r"\b[0-9a-f]{7}\b", "[sha7]"), (r"\b[0-9a-f]{40}\b", "[sha]")]}, {
         insta::assert_snapshot!(text);
     });
-    let json = json_ok(&mut notes(&repo, &["--tag", "v3.8.1", "--output", "json"]));
+    let json = json_ok(&mut notes(&repo, &["--tag", "v3.8.1"]));
     assert_eq!(json["previous"], "v3.8.0");
     assert_eq!(json["counts"]["reverted"], 2, "{json}");
     assert_eq!(json["counts"]["excluded"], 1, "{json}");
@@ -180,19 +180,13 @@ fn the_previous_release_is_of_the_same_line() {
     repo.commit("feat: on main");
     repo.atag(&["v3.9.0-rc.0"]);
     // v3.8.1 is no ancestor of main: 3.9's notes start at v3.8.0.
-    let json = json_ok(&mut notes(
-        &repo,
-        &["--tag", "v3.9.0-rc.0", "--output", "json"],
-    ));
+    let json = json_ok(&mut notes(&repo, &["--tag", "v3.9.0-rc.0"]));
     assert_eq!(json["previous"], "v3.8.0");
     assert_eq!(json["entries"][0]["description"], "on main");
     repo.git(&["checkout", "-q", "release-v3.8"]);
     repo.commit("fix: a hotfix");
     repo.atag(&["v3.8.1-patch.1"]);
-    let json = json_ok(&mut notes(
-        &repo,
-        &["--tag", "v3.8.1-patch.1", "--output", "json"],
-    ));
+    let json = json_ok(&mut notes(&repo, &["--tag", "v3.8.1-patch.1"]));
     assert_eq!(json["previous"], "v3.8.1");
     // A tag not made yet: the notes end at HEAD, and say so.
     let text = stdout_ok(&mut notes(&repo, &["--tag", "v3.8.1-patch.2"]));
@@ -204,7 +198,7 @@ fn the_previous_release_is_of_the_same_line() {
 fn publish(repo: &TestRepo, gh: &FakeGitHub, args: &[&str]) -> Value {
     json_ok(
         notes(repo, args)
-            .args(["--publish", "--output", "json"])
+            .args(["--publish"])
             .env("GITHUB_TOKEN", TOKEN)
             .env("GITHUB_API_URL", &gh.url),
     )
