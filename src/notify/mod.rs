@@ -179,6 +179,32 @@ fn secret_from(name: &str) -> Option<Secret> {
     Some(s)
 }
 
+/// The parts of a webhook URL that a library's log could show alone (the
+/// path of Slack's and Feishu's URLs, DingTalk's `access_token`, WeCom's
+/// `key`): secrets too, so the debug log scrubs them wherever they appear.
+fn remember_url_parts(url: &Secret) {
+    let Ok(parsed) = reqwest::Url::parse(url.expose()) else {
+        return;
+    };
+    let path = parsed.path();
+    let mut parts: Vec<String> = Vec::new();
+    if path.len() > 1 {
+        parts.push(path.to_string());
+    }
+    if let Some(q) = parsed.query() {
+        parts.push(q.to_string());
+    }
+    parts.extend(parsed.query_pairs().map(|(_, v)| v.into_owned()));
+    if let Some(p) = parsed.password() {
+        parts.push(p.to_string());
+    }
+    for p in parts.into_iter().filter(|p| p.len() >= 8) {
+        if let Some(s) = Secret::new(p) {
+            actions::mask(&s);
+        }
+    }
+}
+
 async fn send_one(t: &NotifyTarget, event: &Event, now_ms: i64) -> Sent {
     let mut sent = Sent {
         name: t.display_name(),
@@ -190,6 +216,7 @@ async fn send_one(t: &NotifyTarget, event: &Event, now_ms: i64) -> Sent {
         sent.error = Some(format!("{} is not set (the webhook URL)", t.url_env));
         return sent;
     };
+    remember_url_parts(&url);
     let secret = match &t.secret_env {
         Some(name) => match secret_from(name) {
             Some(s) => Some(s),

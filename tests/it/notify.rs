@@ -260,7 +260,9 @@ fn a_release_publishes_its_github_release_and_tells_every_destination() {
     );
     assert_eq!(sent.iter().filter(|s| s["ok"] == true).count(), 5);
 
-    // A re-run: the release is found and left as it is, never a second.
+    // A re-run, logging everything every crate logs: the release is found
+    // and left as it is, never a second; no URL or secret in the log.
+    let before = w.rx.received().len();
     let out = w
         .release(&[
             "--stage",
@@ -272,13 +274,14 @@ fn a_release_publishes_its_github_release_and_tells_every_destination() {
             "--output",
             "json",
         ])
+        .env("RUST_LOG", "trace")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("TRACE"), "{stderr}");
+    assert_no_secret(&stderr);
+    assert_eq!(w.rx.received().len(), before + 8);
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["github_release"]["action"], "up-to-date", "{json}");
     assert_eq!(
