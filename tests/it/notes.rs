@@ -362,3 +362,40 @@ fn publishing_needs_the_tag_and_the_token_and_never_prints_it() {
     assert!(!err.contains("wrong-token-123"), "{err}");
     assert!(releases(&gh).is_empty());
 }
+
+#[test]
+fn a_server_error_is_retried_and_one_that_stays_fails_without_a_second_release() {
+    let repo = history();
+    let gh = FakeGitHub::start(TOKEN);
+    // A 502 on the create: retried, one release.
+    gh.faults(serde_json::json!([{
+        "status": 502, "method": "POST", "path_regex": "/releases$"
+    }]));
+    let json = publish(&repo, &gh, &["--tag", "v3.8.1"]);
+    assert_eq!(json["github_release"]["action"], "created", "{json}");
+    let posts = release_calls(&gh)
+        .iter()
+        .filter(|(m, _)| m == "POST")
+        .count();
+    assert_eq!(posts, 2, "the 502, then the retry");
+    assert_eq!(releases(&gh).len(), 1);
+
+    // GitHub keeps failing the update: exit 1 naming the status; the
+    // release is left as it was, still one.
+    repo.commit("fix: one more");
+    gh.faults(serde_json::json!([{
+        "status": 503, "method": "PATCH", "path_regex": "/releases/", "times": null
+    }]));
+    let out = notes(&repo, &["--tag", "v3.8.1", "--to", "HEAD", "--publish"])
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("GITHUB_API_URL", &gh.url)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("503"), "{err}");
+    assert!(!err.contains(TOKEN), "{err}");
+    let rels = releases(&gh);
+    assert_eq!(rels.len(), 1);
+    assert!(!rels[0]["body"].as_str().unwrap().contains("one more"));
+}
