@@ -191,6 +191,7 @@ fn a_release_publishes_its_github_release_and_tells_every_destination() {
             "json",
         ])
         .env("GITHUB_OUTPUT", outputs.path().join("out"))
+        .env("GITHUB_STEP_SUMMARY", outputs.path().join("summary"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -215,6 +216,16 @@ fn a_release_publishes_its_github_release_and_tells_every_destination() {
     let written = std::fs::read_to_string(outputs.path().join("out")).unwrap();
     assert!(written.contains("release-url<<"), "{written}");
     assert!(written.contains(&url), "{written}");
+    let summary = std::fs::read_to_string(outputs.path().join("summary")).unwrap();
+    assert!(
+        summary.contains("| notifications | 5 told; not told: broken (slack) |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("| GitHub Release | [v3.8.1]({url}) |")),
+        "{summary}"
+    );
+    assert_no_secret(&summary);
 
     // Every format received, each valid and signed as its service wants.
     let got = w.rx.received();

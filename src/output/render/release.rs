@@ -139,6 +139,20 @@ impl Render for ReleaseReport {
             };
             md.push_str(&format!("| GitHub Release | {shown} |\n"));
         }
+        if !self.notifications.is_empty() {
+            let told = self.notifications.iter().filter(|n| n.ok).count();
+            let failed: Vec<String> = self
+                .notifications
+                .iter()
+                .filter(|n| !n.ok)
+                .map(|n| format!("{} ({})", n.name, n.kind.as_str()))
+                .collect();
+            let mut cell = format!("{told} told");
+            if !failed.is_empty() {
+                cell.push_str(&format!("; not told: {}", failed.join(", ")));
+            }
+            md.push_str(&format!("| notifications | {cell} |\n"));
+        }
         if let Some(b) = &self.build {
             md.push('\n');
             md.push_str(&images_table(b));
