@@ -150,7 +150,7 @@ pub fn send_all(ws: &Workspace, event: &Event) -> Vec<Sent> {
             return Vec::new();
         }
     };
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = crate::workspace::real_time_ms();
     let sent = runtime.block_on(futures_util::future::join_all(
         targets.iter().map(|t| send_one(t, event, now_ms)),
     ));
