@@ -255,3 +255,128 @@ fn short(sha: &str) -> &str {
 fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notes::commits::{Counts, Person};
+    use crate::notes::{ChartVersion, Deploy, ServiceChanges, Shipped, ShippedImage};
+
+    fn notes() -> Notes {
+        let entry = Entry {
+            sha: "0123456789abcdef0123456789abcdef01234567".into(),
+            kind: Some("fix".into()),
+            scope: Some("api".into()),
+            description: "a | pipe".into(),
+            subject: "fix(api): a | pipe".into(),
+            breaking: false,
+            breaking_note: None,
+            pull_requests: vec![9],
+            authors: vec![Person {
+                name: "Alice".into(),
+                email: "a@example.com".into(),
+                login: None,
+            }],
+            files: Vec::new(),
+            services: vec!["openim-api".into()],
+            reverts: None,
+        };
+        Notes {
+            schema_version: 1,
+            tag: "v3.8.1".into(),
+            version: Some("3.8.1".into()),
+            previous: Some("v3.8.0".into()),
+            sha: entry.sha.clone(),
+            tag_exists: true,
+            repository: Some("o/r".into()),
+            counts: Counts {
+                commits: 1,
+                ..Counts::default()
+            },
+            entries: vec![entry],
+            contributors: Vec::new(),
+            services: vec![
+                ServiceChanges {
+                    service: "openim-api".into(),
+                    changes: 1,
+                },
+                ServiceChanges {
+                    service: "openim-push".into(),
+                    changes: 0,
+                },
+            ],
+            shipped: Shipped {
+                images: vec![ShippedImage {
+                    service: "openim-api".into(),
+                    repository: "ghcr.io/o/openim-api".into(),
+                    tags: vec!["v3.8.1".into(), "latest".into()],
+                    digest: Some("sha256:ab".into()),
+                }],
+                charts: vec![ChartVersion {
+                    chart: "charts/openim-server/Chart.yaml".into(),
+                    version: "1.2.4".into(),
+                }],
+                deploy: Some(Deploy {
+                    pr_number: Some(7),
+                    pr_url: Some("https://github.com/o/charts/pull/7".into()),
+                    commit: None,
+                    base: "main".into(),
+                    repository: "o/charts".into(),
+                }),
+            },
+            markdown: String::new(),
+            parts: Parts::default(),
+            github_release: None,
+        }
+    }
+
+    #[test]
+    fn untouched_services_images_and_the_deploy() {
+        let p = parts(&notes(), &ChangelogConfig::default(), "https://github.com");
+        assert!(
+            p.changes
+                .contains("### Fixes\n\n- **api:** a | pipe ([#9](https://github.com/o/r/pull/9))"),
+            "{}",
+            p.changes
+        );
+        // A table cell escapes `|`; an untouched service says so.
+        assert!(
+            p.changes.contains(
+                "| openim-api | fix(api): a \\| pipe ([#9](https://github.com/o/r/pull/9)) |"
+            ),
+            "{}",
+            p.changes
+        );
+        assert!(
+            p.changes.contains("| openim-push | no changes |"),
+            "{}",
+            p.changes
+        );
+        assert_eq!(
+            p.shipped,
+            "\n### Images\n\n| service | image | tags | digest |\n|---|---|---|---|\n\
+             | openim-api | `ghcr.io/o/openim-api` | `v3.8.1` `latest` | `sha256:ab` |\n\
+             \n### Deploy\n\n- chart `charts/openim-server` version 1.2.4\n\
+             - deploy pull request [o/charts #7](https://github.com/o/charts/pull/7) into `main`\n"
+        );
+        assert!(p.end.ends_with("**Full changelog**: [v3.8.0...v3.8.1](https://github.com/o/r/compare/v3.8.0...v3.8.1)\n"), "{}", p.end);
+    }
+
+    #[test]
+    fn groups_and_other_come_from_the_config() {
+        let cfg: ChangelogConfig = serde_yaml_ng::from_str(
+            "groups:\n  - { title: Bug fixes, types: [fix, perf] }\nother: ''\n",
+        )
+        .unwrap();
+        let mut n = notes();
+        n.entries[0].kind = Some("perf".into());
+        let md = markdown(&n, &cfg, "https://github.com");
+        assert!(md.contains("### Bug fixes\n"), "{md}");
+        n.entries[0].kind = Some("chore".into());
+        let md = markdown(&n, &cfg, "https://github.com");
+        assert!(
+            !md.contains("a | pipe ("),
+            "other: '' leaves the rest out: {md}"
+        );
+    }
+}

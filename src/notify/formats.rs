@@ -282,8 +282,14 @@ mod tests {
             1_700_000_000_123,
         );
         assert_eq!(m.query[0], ("timestamp", "1700000000123".to_string()));
-        let expected = base64(&hmac(b"SECxyz", b"1700000000123\nSECxyz"));
-        assert_eq!(m.query[1], ("sign", expected));
+        // Computed apart (Python's hmac and base64), as DingTalk does.
+        assert_eq!(
+            m.query[1],
+            (
+                "sign",
+                "xh8ClKxXkGcVcMyoCVaoyF/wqY5Q4Hajbs0xYHUZLa4=".to_string()
+            )
+        );
         assert_eq!(m.body["msgtype"], "markdown");
         assert!(m.body["markdown"]["text"]
             .as_str()
@@ -300,9 +306,10 @@ mod tests {
             1_599_360_473_000,
         );
         assert_eq!(m.body["timestamp"], "1599360473");
+        // Computed apart (Python's hmac and base64), as Feishu does.
         assert_eq!(
             m.body["sign"],
-            base64(&hmac(b"1599360473\ns3cret", b"")).as_str()
+            "QQHOl6fWr0/7EF26jw8goDL6Cc0vHLHZYLDituMJB4s="
         );
         assert_eq!(m.body["msg_type"], "post");
         assert!(m.query.is_empty());
@@ -325,6 +332,24 @@ mod tests {
         .is_err());
         assert!(accepted(NotifyKind::Wecom, r#"{"errcode":0,"errmsg":"ok"}"#).is_ok());
         assert!(accepted(NotifyKind::Slack, "ok").is_ok());
+    }
+
+    #[test]
+    fn the_generic_webhook_signs_its_body_in_a_header() {
+        assert_eq!(
+            hex(&hmac(b"k", br#"{"a":1}"#)),
+            "c3a92ff9e274cdcce27a58c15a78ec6dcbbdbd0038a87e7a11baef2028fd8bff"
+        );
+        let m = message(NotifyKind::Webhook, &event(), Some("k"), 0);
+        let sig = hex(&hmac(b"k", m.body.to_string().as_bytes()));
+        assert_eq!(
+            m.headers,
+            [("x-openim-release-signature", format!("sha256={sig}"))]
+        );
+        assert_eq!(m.body["event"], "release.finished");
+        assert_eq!(m.body["version"], "3.8.1");
+        let unsigned = message(NotifyKind::Webhook, &event(), None, 0);
+        assert!(unsigned.headers.is_empty());
     }
 
     #[test]
