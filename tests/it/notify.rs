@@ -362,3 +362,26 @@ fn a_failed_release_is_told_and_secrets_are_masked_in_actions() {
         .as_array()
         .is_none_or(|r| r.is_empty()));
 }
+
+#[test]
+fn an_rc_release_publishes_a_prerelease_when_configured() {
+    let w = setup();
+    let path = w.src.path().join("openim-release.yaml");
+    let mut cfg = std::fs::read_to_string(&path).unwrap();
+    cfg.push_str("github_release:\n  stages: [rc, release, patch]\n");
+    w.src.write("openim-release.yaml", &cfg);
+    w.src.git(&["add", "-A"]);
+    w.src.git(&["commit", "-q", "-m", "chore: rc releases too"]);
+    let json = json_ok(&mut w.release(&["--stage", "rc", "--skip-build", "--no-verify"]));
+    let rel = &json["github_release"];
+    assert_eq!(rel["tag"], "v3.8.1-rc.0", "{json}");
+    assert_eq!(rel["prerelease"], true, "{json}");
+    assert_eq!(rel["action"], "created", "{json}");
+    let releases = w.gh.state()["repos"][REPOSITORY]["releases"].clone();
+    assert_eq!(releases.as_array().unwrap().len(), 1);
+    assert_eq!(releases[0]["prerelease"], true);
+    assert_eq!(releases[0]["latest"], false, "an rc is never the latest");
+    // rc is told too (the destinations without `stages` take every stage).
+    let sent = json["notifications"].as_array().unwrap();
+    assert_eq!(sent.iter().filter(|s| s["ok"] == true).count(), 5, "{json}");
+}
