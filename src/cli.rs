@@ -120,13 +120,17 @@ pub enum Command {
     )]
     Gitops(GitopsArgs),
 
-    /// The whole pipeline: tags, images, git tag, deploy pull request.
+    /// The whole pipeline: tags, images, git tag, deploy pull request, GitHub Release, notifications.
     #[command(
         long_about = "The whole pipeline in one command: compute the tags; rc: create and push \
             the rc git tag first (reserves the number); build and push every image; release and \
             nightly: push the git tag once every image exists; then open or update the deploy \
-            pull request (or push), which verifies the images again. Nightly stops early when \
-            nothing changed since the previous nightly.",
+            pull request (or push), which verifies the images again; release and patch (rc \
+            where github_release.stages says so): create or update the GitHub Release of the \
+            git tag with its notes (see `notes`). Nightly stops early when nothing changed \
+            since the previous nightly. When the run finishes or fails, the `notify:` \
+            destinations are told; a notification that fails is a warning, never a failed \
+            release.",
         after_help = "Examples:\n  \
             openim-release release --stage rc --dry-run     # = openim-release plan --stage rc\n  \
             openim-release release --stage rc\n  \
@@ -172,6 +176,39 @@ pub enum Command {
             or a registry did not answer, 2 bad input."
     )]
     Audit(AuditArgs),
+    /// Release notes of a version's git tag: the changes since the previous release, by type, service and contributor. Publishes nothing.
+    #[command(
+        long_about = "Release notes of a version's git tag (vX.Y.Z, vX.Y.Z-rc.N, vX.Y.Z-patch.N), \
+            printed as Markdown: the same notes `release` publishes as the GitHub Release of the \
+            tag, for a release pull request or a changelog file. Nothing is published unless \
+            --publish.\n\n\
+            Range: the commits after the previous release of the same line (the highest vX.Y.Z \
+            or vX.Y.Z-patch.N below the tag whose commit is an ancestor of it; --from names \
+            another) up to the tag; a tag not made yet ends at HEAD (or --to), and the notes \
+            say so.\n\n\
+            Entries: one per commit, or per pull request (GitHub's merge commit; a `(#12)` \
+            subject), read as conventional commits: `feat(api): …` is a feature, `feat!:` or a \
+            `BREAKING CHANGE:` footer a breaking change (listed first). A commit and its revert \
+            within the range leave nothing. The groups and what is left out (types, scopes, \
+            authors such as dependabot[bot], messages) come from `changelog:` in \
+            openim-release.yaml.\n\n\
+            Services: a row per service of `images:` with the entries that touched what its \
+            build reads (its Dockerfile, and what that copies from its context, less \
+            .dockerignore), or `no changes`. --digests adds the images table (every image's \
+            tags and digest per registry).\n\n\
+            Links go to github_release.repository, else GITHUB_REPOSITORY, else `origin` on \
+            GitHub. --publish needs GITHUB_TOKEN (or GH_TOKEN) with contents: write; API base: \
+            GITHUB_API_URL. Exit codes: 0 printed (and published), 1 a failure (git, the API), \
+            2 bad input (not a version's tag, --publish of a tag that does not exist, no token).",
+        after_help = "Examples:\n  \
+            openim-release notes --tag v3.8.1                      # Markdown on stdout\n  \
+            openim-release notes --tag v3.9.0 --from v3.8.0        # before v3.9.0 exists: up to HEAD\n  \
+            openim-release notes --tag v3.8.1 --output json        # entries, services, contributors\n  \
+            openim-release notes --tag v3.8.1 --digests build.json > notes.md\n  \
+            openim-release notes --tag v3.8.1 --publish            # create or update its GitHub Release\n\n\
+            Docs: docs/notes.md; the changelog: section: docs/config/changelog.md"
+    )]
+    Notes(NotesArgs),
 
     /// Write openim-release.yaml (or --config FILE) from what the repository has: compose build file, Dockerfiles, charts, .env files, the registries its workflows push to.
     Init(InitArgs),
@@ -219,6 +256,29 @@ pub struct ReleaseCmdArgs {
     /// Nightly: run even when nothing changed since the previous nightly.
     #[arg(long)]
     pub force: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct NotesArgs {
+    /// The version's git tag the notes are of.
+    #[arg(long, value_name = "TAG")]
+    pub tag: String,
+    /// Start after this tag instead of the previous release of the same line.
+    #[arg(long, value_name = "TAG")]
+    pub from: Option<String>,
+    /// End at this commit instead of the tag's [default: the tag, else HEAD].
+    #[arg(long, value_name = "REV")]
+    pub to: Option<String>,
+    /// `build --output json` output: adds the images with their tags and digests.
+    #[arg(long, value_name = "FILE")]
+    pub digests: Option<PathBuf>,
+    /// Also create or update the tag's GitHub Release with these notes, as
+    /// `release` does (to finish one whose GitHub Release step failed).
+    #[arg(long)]
+    pub publish: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

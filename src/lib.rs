@@ -23,6 +23,8 @@ pub mod config;
 pub mod deploy;
 pub mod error;
 pub mod failpoint;
+pub mod notes;
+pub mod notify;
 pub mod oci;
 pub mod output;
 pub mod release;

@@ -102,6 +102,13 @@ impl Workspace {
     }
 }
 
+/// The system clock now, in milliseconds since the epoch, whatever
+/// [`CLOCK_ENV`] says: for what a server checks against its own clock (the
+/// timestamp of a DingTalk or Feishu signature), never for a date or tag.
+pub fn real_time_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
 /// The run's time: [`CLOCK_ENV`] when set, else the system clock.
 fn clock() -> Result<DateTime<Utc>> {
     match std::env::var(CLOCK_ENV) {

@@ -62,10 +62,21 @@ API endpoints (an optional ``/api/v3`` path prefix is accepted)
     DELETE /repos/{o}/{r}/issues/{n}/labels                 -> 204
     DELETE /repos/{o}/{r}/issues/{n}/labels/{name}          -> 200 list, or
            404 "Label does not exist"
-    GET    /repos/{o}/{r}/releases  (newest first, paginated)
-    GET    /repos/{o}/{r}/releases/tags/{tag}  (published releases only)
+    GET    /repos/{o}/{r}/releases  (newest first, drafts included, paginated)
+    GET    /repos/{o}/{r}/releases/tags/{tag}  (published releases only: a
+           draft is 404 here, as on GitHub)
+    GET    /repos/{o}/{r}/releases/latest  (the release marked latest)
+    GET    /repos/{o}/{r}/releases/{id}
     POST   /repos/{o}/{r}/releases  -> 201 (tag_name, target_commitish, name,
-           body, draft, prerelease); 422 already_exists for a known tag
+           body, draft, prerelease, make_latest); 422 "Validation Failed" with
+           ``{"resource": "Release", "code": "already_exists", "field":
+           "tag_name"}`` for a tag that has a release (drafts included): one
+           release per tag
+    PATCH  /repos/{o}/{r}/releases/{id}  (tag_name, target_commitish, name,
+           body, draft, prerelease, make_latest) -> 200; a draft made
+           public gets its published_at; a tag_name another release has
+           -> 422 already_exists
+    DELETE /repos/{o}/{r}/releases/{id}  -> 204
     GET    /repos/{o}/{r}/compare/{base}...{head}  (the fixture, URLs filled)
 
 Repositories exist implicitly on first use (owner/repo names are
@@ -122,7 +133,10 @@ the normal processing. Rules are tried in the order they were armed.
                              head of the request body, without creating
                              anything -- or, with ``"create_first": true``,
                              after creating the pull request from the request
-                             body (a concurrent creator won the race)
+                             body (a concurrent creator won the race). On
+                             ``POST .../releases`` the release's 422
+                             ``already_exists`` answer instead, and
+                             ``create_first`` creates the release
     headers     optional extra response headers
 
 Injected answers are recorded in ``requests`` with ``"injected": true``.
@@ -351,6 +365,7 @@ class Release:
     author: str
     created_at: str = field(default_factory=now_iso)
     published_at: str | None = None
+    updates: int = 0
 
 
 @dataclass
@@ -362,6 +377,7 @@ class Repo:
     pulls: dict = field(default_factory=dict)      # number -> Pull
     labels: dict = field(default_factory=dict)     # lower name -> label info
     releases: list = field(default_factory=list)   # Release, oldest first
+    latest_release: int | None = None              # the id marked latest
 
     @property
     def full_name(self) -> str:
@@ -767,7 +783,10 @@ class FakeGitHub:
             "releases": [{"id": r.id, "tag_name": r.tag_name, "name": r.name,
                           "body": r.body, "draft": r.draft, "prerelease": r.prerelease,
                           "target_commitish": r.target_commitish,
-                          "created_at": r.created_at, "published_at": r.published_at}
+                          "created_at": r.created_at, "published_at": r.published_at,
+                          "latest": repo.latest_release == r.id, "updates": r.updates,
+                          "html_url": f"{self.render.web(repo)}/releases/tag/"
+                                      f"{urllib.parse.quote(r.tag_name)}"}
                          for r in repo.releases],
             "labels": [info["name"] for info in repo.labels.values()],
         }
@@ -942,6 +961,15 @@ class FakeGitHub:
         return reply
 
     def fault_already_exists(self, rule, method, path, body) -> Reply:
+        match = re.fullmatch(r"/repos/([^/]+)/([^/]+)/releases", path)
+        if match:
+            repo = self.repo(*match.groups(), create=True)
+            if rule.create_first:
+                try:
+                    self.create_release(repo, body)
+                except ApiError:
+                    pass   # invalid body or already there: nothing to create
+            return self.release_exists_reply()
         match = re.fullmatch(r"/repos/([^/]+)/([^/]+)/pulls", path)
         head_label = None
         if match and isinstance(body, dict) and isinstance(body.get("head"), str):
@@ -982,6 +1010,10 @@ class FakeGitHub:
             ("GET", repo + r"/releases", self.list_releases),
             ("POST", repo + r"/releases", self.post_release),
             ("GET", repo + r"/releases/tags/(?P<tag>.+)", self.get_release_by_tag),
+            ("GET", repo + r"/releases/latest", self.get_latest_release),
+            ("GET", repo + r"/releases/(?P<ident>\d+)", self.get_release),
+            ("PATCH", repo + r"/releases/(?P<ident>\d+)", self.patch_release),
+            ("DELETE", repo + r"/releases/(?P<ident>\d+)", self.delete_release),
             ("GET", repo + r"/compare/(?P<spec>.+)", self.get_compare),
         ]
         return [(m, re.compile(p), fn) for m, p, fn in table]
@@ -1212,17 +1244,46 @@ class FakeGitHub:
         chunk, headers = self.paginate(newest, ctx)
         return Reply(200, [self.render.release(repo, r, listing=True) for r in chunk], headers)
 
-    def post_release(self, repo: Repo, ctx) -> Reply:
-        body = ctx["body"]
+    def release_exists_reply(self) -> Reply:
+        return validation_failed([{"resource": "Release", "code": "already_exists",
+                                   "field": "tag_name"}],
+                                 "releases/releases#create-a-release").reply
+
+    def release_fields(self, body, doc: str) -> None:
+        for name in ("tag_name", "target_commitish", "name", "body"):
+            if body.get(name) is not None and not isinstance(body[name], str):
+                raise invalid_field("Release", name, body[name], doc)
+        for name in ("draft", "prerelease"):
+            if body.get(name) is not None and not isinstance(body[name], bool):
+                raise invalid_field("Release", name, body[name], doc)
+        if body.get("make_latest") not in (None, "true", "false", "legacy"):
+            raise invalid_field("Release", "make_latest", body["make_latest"], doc)
+
+    def mark_latest(self, repo: Repo, rel: Release, make_latest) -> None:
+        """GitHub's make_latest: "true" marks it, "false" leaves it unmarked,
+        "legacy" (the default) marks the newest published full release."""
+        if rel.draft or rel.prerelease:
+            if repo.latest_release == rel.id:
+                repo.latest_release = None
+            return
+        if make_latest == "true":
+            repo.latest_release = rel.id
+        elif make_latest == "false":
+            if repo.latest_release == rel.id:
+                repo.latest_release = None
+        else:
+            full = [r for r in repo.releases if not r.draft and not r.prerelease]
+            if full:
+                repo.latest_release = max(full, key=lambda r: (r.created_at, r.id)).id
+
+    def create_release(self, repo: Repo, body) -> Release:
         doc = "releases/releases#create-a-release"
         if not isinstance(body, dict) or body.get("tag_name") in (None, ""):
             raise missing_field("Release", "tag_name", doc)
+        self.release_fields(body, doc)
         tag = body["tag_name"]
-        if not isinstance(tag, str):
-            raise invalid_field("Release", "tag_name", tag, doc)
         if any(r.tag_name == tag for r in repo.releases):
-            raise validation_failed([{"resource": "Release", "code": "already_exists",
-                                      "field": "tag_name"}], doc)
+            raise ApiError(self.release_exists_reply())
         draft = bool(body.get("draft", False))
         rel = Release(id=next(self.ids), tag_name=tag,
                       target_commitish=body.get("target_commitish") or repo.default_branch,
@@ -1231,8 +1292,56 @@ class FakeGitHub:
                       author=self.render.me)
         rel.published_at = None if draft else rel.created_at
         repo.releases.append(rel)
+        self.mark_latest(repo, rel, body.get("make_latest"))
+        return rel
+
+    def post_release(self, repo: Repo, ctx) -> Reply:
+        rel = self.create_release(repo, ctx["body"])
         doc_json = self.render.release(repo, rel)
         return Reply(201, doc_json, {"location": doc_json["url"]})
+
+    def release_by_id(self, repo: Repo, ident: str) -> Release:
+        for rel in repo.releases:
+            if rel.id == int(ident):
+                return rel
+        raise ApiError(self.error_reply("not_found"))
+
+    def get_release(self, repo: Repo, ctx, ident) -> Reply:
+        return Reply(200, self.render.release(repo, self.release_by_id(repo, ident)))
+
+    def get_latest_release(self, repo: Repo, ctx) -> Reply:
+        if repo.latest_release is None:
+            raise ApiError(self.error_reply("not_found"))
+        return Reply(200, self.render.release(repo, self.release_by_id(repo, str(repo.latest_release))))
+
+    def patch_release(self, repo: Repo, ctx, ident) -> Reply:
+        rel = self.release_by_id(repo, ident)
+        body = ctx["body"] if isinstance(ctx["body"], dict) else {}
+        self.release_fields(body, "releases/releases#update-a-release")
+        tag = body.get("tag_name")
+        if tag and any(r.tag_name == tag and r.id != rel.id for r in repo.releases):
+            raise ApiError(self.release_exists_reply())
+        if tag:
+            rel.tag_name = tag
+        for name in ("target_commitish", "name", "body"):
+            if name in body:
+                setattr(rel, name, body[name])
+        if "prerelease" in body:
+            rel.prerelease = bool(body["prerelease"])
+        if "draft" in body:
+            rel.draft = bool(body["draft"])
+            if not rel.draft and rel.published_at is None:
+                rel.published_at = now_iso()
+        rel.updates += 1
+        self.mark_latest(repo, rel, body.get("make_latest"))
+        return Reply(200, self.render.release(repo, rel))
+
+    def delete_release(self, repo: Repo, ctx, ident) -> Reply:
+        rel = self.release_by_id(repo, ident)
+        repo.releases.remove(rel)
+        if repo.latest_release == rel.id:
+            repo.latest_release = None
+        return Reply(204)
 
     def get_release_by_tag(self, repo: Repo, ctx, tag) -> Reply:
         for rel in repo.releases:
@@ -1689,6 +1798,32 @@ class SelfTest:
         self.check("draft not found by tag", status == 404, status)
         status, _, err = self.call("GET", path + "/tags/v0.0.0")
         self.check("unknown tag -> 404", status == 404 and err["message"] == "Not Found", err)
+        status, _, err = self.call("POST", path, {"tag_name": "v3.9.0-rc.1"})
+        self.check("a draft's tag -> 422", status == 422
+                   and err["errors"][0] == {"resource": "Release", "code": "already_exists",
+                                            "field": "tag_name"}, (status, err))
+        _, _, draft = self.call("GET", path + "?per_page=100")
+        draft = next(r for r in draft if r["tag_name"] == "v3.9.0-rc.1")
+        status, _, rel = self.call("PATCH", f"{path}/{draft['id']}",
+                                   {"body": "rc notes", "draft": False, "make_latest": "false"})
+        self.check("release update", status == 200 and rel["body"] == "rc notes"
+                   and rel["draft"] is False and rel["published_at"]
+                   and set(rel) == set(self.release_keys), rel)
+        status, _, rel = self.call("GET", f"{path}/{draft['id']}")
+        self.check("release by id", status == 200 and rel["tag_name"] == "v3.9.0-rc.1", status)
+        status, _, err = self.call("PATCH", f"{path}/{draft['id']}", {"tag_name": "v3.8.1"})
+        self.check("update to a taken tag -> 422", status == 422
+                   and err["errors"][0]["code"] == "already_exists", (status, err))
+        status, _, err = self.call("PATCH", f"{path}/{draft['id']}", {"make_latest": "yes"})
+        self.check("bad make_latest -> 422", status == 422, (status, err))
+        status, _, rel = self.call("GET", path + "/latest")
+        self.check("latest release", status == 200 and rel["tag_name"] == "v3.8.1", rel)
+        _, _, state = self.control("GET", "/_fake/state")
+        rels = state["repos"]["openimsdk/open-im-server"]["releases"]
+        self.check("state: one release per tag, updates counted",
+                   sorted(r["tag_name"] for r in rels) == ["v3.8.1", "v3.9.0-rc.1"]
+                   and [r["updates"] for r in rels] == [0, 1]
+                   and [r["latest"] for r in rels] == [True, False], rels)
 
     def test_compare(self):
         status, _, cmp = self.call("GET", "/repos/openimsdk/open-im-server/compare/v3.8.0...main")
@@ -1766,6 +1901,15 @@ class SelfTest:
         self.check("create_first created it", len(found) == 1 and self.pull_count() == before + 1,
                    found)
 
+        releases = "/repos/openimsdk/open-im-server/releases"
+        self.fault({"kind": "already_exists", "method": "POST", "path_regex": "/releases$",
+                    "create_first": True})
+        status, _, err = self.call("POST", releases, {"tag_name": "v4.0.0", "body": "first"})
+        self.check("release create_first -> 422", status == 422
+                   and err["errors"][0]["code"] == "already_exists", (status, err))
+        status, _, rel = self.call("GET", releases + "/tags/v4.0.0")
+        self.check("release create_first created it", status == 200 and rel["body"] == "first",
+                   (status, rel))
         self.fault({"method": "GET", "path_regex": "/releases$", "status": 500})
         status, _, _ = self.call("POST", pulls, {"title": "t", "head": "feature/z", "base": "main"})
         self.check("method filter skips", status == 201, status)

@@ -6,6 +6,10 @@
 //! finding the existing pull request. Counts calls and logs each one (at
 //! debug: method, route, outcome, waits; at trace: rate-limit headers).
 
+mod releases;
+
+pub use releases::{ReleaseAction, ReleaseSpec};
+
 use crate::secret::Secret;
 use anyhow::{Context, Result};
 use http::{HeaderMap, StatusCode};

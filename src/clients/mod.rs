@@ -1,7 +1,7 @@
 //! Everything that talks to another process or socket: git repositories and
 //! remotes (`git`), the Docker engine (`engine`), OCI registries
-//! (`registry`) with their credentials (`credentials`), and GitHub's API
-//! (`github`). Nothing outside this folder opens a connection.
+//! (`registry`) with their credentials (`credentials`), GitHub's API
+//! (`github`) and webhooks (`webhook`). Nothing outside this folder opens a connection.
 
 pub mod credentials;
 pub mod docker_host;
@@ -9,3 +9,4 @@ pub mod engine;
 pub mod git;
 pub mod github;
 pub mod registry;
+pub mod webhook;

@@ -6,6 +6,7 @@ pub mod build;
 pub mod chart;
 pub mod gitops;
 pub mod init;
+pub mod notes;
 pub mod release;
 pub mod tag;
 
@@ -21,6 +22,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Release(args) => release::run(&cli.global, args, args.dry_run),
         Command::Plan(args) => release::run(&cli.global, args, true),
         Command::Audit(args) => audit::run(&cli.global, args),
+        Command::Notes(args) => notes::run(&cli.global, args),
         Command::Init(args) => init::run(&cli.global, args),
         Command::Schema => {
             print!("{}", crate::config::json_schema());

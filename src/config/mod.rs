@@ -5,6 +5,8 @@
 //! platforms), `deploy` (the deploy repository and its charts) and `gitops`
 //! (how changes are proposed). Later commands fill in the latter three.
 
+pub mod notes;
+
 use crate::tag::template::{Template, TemplateError};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -17,7 +19,7 @@ pub const FILE_NAMES: &[&str] = &["openim-release.yaml", "openim-release.yml"];
 #[serde(
     deny_unknown_fields,
     default,
-    expecting = "a mapping of the sections tags, images, deploy, gitops, stages"
+    expecting = "a mapping of the sections tags, images, deploy, gitops, stages, changelog, github_release, notify"
 )]
 pub struct Config {
     pub tags: TagsConfig,
@@ -26,6 +28,12 @@ pub struct Config {
     pub gitops: Option<GitopsConfig>,
     /// Per-stage overrides for `release`: `dev`, `rc`, `release`, `patch`, `nightly`.
     pub stages: BTreeMap<String, StageConfig>,
+    /// What the release notes hold (`notes`, the GitHub Release).
+    pub changelog: Option<notes::ChangelogConfig>,
+    /// The GitHub Release `release` publishes for its git tag.
+    pub github_release: Option<notes::GithubReleaseConfig>,
+    /// Where a run says it finished or failed (chat bots, webhooks).
+    pub notify: Vec<notes::NotifyTarget>,
 }
 
 /// How `release` deploys one stage (stage → environment).
@@ -570,7 +578,7 @@ fn readable(msg: &str) -> String {
     if path.is_none() && msg.contains("expected struct Config") {
         return msg.replace(
             "expected struct Config",
-            "expected a mapping of the sections tags, images, deploy, gitops, stages",
+            "expected a mapping of the sections tags, images, deploy, gitops, stages, changelog, github_release, notify",
         );
     }
     crate::output::text::serde_message(&msg, "a mapping")
@@ -768,6 +776,11 @@ fn validate(config: &Config) -> Result<(), Invalid> {
     if let Some(d) = &config.deploy {
         validate_deploy(d)?;
     }
+    notes::validate(
+        config.changelog.as_ref(),
+        config.github_release.as_ref(),
+        &config.notify,
+    )?;
     let branch_line = regex::Regex::new(&t.release_branch).map_err(|e| {
         (
             "tags.release_branch".to_string(),

@@ -105,6 +105,9 @@ pub struct GitopsReport {
     /// "nothing to change: …" (when `changed` is false).
     #[serde(skip)]
     pub up_to_date: String,
+    /// `(Chart.yaml, version)` of every chart whose version the edits move.
+    #[serde(skip)]
+    pub chart_versions: Vec<(String, String)>,
     /// The newer candidate (git tag) the pull request branch already
     /// proposes, left as it is.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -265,6 +268,12 @@ fn deploy(
     out.images = plan.images.clone();
     out.warnings = plan.warnings.clone();
     out.skipped = plan.skipped.clone();
+    out.chart_versions = plan
+        .scalars
+        .iter()
+        .filter(|s| s.key == "version" && s.file.ends_with("Chart.yaml"))
+        .map(|s| (s.file.clone(), s.new.clone()))
+        .collect();
     out.diff = edits::unified_diff(&plan);
     if !req.quiet_report {
         report(&plan, ws.quiet);

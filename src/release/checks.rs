@@ -98,6 +98,9 @@ impl Preflight<'_> {
                 Err(e) => Check::failed(name, &e),
             });
         }
+        if let Some(c) = crate::notes::publish::check(self.ws, req.stage, req.no_git_tag) {
+            checks.push(c);
+        }
         // `release` lists what passed as it goes (failures end in the
         // error); `plan` shows every check in its own output.
         if !self.ws.quiet && !req.dry_run {

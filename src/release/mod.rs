@@ -9,7 +9,12 @@
 //!    service built;
 //! 3. release and nightly: the git tag, once every image exists;
 //! 4. deploy ([`crate::deploy::gitops`]) in the clone the checks made,
-//!    verifying the images again before editing.
+//!    verifying the images again before editing;
+//! 5. release, patch (and rc where configured): the GitHub Release of the
+//!    git tag with its notes ([`crate::notes`]), created or updated.
+//!
+//! When the run finishes or fails, the `notify:` destinations are told
+//! ([`crate::notify`]); a notification that fails is only a warning.
 //!
 //! A failure never leaves the deploy repository pointing at images that do
 //! not exist: the deploy runs last and only after every image is pushed. A
@@ -66,6 +71,12 @@ pub struct ReleaseReport {
     pub git_tag_pushed: Option<TagReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gitops: Option<GitopsReport>,
+    /// The GitHub Release of the git tag (planned, in a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub github_release: Option<crate::notes::publish::GithubReleaseReport>,
+    /// What became of each notification.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<crate::notify::Sent>,
     /// Why a step was not planned (a dry run whose check failed): step →
     /// reason, for the text output.
     #[serde(skip)]
@@ -86,9 +97,38 @@ pub struct StepFailed {
     pub step: &'static str,
 }
 
-/// Run the pipeline. A dry run (`plan`) changes nothing and returns the
-/// report even when checks failed (the caller shows it, then fails).
+/// Run the pipeline, then tell the `notify:` destinations how it ended. A
+/// dry run (`plan`) changes nothing, notifies nobody and returns the report
+/// even when checks failed (the caller shows it, then fails).
 pub fn run(ws: &Workspace, req: &ReleaseRequest) -> Result<ReleaseReport> {
+    let mut computed = None;
+    let result = pipeline(ws, req, &mut computed);
+    if req.dry_run {
+        return result;
+    }
+    match result {
+        Ok(mut report) => {
+            if report.changed {
+                let event = crate::notify::Event::finished(ws, &report);
+                report.notifications = crate::notify::send_all(ws, &event);
+            }
+            Ok(report)
+        }
+        Err(e) => {
+            let event = crate::notify::Event::failed(ws, req.stage, computed.as_ref(), &e);
+            crate::notify::send_all(ws, &event);
+            Err(e)
+        }
+    }
+}
+
+/// The steps; `computed` gets the tag step's result as soon as there is one
+/// (what a failure notification tells).
+fn pipeline(
+    ws: &Workspace,
+    req: &ReleaseRequest,
+    computed: &mut Option<TagReport>,
+) -> Result<ReleaseReport> {
     refuse_inapplicable(req)?;
     let cfg = ws.config();
     let stage_cfg = cfg
@@ -146,6 +186,7 @@ pub fn run(ws: &Workspace, req: &ReleaseRequest) -> Result<ReleaseReport> {
     tag_req.version = req.version.clone();
     tag_req.push = reserve;
     let tag = tag::run(ws, &tag_req).map_err(|e| e.context(StepFailed { step: "tag" }))?;
+    *computed = Some(tag.clone());
     let tags = tag.tags.clone();
     tags.first().context("the tag step returned no tags")?;
     let mut report = ReleaseReport {
@@ -158,6 +199,8 @@ pub fn run(ws: &Workspace, req: &ReleaseRequest) -> Result<ReleaseReport> {
         build: None,
         git_tag_pushed: None,
         gitops: None,
+        github_release: None,
+        notifications: Vec::new(),
         not_planned: Vec::new(),
     };
     if req.stage == Stage::Nightly && tag.changed == Some(false) && !req.force {
@@ -269,6 +312,21 @@ pub fn run(ws: &Workspace, req: &ReleaseRequest) -> Result<ReleaseReport> {
             gitops::run_with(ws, &gitops_req, &mut kept)
         };
         report.gitops = Some(deploy().map_err(|e| e.context(StepFailed { step: "gitops" }))?);
+    }
+
+    // 5. The GitHub Release of the git tag, with the notes.
+    if crate::notes::publish::publishes(ws, req.stage, req.no_git_tag) {
+        ws.step(if req.dry_run {
+            "planning the GitHub Release"
+        } else {
+            "publishing the GitHub Release"
+        });
+        report.github_release =
+            Some(crate::notes::publish::of_release(ws, &report).map_err(|e| {
+                e.context(StepFailed {
+                    step: "GitHub Release",
+                })
+            })?);
     }
     report.checks = Some(checks);
     Ok(report)

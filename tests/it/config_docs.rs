@@ -13,7 +13,16 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-const SECTIONS: &[&str] = &["tags", "images", "deploy", "stages", "gitops"];
+const SECTIONS: &[&str] = &[
+    "tags",
+    "images",
+    "deploy",
+    "stages",
+    "gitops",
+    "changelog",
+    "github_release",
+    "notify",
+];
 
 /// Stands for a placeholder segment in the paths computed from the schema.
 const ANY: &str = "<*>";

@@ -310,6 +310,36 @@ fn server_with_rc() -> TestRepo {
     repo
 }
 
+/// `notes`' situation (tests/it/notes.rs): open-im-server's shape, v3.8.0,
+/// then features, fixes, a merged pull request, reverts, tagged v3.8.1.
+fn notes_history() -> Fixture {
+    let mut f = Fixture::in_repo(crate::notes::history());
+    f.env.push((
+        "GITHUB_REPOSITORY".into(),
+        "openimsdk/open-im-server".into(),
+    ));
+    f
+}
+
+/// The same, with the fake GitHub API and a token (`notes --publish`).
+fn notes_on_github() -> Fixture {
+    let mut f = notes_history();
+    let gh = crate::fake_github::FakeGitHub::start("notes-doc-token");
+    f.env
+        .push(("GITHUB_TOKEN".into(), "notes-doc-token".into()));
+    f.env.push(("GITHUB_API_URL".into(), gh.url.clone()));
+    f.shown.push((gh.url.clone(), "https://github.com".into()));
+    f.keep.push(Box::new(gh));
+    f
+}
+
+/// The notes are Markdown of the expected shape.
+fn notes_markdown(_: &Path, out: &std::process::Output) {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("### Breaking changes"), "{text}");
+    assert!(text.contains("| openim-api |"), "{text}");
+}
+
 fn server_rc() -> Fixture {
     Fixture::in_repo(server_with_rc())
 }
@@ -623,6 +653,37 @@ const CASES: &[Case] = &[
         "docs/tag.md",
         "openim-release tag --stage dev|rc|release|patch|nightly [options]",
         How::NotRun("the synopsis of the command, not an example"),
+    ),
+    // docs/notes.md
+    (
+        "docs/notes.md",
+        "openim-release notes --tag v3.8.1",
+        How::Run(|| notes_history().check(notes_markdown)),
+    ),
+    (
+        "docs/notes.md",
+        "openim-release notes --tag v3.8.1 --output json",
+        How::Run(|| notes_history().check(|_, out| {
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(json["previous"], "v3.8.0", "{json}");
+            assert!(json["entries"].as_array().unwrap().len() > 3, "{json}");
+        })),
+    ),
+    (
+        "docs/notes.md",
+        "openim-release notes --tag v3.9.0 --from v3.8.0",
+        How::Run(|| notes_history().check(|_, out| {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("v3.9.0 does not exist yet"), "{text}");
+        })),
+    ),
+    (
+        "docs/notes.md",
+        "openim-release notes --tag v3.8.1 --publish",
+        How::Run(|| notes_on_github().check(|_, out| {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("created"), "{err}");
+        })),
     ),
     // docs/build.md
     (

@@ -25,6 +25,8 @@ mod identity_token;
 mod init;
 mod msrv;
 mod naming;
+mod notes;
+mod notify;
 mod properties;
 mod proxy;
 mod release;

@@ -1,7 +1,10 @@
 //! All access to git repositories (git2). Nothing else in the crate talks to git.
 
+mod history;
 mod local_push;
 mod tls_roots;
+
+pub use history::HistoryCommit;
 
 use crate::secret::{github_token_from_env, scrub, Secret};
 use anyhow::{Context, Result};

@@ -3,5 +3,6 @@
 pub mod audit;
 pub mod build;
 pub mod deploy;
+pub mod notes;
 pub mod release;
 mod tag;

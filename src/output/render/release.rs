@@ -1,8 +1,8 @@
 //! `release` and `plan`: a plan shows tags, checks, images and the deploy
 //! change on stdout; a release prints the pull request's URL on stdout and
 //! ends with a summary on stderr (tags, images with digests, git tag,
-//! deploy). Outputs `tags`, `version`, `git_tag`, `digests`, `pr-url`,
-//! `changed`, `json`; a step summary.
+//! deploy, GitHub Release). Outputs `tags`, `version`, `git_tag`,
+//! `digests`, `pr-url`, `release-url`, `changed`, `json`; a step summary.
 
 use crate::output::render::build::{digest_lines, images_table};
 use crate::output::render::deploy::gitops_plan_text;
@@ -53,6 +53,19 @@ impl Render for ReleaseReport {
             writeln!(out, "\n# deploy")?;
             gitops_plan_text(g, out, quiet)?;
         }
+        if let Some(r) = &self.github_release {
+            writeln!(out, "\n# GitHub Release")?;
+            writeln!(
+                out,
+                "would create or update the {}release {} of {} (`{}`), its notes as \
+                 `openim-release notes --tag {}` prints them",
+                if r.prerelease { "pre-" } else { "" },
+                r.tag,
+                r.repository,
+                r.name,
+                r.tag
+            )?;
+        }
         if !quiet {
             eprintln!("plan only: nothing was built, tagged or pushed");
         }
@@ -73,6 +86,13 @@ impl Render for ReleaseReport {
                 self.gitops
                     .as_ref()
                     .and_then(|g| g.pr_url.clone())
+                    .unwrap_or_default(),
+            ),
+            (
+                "release-url",
+                self.github_release
+                    .as_ref()
+                    .and_then(|r| r.url.clone())
                     .unwrap_or_default(),
             ),
             ("changed", self.changed.to_string()),
@@ -111,6 +131,27 @@ impl Render for ReleaseReport {
                 _ => "planned".to_string(),
             };
             md.push_str(&format!("| deploy | {deploy} |\n"));
+        }
+        if let Some(r) = &self.github_release {
+            let shown = match &r.url {
+                Some(url) => format!("[{}]({url})", r.name),
+                None => format!("{} (planned)", r.name),
+            };
+            md.push_str(&format!("| GitHub Release | {shown} |\n"));
+        }
+        if !self.notifications.is_empty() {
+            let told = self.notifications.iter().filter(|n| n.ok).count();
+            let failed: Vec<String> = self
+                .notifications
+                .iter()
+                .filter(|n| !n.ok)
+                .map(|n| format!("{} ({})", n.name, n.kind.as_str()))
+                .collect();
+            let mut cell = format!("{told} told");
+            if !failed.is_empty() {
+                cell.push_str(&format!("; not told: {}", failed.join(", ")));
+            }
+            md.push_str(&format!("| notifications | {cell} |\n"));
         }
         if let Some(b) = &self.build {
             md.push('\n');
@@ -165,6 +206,12 @@ fn terminal_summary(r: &ReleaseReport) -> String {
             _ if !g.changed => s.push_str(&format!("  deploy:  {} already up to date\n", g.base)),
             _ => {}
         }
+    }
+    if let Some(url) = r.github_release.as_ref().and_then(|g| g.url.as_ref()) {
+        s.push_str(&format!("  release: {url}\n"));
+    }
+    for n in r.notifications.iter().filter(|n| n.ok) {
+        s.push_str(&format!("  told:    {} ({})\n", n.name, n.kind.as_str()));
     }
     s
 }
