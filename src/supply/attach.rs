@@ -166,7 +166,8 @@ pub async fn push(
     r.push_bytes(repo, &digest, &content.bytes).await?;
     match scheme {
         Scheme::Referrers => {
-            r.push_bytes(repo, &oci::sha256_digest(EMPTY), EMPTY).await?;
+            r.push_bytes(repo, &oci::sha256_digest(EMPTY), EMPTY)
+                .await?;
             let m = referrer_manifest(kind, content, subject);
             r.put_artifact(repo, &m.digest, &m).await
         }
@@ -264,21 +265,44 @@ mod tests {
     #[test]
     fn tags_and_manifests_as_cosign_and_oci_name_them() {
         let d = format!("sha256:{}", "ab".repeat(32));
-        assert_eq!(tag_for(&d, Kind::Signature), format!("sha256-{}.sig", "ab".repeat(32)));
-        assert_eq!(tag_for(&d, Kind::Provenance), format!("sha256-{}.att", "ab".repeat(32)));
-        assert_eq!(tag_for(&d, Kind::Sbom), format!("sha256-{}.sbom", "ab".repeat(32)));
+        assert_eq!(
+            tag_for(&d, Kind::Signature),
+            format!("sha256-{}.sig", "ab".repeat(32))
+        );
+        assert_eq!(
+            tag_for(&d, Kind::Provenance),
+            format!("sha256-{}.att", "ab".repeat(32))
+        );
+        assert_eq!(
+            tag_for(&d, Kind::Sbom),
+            format!("sha256-{}.sbom", "ab".repeat(32))
+        );
         let subject = Descriptor::new(oci::MT_OCI_INDEX, d.clone(), 123);
         let content = Content {
             bytes: b"payload".to_vec(),
-            annotations: [("dev.cosignproject.cosign/signature".to_string(), "MEUC".to_string())].into(),
+            annotations: [(
+                "dev.cosignproject.cosign/signature".to_string(),
+                "MEUC".to_string(),
+            )]
+            .into(),
         };
         let m = referrer_manifest(Kind::Signature, &content, &subject);
         let v: Value = serde_json::from_slice(&m.bytes).unwrap();
         assert_eq!(v["subject"]["digest"], d);
-        assert_eq!(v["artifactType"], "application/vnd.dev.cosign.artifact.sig.v1+json");
-        assert_eq!(v["config"]["digest"], "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
-        assert_eq!(v["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"], "MEUC");
-        let (tm, config) = tag_manifest(vec![content.descriptor(super::super::sign::SIMPLE_SIGNING)]);
+        assert_eq!(
+            v["artifactType"],
+            "application/vnd.dev.cosign.artifact.sig.v1+json"
+        );
+        assert_eq!(
+            v["config"]["digest"],
+            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        assert_eq!(
+            v["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"],
+            "MEUC"
+        );
+        let (tm, config) =
+            tag_manifest(vec![content.descriptor(super::super::sign::SIMPLE_SIGNING)]);
         let v: Value = serde_json::from_slice(&tm.bytes).unwrap();
         assert!(v.get("subject").is_none());
         assert_eq!(v["config"]["digest"], oci::sha256_digest(&config));

@@ -165,7 +165,10 @@ pub fn parse_modinfo(text: &str) -> GoBuildInfo {
         Some(GoModule {
             path: fields.first()?.to_string(),
             version: fields.get(1).unwrap_or(&"").to_string(),
-            sum: fields.get(2).filter(|s| !s.is_empty()).map(|s| s.to_string()),
+            sum: fields
+                .get(2)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.to_string()),
             replaced_by: None,
         })
     };

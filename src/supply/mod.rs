@@ -210,7 +210,13 @@ impl Supply {
             .sboms
             .iter()
             .zip(&sbom_items)
-            .map(|(s, i)| (s.platform.clone(), s.digest.clone(), i.content.bytes.len() as u64))
+            .map(|(s, i)| {
+                (
+                    s.platform.clone(),
+                    s.digest.clone(),
+                    i.content.bytes.len() as u64,
+                )
+            })
             .collect();
         let statement = provenance::statement(&facts, self.workflow.as_ref());
         let pushes = registries.iter().map(|r| {
@@ -226,7 +232,8 @@ impl Supply {
             items.push(self.provenance_item(&statement, &built.top));
             items.extend(self.signature(r, &built.repository, &built.top));
             let repo = r.prefix().repository(&built.repository);
-            async move { push_items(r, &repo, &built.top.digest, items, Vec::new()).await }
+            let top = built.top.digest.clone();
+            async move { push_items(r, &repo, &top, items, Vec::new()).await }
         });
         outcome.registries = futures_util::future::join_all(pushes).await;
         report(service, &outcome, progress);
@@ -278,7 +285,10 @@ impl Supply {
                 .any(|h| matches!(h, Ok((_, p)) if !p.iter().any(|x| x == label)))
         };
         // Make what some registry lacks.
-        let repositories: Vec<String> = registries.iter().map(|r| image_name(r, repository)).collect();
+        let repositories: Vec<String> = registries
+            .iter()
+            .map(|r| image_name(r, repository))
+            .collect();
         let mut sbom_items = Vec::new();
         for p in &image.platforms {
             let label = format!("sbom {}", p.platform);
@@ -301,7 +311,11 @@ impl Supply {
                     manifest: p.manifest.clone(),
                     layers,
                 };
-                let created = image.labels.get(labels::CREATED).cloned().unwrap_or_default();
+                let created = image
+                    .labels
+                    .get(labels::CREATED)
+                    .cloned()
+                    .unwrap_or_default();
                 let r = make_sbom(service, &pi, &repositories, &created).await;
                 let _ = tokio::fs::remove_dir_all(&dir).await;
                 r
@@ -331,12 +345,22 @@ impl Supply {
             if let Some(i) = &image.inputs {
                 facts.inputs = Some(i.clone());
             }
-            facts.platforms = image.platforms.iter().map(|p| p.platform.to_string()).collect();
+            facts.platforms = image
+                .platforms
+                .iter()
+                .map(|p| p.platform.to_string())
+                .collect();
             facts.sboms = outcome
                 .sboms
                 .iter()
                 .zip(&sbom_items)
-                .map(|(s, i)| (s.platform.clone(), s.digest.clone(), i.content.bytes.len() as u64))
+                .map(|(s, i)| {
+                    (
+                        s.platform.clone(),
+                        s.digest.clone(),
+                        i.content.bytes.len() as u64,
+                    )
+                })
                 .collect();
             provenance::statement(&facts, self.workflow.as_ref())
         });
@@ -573,7 +597,9 @@ pub struct RemotePlatform {
 pub async fn read_image(r: &Registry, repo: &str, top: &Encoded) -> Result<RemoteImage> {
     let v: serde_json::Value =
         serde_json::from_slice(&top.bytes).context("the image's manifest is not JSON")?;
-    let inputs = v["annotations"][labels::INPUTS].as_str().map(str::to_string);
+    let inputs = v["annotations"][labels::INPUTS]
+        .as_str()
+        .map(str::to_string);
     let mut entries: Vec<(Option<Platform>, Descriptor)> = Vec::new();
     if let Some(list) = v["manifests"].as_array() {
         for m in list {

@@ -57,7 +57,10 @@ fn field<'a>(p: &'a [(String, String)], key: &str) -> Option<&'a str> {
 /// The installed packages of a dpkg status file (or a `status.d` entry).
 /// `list_of` gives the content of `var/lib/dpkg/info/<name>.list` (or
 /// `<name>:<arch>.list`) when the image has it.
-pub fn dpkg(status: &str, list_of: &dyn Fn(&str, Option<&str>) -> Option<String>) -> Vec<OsPackage> {
+pub fn dpkg(
+    status: &str,
+    list_of: &dyn Fn(&str, Option<&str>) -> Option<String>,
+) -> Vec<OsPackage> {
     let mut out = Vec::new();
     for p in paragraphs(status) {
         let (Some(name), Some(version)) = (field(&p, "Package"), field(&p, "Version")) else {

@@ -201,7 +201,11 @@ pub fn read(bytes: &[u8]) -> Option<Read> {
     let digests = v["subject"]
         .as_array()?
         .iter()
-        .filter_map(|s| s["digest"]["sha256"].as_str().map(|h| format!("sha256:{h}")))
+        .filter_map(|s| {
+            s["digest"]["sha256"]
+                .as_str()
+                .map(|h| format!("sha256:{h}"))
+        })
         .collect();
     let p = &v["predicate"];
     let revision = p["buildDefinition"]["resolvedDependencies"]
@@ -212,7 +216,11 @@ pub fn read(bytes: &[u8]) -> Option<Read> {
         .as_array()
         .map(|b| {
             b.iter()
-                .filter_map(|b| b["digest"]["sha256"].as_str().map(|h| format!("sha256:{h}")))
+                .filter_map(|b| {
+                    b["digest"]["sha256"]
+                        .as_str()
+                        .map(|h| format!("sha256:{h}"))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -220,7 +228,9 @@ pub fn read(bytes: &[u8]) -> Option<Read> {
         digests,
         revision,
         sboms,
-        builder: p["runDetails"]["builder"]["id"].as_str().map(str::to_string),
+        builder: p["runDetails"]["builder"]["id"]
+            .as_str()
+            .map(str::to_string),
     })
 }
 
@@ -231,7 +241,10 @@ mod tests {
     fn facts() -> BuildFacts {
         BuildFacts {
             service: "openim-api".into(),
-            repositories: vec!["ghcr.io/openimsdk/openim-api".into(), "docker.io/openim/openim-api".into()],
+            repositories: vec![
+                "ghcr.io/openimsdk/openim-api".into(),
+                "docker.io/openim/openim-api".into(),
+            ],
             digest: format!("sha256:{}", "a".repeat(64)),
             source: Some("https://github.com/openimsdk/open-im-server".into()),
             revision: "0123456789abcdef0123456789abcdef01234567".into(),
@@ -241,7 +254,11 @@ mod tests {
             args: [("BINARY_NAME".to_string(), "openim-api".to_string())].into(),
             target: None,
             platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
-            sboms: vec![("linux/amd64".into(), format!("sha256:{}", "5".repeat(64)), 10)],
+            sboms: vec![(
+                "linux/amd64".into(),
+                format!("sha256:{}", "5".repeat(64)),
+                10,
+            )],
         }
     }
 
@@ -251,7 +268,10 @@ mod tests {
             ("GITHUB_ACTIONS", "true"),
             ("GITHUB_SERVER_URL", "https://github.com"),
             ("GITHUB_REPOSITORY", "openimsdk/open-im-server"),
-            ("GITHUB_WORKFLOW_REF", "openimsdk/open-im-server/.github/workflows/release.yml@refs/tags/v3.8.1"),
+            (
+                "GITHUB_WORKFLOW_REF",
+                "openimsdk/open-im-server/.github/workflows/release.yml@refs/tags/v3.8.1",
+            ),
             ("GITHUB_REF", "refs/tags/v3.8.1"),
             ("GITHUB_RUN_ID", "42"),
             ("GITHUB_RUN_ATTEMPT", "2"),
@@ -273,13 +293,19 @@ mod tests {
             p["runDetails"]["metadata"]["invocationId"],
             "https://github.com/openimsdk/open-im-server/actions/runs/42/attempts/2"
         );
-        assert_eq!(p["buildDefinition"]["externalParameters"]["workflow"]["path"], ".github/workflows/release.yml");
+        assert_eq!(
+            p["buildDefinition"]["externalParameters"]["workflow"]["path"],
+            ".github/workflows/release.yml"
+        );
         assert_eq!(
             p["buildDefinition"]["resolvedDependencies"][0]["uri"],
             "git+https://github.com/openimsdk/open-im-server"
         );
         let r = read(&bytes).unwrap();
-        assert_eq!(r.revision.as_deref(), Some("0123456789abcdef0123456789abcdef01234567"));
+        assert_eq!(
+            r.revision.as_deref(),
+            Some("0123456789abcdef0123456789abcdef01234567")
+        );
         assert_eq!(r.digests, vec![facts().digest; 2]);
         assert_eq!(r.sboms, vec![format!("sha256:{}", "5".repeat(64))]);
     }

@@ -83,7 +83,8 @@ impl Fs {
     fn remove_under(&mut self, dir: &str, below_layer: usize, self_too: bool) {
         let prefix = format!("{dir}/");
         let gone = |p: &str, layer: usize| {
-            layer < below_layer && ((self_too && p == dir) || p.starts_with(&prefix) || dir.is_empty())
+            layer < below_layer
+                && ((self_too && p == dir) || p.starts_with(&prefix) || dir.is_empty())
         };
         self.files.retain(|p, e| !gone(p, e.layer));
         self.content.retain(|p, (l, _)| !gone(p, *l));
@@ -244,11 +245,19 @@ pub fn from_layers(layers: &[&Path], subject: &Subject) -> Result<Sbom> {
 fn spdx_id(kind: &str, n: usize, text: &str) -> String {
     let clean: String = text
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let clean = clean.trim_matches('-');
     let clean: String = clean.chars().take(60).collect();
-    format!("SPDXRef-{kind}-{n}-{clean}").trim_end_matches('-').to_string()
+    format!("SPDXRef-{kind}-{n}-{clean}")
+        .trim_end_matches('-')
+        .to_string()
 }
 
 /// A purl's name or version part: percent-encode what is not safe.
@@ -328,9 +337,9 @@ fn document(fs: &Fs, s: &Subject) -> Sbom {
     let os = fs.packages();
     for (n, p) in os.iter().enumerate() {
         let id = spdx_id(if p.kind == "deb" { "Deb" } else { "Apk" }, n + 1, &p.name);
-        let namespace = distro.clone().unwrap_or_else(|| {
-            if p.kind == "deb" { "debian" } else { "alpine" }.to_string()
-        });
+        let namespace = distro
+            .clone()
+            .unwrap_or_else(|| if p.kind == "deb" { "debian" } else { "alpine" }.to_string());
         let mut q = Vec::new();
         if let Some(a) = &p.arch {
             q.push(format!("arch={}", purl_part(a)));
@@ -413,7 +422,11 @@ fn document(fs: &Fs, s: &Subject) -> Sbom {
         if owned.contains(path.as_str()) {
             continue;
         }
-        let id = spdx_id("File", files.len() + 1, path.rsplit('/').next().unwrap_or(path));
+        let id = spdx_id(
+            "File",
+            files.len() + 1,
+            path.rsplit('/').next().unwrap_or(path),
+        );
         let mut file = json!({
             "SPDXID": id,
             "fileName": format!("/{path}"),
@@ -448,7 +461,11 @@ fn document(fs: &Fs, s: &Subject) -> Sbom {
             .as_ref()
             .map(|m| m.version.clone())
             .unwrap_or_else(|| "(devel)".into());
-        let id = spdx_id("GoBinary", binaries, path.rsplit('/').next().unwrap_or(path));
+        let id = spdx_id(
+            "GoBinary",
+            binaries,
+            path.rsplit('/').next().unwrap_or(path),
+        );
         let mut pkg = json!({
             "SPDXID": id,
             "name": main_path,
@@ -477,7 +494,12 @@ fn document(fs: &Fs, s: &Subject) -> Sbom {
         }
         let stdlib = GoModule {
             path: "stdlib".into(),
-            version: go.go_version.split_whitespace().next().unwrap_or("").to_string(),
+            version: go
+                .go_version
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string(),
             sum: None,
             replaced_by: None,
         };
@@ -597,7 +619,10 @@ pub(crate) mod tests {
             "app.tar.gz",
             &[
                 ("./openim/bin/openim-api", Some(&go)),
-                ("openim/bin/openim-api-link", Some(b"->openim/bin/openim-api")),
+                (
+                    "openim/bin/openim-api-link",
+                    Some(b"->openim/bin/openim-api"),
+                ),
                 ("openim/config/openim.yaml", Some(b"api:\n  port: 10002\n")),
                 ("etc/.wh.removed.conf", Some(b"")),
                 ("opt/old/.wh..wh..opq", Some(b"")),
@@ -634,8 +659,14 @@ pub(crate) mod tests {
             .flat_map(|p| p["externalRefs"].as_array().unwrap())
             .map(|r| r["referenceLocator"].as_str().unwrap())
             .collect();
-        assert!(purls.contains(&"pkg:golang/github.com/gin-gonic/gin@v1.9.1"), "{purls:?}");
-        assert!(purls.contains(&"pkg:deb/debian/libc6@2.36-9?arch=amd64&distro=debian-12"), "{purls:?}");
+        assert!(
+            purls.contains(&"pkg:golang/github.com/gin-gonic/gin@v1.9.1"),
+            "{purls:?}"
+        );
+        assert!(
+            purls.contains(&"pkg:deb/debian/libc6@2.36-9?arch=amd64&distro=debian-12"),
+            "{purls:?}"
+        );
         let files: Vec<&str> = doc["files"]
             .as_array()
             .unwrap()
@@ -657,8 +688,7 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(
             yaml["checksums"][1]["checksumValue"],
-            crate::oci::sha256_digest(b"api:\n  port: 10002\n")
-                .trim_start_matches("sha256:")
+            crate::oci::sha256_digest(b"api:\n  port: 10002\n").trim_start_matches("sha256:")
         );
         // Both names of the hard-linked binary are Go binaries.
         assert_eq!(sbom.counts.go_binaries, 2);
@@ -667,9 +697,20 @@ pub(crate) mod tests {
         // Every identifier is unique and well formed; every relationship
         // names identifiers of the document.
         let mut ids = BTreeSet::new();
-        for e in doc["packages"].as_array().unwrap().iter().chain(doc["files"].as_array().unwrap()) {
+        for e in doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(doc["files"].as_array().unwrap())
+        {
             let id = e["SPDXID"].as_str().unwrap();
-            assert!(id.starts_with("SPDXRef-") && id[8..].chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'), "{id}");
+            assert!(
+                id.starts_with("SPDXRef-")
+                    && id[8..]
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'),
+                "{id}"
+            );
             assert!(ids.insert(id.to_string()), "{id} twice");
         }
         for r in doc["relationships"].as_array().unwrap() {
@@ -691,7 +732,10 @@ pub(crate) mod tests {
             "alpine.tar.gz",
             &[
                 ("etc/os-release", Some(b"ID=alpine\nVERSION_ID=3.20.0\n")),
-                ("lib/apk/db/installed", Some(b"P:musl\nV:1.2.5-r0\nA:x86_64\nL:MIT\nF:lib\nR:ld-musl-x86_64.so.1\n\n")),
+                (
+                    "lib/apk/db/installed",
+                    Some(b"P:musl\nV:1.2.5-r0\nA:x86_64\nL:MIT\nF:lib\nR:ld-musl-x86_64.so.1\n\n"),
+                ),
                 ("lib/ld-musl-x86_64.so.1", Some(b"x")),
                 ("app/run.sh", Some(b"#!/bin/sh\n")),
             ],
@@ -699,7 +743,10 @@ pub(crate) mod tests {
         let p = Platform::parse("linux/amd64").unwrap();
         let sbom = from_layers(&[&l], &subject(&p, &[])).unwrap();
         let text = String::from_utf8(sbom.json).unwrap();
-        assert!(text.contains("pkg:apk/alpine/musl@1.2.5-r0?arch=x86_64&distro=alpine-3.20.0"), "{text}");
+        assert!(
+            text.contains("pkg:apk/alpine/musl@1.2.5-r0?arch=x86_64&distro=alpine-3.20.0"),
+            "{text}"
+        );
         assert!(!text.contains("\"/lib/ld-musl-x86_64.so.1\""), "{text}");
         assert!(text.contains("\"/app/run.sh\""), "{text}");
     }

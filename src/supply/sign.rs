@@ -42,11 +42,13 @@ impl Key {
     /// neither is given. Errors never quote the key.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Option<Key>> {
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                BadInput(format!("--sign-key {}: {e}", path.display()))
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| BadInput(format!("--sign-key {}: {e}", path.display())))?;
             let secret = remember(&text);
-            return Ok(Some(Key::from_pem(&secret, &format!("--sign-key {}", path.display()))?));
+            return Ok(Some(Key::from_pem(
+                &secret,
+                &format!("--sign-key {}", path.display()),
+            )?));
         }
         match std::env::var(KEY_ENV) {
             Ok(text) if !text.trim().is_empty() => {
@@ -69,8 +71,12 @@ impl Key {
             ))
             .into()
         };
-        if text.contains("ENCRYPTED SIGSTORE PRIVATE KEY") || text.contains("ENCRYPTED COSIGN PRIVATE KEY") {
-            return Err(refuse("this is a key of `cosign generate-key-pair`, encrypted with its password"));
+        if text.contains("ENCRYPTED SIGSTORE PRIVATE KEY")
+            || text.contains("ENCRYPTED COSIGN PRIVATE KEY")
+        {
+            return Err(refuse(
+                "this is a key of `cosign generate-key-pair`, encrypted with its password",
+            ));
         }
         if text.contains("BEGIN ENCRYPTED PRIVATE KEY") {
             return Err(refuse("the key is encrypted"));
@@ -143,7 +149,9 @@ impl PublicKey {
     /// -pubout` write it).
     pub fn from_pem(text: &str, source: &str) -> anyhow::Result<PublicKey> {
         let block = pem_block(text, "PUBLIC KEY").ok_or_else(|| {
-            BadInput(format!("{source}: no PEM public key (`BEGIN PUBLIC KEY`) found"))
+            BadInput(format!(
+                "{source}: no PEM public key (`BEGIN PUBLIC KEY`) found"
+            ))
         })?;
         VerifyingKey::from_public_key_pem(&block)
             .map(PublicKey)
@@ -273,7 +281,10 @@ SX6FvmdjJN99bPFTeql0itIQ1IzTwEmnUg==\n\
     fn signs_and_verifies_and_never_shows_the_key() {
         let key = test_key();
         assert_eq!(format!("{key:?}"), "Key(from test)");
-        let p = payload("ghcr.io/openimsdk/openim-api", &format!("sha256:{}", "a".repeat(64)));
+        let p = payload(
+            "ghcr.io/openimsdk/openim-api",
+            &format!("sha256:{}", "a".repeat(64)),
+        );
         let sig = key.sign(&p);
         let public = PublicKey::from_pem(&key.public_pem(), "pub").unwrap();
         assert!(public.verify(&p, &sig));
@@ -294,7 +305,8 @@ SX6FvmdjJN99bPFTeql0itIQ1IzTwEmnUg==\n\
     fn pkcs8_keys_and_refusals() {
         // The same key as PKCS#8 (`openssl pkcs8 -topk8 -nocrypt`).
         let sec1 = test_key();
-        let der = p256::pkcs8::EncodePrivateKey::to_pkcs8_pem(&sec1.signing, LineEnding::LF).unwrap();
+        let der =
+            p256::pkcs8::EncodePrivateKey::to_pkcs8_pem(&sec1.signing, LineEnding::LF).unwrap();
         let pkcs8 = Key::from_pem(&Secret::new(der.as_str()).unwrap(), "p8").unwrap();
         assert_eq!(pkcs8.public_pem(), sec1.public_pem());
         for (text, why) in [
@@ -319,11 +331,11 @@ SX6FvmdjJN99bPFTeql0itIQ1IzTwEmnUg==\n\
         assert_eq!(s, statement);
         assert_eq!(ok, Some(true));
         let unsigned = envelope(statement, None);
-        assert_eq!(open_envelope(&unsigned, Some(&public)).unwrap().1, Some(false));
-        assert_eq!(open_envelope(&unsigned, None).unwrap().1, None);
         assert_eq!(
-            pae("a/b", b"xyz"),
-            b"DSSEv1 3 a/b 3 xyz".to_vec()
+            open_envelope(&unsigned, Some(&public)).unwrap().1,
+            Some(false)
         );
+        assert_eq!(open_envelope(&unsigned, None).unwrap().1, None);
+        assert_eq!(pae("a/b", b"xyz"), b"DSSEv1 3 a/b 3 xyz".to_vec());
     }
 }

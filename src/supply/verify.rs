@@ -13,7 +13,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 /// One image to check.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Target {
     pub service: String,
     pub registry: Arc<Registry>,
@@ -95,8 +95,17 @@ pub async fn check(
     expected: Option<&Expected>,
 ) -> ImageCheck {
     let repo = t.registry.prefix().repository(&t.repository);
-    let sep = if crate::oci::is_digest(&t.reference) { "@" } else { ":" };
-    let reference = format!("{}/{}{sep}{}", t.registry.prefix(), t.repository, t.reference);
+    let sep = if crate::oci::is_digest(&t.reference) {
+        "@"
+    } else {
+        ":"
+    };
+    let reference = format!(
+        "{}/{}{sep}{}",
+        t.registry.prefix(),
+        t.repository,
+        t.reference
+    );
     let mut out = ImageCheck {
         service: t.service.clone(),
         reference,
@@ -136,36 +145,37 @@ pub async fn check(
         }
     };
     // Signature.
-    out.signature = match attach::find(r, &repo, &top.digest, Kind::Signature, listing.as_deref()).await {
-        Err(e) => Verdict::bad(e.to_string()),
-        Ok(found) if found.is_empty() => Verdict::bad("missing"),
-        Ok(found) => {
-            let for_this: Vec<&attach::Found> = found
-                .iter()
-                .filter(|f| sign::read_payload(&f.bytes).is_some_and(|(d, _)| d == top.digest))
-                .collect();
-            match key {
-                _ if for_this.is_empty() => {
-                    Verdict::bad("the signatures found name another digest")
-                }
-                Some(k) => {
-                    if for_this.iter().any(|f| {
-                        f.annotations
-                            .get(sign::SIGNATURE_ANNOTATION)
-                            .is_some_and(|s| k.verify(&f.bytes, s))
-                    }) {
-                        Verdict::ok(format!("verified ({})", scheme_name(for_this[0].scheme)))
-                    } else {
-                        Verdict::bad(format!(
-                            "{} found, none by this key",
-                            crate::output::text::count(for_this.len(), "signature")
-                        ))
+    out.signature =
+        match attach::find(r, &repo, &top.digest, Kind::Signature, listing.as_deref()).await {
+            Err(e) => Verdict::bad(e.to_string()),
+            Ok(found) if found.is_empty() => Verdict::bad("missing"),
+            Ok(found) => {
+                let for_this: Vec<&attach::Found> = found
+                    .iter()
+                    .filter(|f| sign::read_payload(&f.bytes).is_some_and(|(d, _)| d == top.digest))
+                    .collect();
+                match key {
+                    _ if for_this.is_empty() => {
+                        Verdict::bad("the signatures found name another digest")
                     }
+                    Some(k) => {
+                        if for_this.iter().any(|f| {
+                            f.annotations
+                                .get(sign::SIGNATURE_ANNOTATION)
+                                .is_some_and(|s| k.verify(&f.bytes, s))
+                        }) {
+                            Verdict::ok(format!("verified ({})", scheme_name(for_this[0].scheme)))
+                        } else {
+                            Verdict::bad(format!(
+                                "{} found, none by this key",
+                                crate::output::text::count(for_this.len(), "signature")
+                            ))
+                        }
+                    }
+                    None => Verdict::ok("present (not checked: no --key)"),
                 }
-                None => Verdict::ok("present (not checked: no --key)"),
             }
-        }
-    };
+        };
     // The image's platforms and labels.
     let image = match super::read_image(r, &repo, &top).await {
         Ok(i) => Some(i),
@@ -176,7 +186,9 @@ pub async fn check(
     };
     // Provenance.
     let mut listed_sboms: Option<Vec<String>> = None;
-    out.provenance = match attach::find(r, &repo, &top.digest, Kind::Provenance, listing.as_deref()).await {
+    out.provenance = match attach::find(r, &repo, &top.digest, Kind::Provenance, listing.as_deref())
+        .await
+    {
         Err(e) => Verdict::bad(e.to_string()),
         Ok(found) if found.is_empty() => Verdict::bad("missing"),
         Ok(found) => {
@@ -235,7 +247,9 @@ pub async fn check(
             }
             match good {
                 Some(d) => Verdict::ok(d),
-                None if problems.is_empty() => Verdict::bad("no SLSA provenance among the attestations"),
+                None if problems.is_empty() => {
+                    Verdict::bad("no SLSA provenance among the attestations")
+                }
                 None => {
                     problems.dedup();
                     Verdict::bad(problems.join("; "))
@@ -255,18 +269,23 @@ pub async fn check(
                     continue;
                 }
             };
-            let found = match attach::find(r, &repo, &p.manifest.digest, Kind::Sbom, listing.as_deref()).await {
-                Ok(f) => f,
-                Err(e) => {
-                    missing.push(format!("{}: {e}", p.platform));
-                    continue;
-                }
-            };
+            let found =
+                match attach::find(r, &repo, &p.manifest.digest, Kind::Sbom, listing.as_deref())
+                    .await
+                {
+                    Ok(f) => f,
+                    Err(e) => {
+                        missing.push(format!("{}: {e}", p.platform));
+                        continue;
+                    }
+                };
             let spdx: Vec<&attach::Found> = found
                 .iter()
                 .filter(|f| {
                     serde_json::from_slice::<serde_json::Value>(&f.bytes).is_ok_and(|v| {
-                        v["spdxVersion"].as_str().is_some_and(|s| s.starts_with("SPDX-2."))
+                        v["spdxVersion"]
+                            .as_str()
+                            .is_some_and(|s| s.starts_with("SPDX-2."))
                     })
                 })
                 .collect();
