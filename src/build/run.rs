@@ -62,6 +62,8 @@ pub struct BuildRequest {
     /// Build for the engine's platform into its image store under the
     /// computed references; push nothing (`build --load`).
     pub load: bool,
+    /// The signing key's file (`--sign-key`); else `OPENIM_RELEASE_SIGN_KEY`.
+    pub sign_key: Option<PathBuf>,
 }
 
 /// What `build merge` is asked to do.
@@ -321,7 +323,7 @@ fn build_info(
     })
 }
 
-async fn connect_registries(
+pub async fn connect_registries(
     images: &ImagesConfig,
     prefixes: &[RegistryPrefix],
 ) -> Result<Vec<Arc<Registry>>> {
@@ -480,6 +482,14 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
         });
     }
 
+    // A key that does not load stops the build before it starts.
+    let supply = if matches!(mode_of(args), PushMode::Tags) {
+        Some(Arc::new(crate::supply::Supply::load(
+            args.sign_key.as_deref(),
+        )?))
+    } else {
+        None
+    };
     let progress = Progress::new(ws.quiet);
     let engine = Engine::connect().await?;
     progress.note(&format!("engine {}", engine.describe()));
@@ -500,15 +510,7 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
         .prefix("openim-release-build-")
         .tempdir()
         .context("creating a work directory")?;
-    let mode = if args.load {
-        PushMode::Load
-    } else if args.no_push {
-        PushMode::None
-    } else if args.push_by_digest {
-        PushMode::DigestOnly
-    } else {
-        PushMode::Tags
-    };
+    let mode = mode_of(args);
     let shared = Shared {
         engine: Some(engine),
         registries: regs,
@@ -522,6 +524,7 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
         mode,
         all_or_none: args.all_or_none && mode == PushMode::Tags,
         progress,
+        supply,
     };
     let jobs = args
         .jobs
@@ -535,6 +538,18 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
         images: outcomes,
         legs,
     })
+}
+
+fn mode_of(args: &BuildRequest) -> PushMode {
+    if args.load {
+        PushMode::Load
+    } else if args.no_push {
+        PushMode::None
+    } else if args.push_by_digest {
+        PushMode::DigestOnly
+    } else {
+        PushMode::Tags
+    }
 }
 
 /// `build --check`: what a build needs, each part checked on its own (the
@@ -787,6 +802,7 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
         mode: PushMode::Tags,
         all_or_none: false,
         progress: Progress::new(ws.quiet),
+        supply: None,
     };
     let outcomes = builder::merge(&shared, &legs, &tags, &names).await;
     Ok(BuildReport {

@@ -83,5 +83,6 @@ fn request(args: &BuildArgs) -> BuildRequest {
         no_cache: args.no_cache,
         push_by_digest: args.push_by_digest,
         load: args.load,
+        sign_key: args.sign.sign_key.clone(),
     }
 }

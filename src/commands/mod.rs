@@ -6,6 +6,7 @@ pub mod chart;
 pub mod gitops;
 pub mod init;
 pub mod release;
+pub mod supply;
 pub mod tag;
 
 use crate::cli::{Cli, Command};
@@ -19,6 +20,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Gitops(args) => gitops::run(&cli.global, args),
         Command::Release(args) => release::run(&cli.global, args, args.dry_run),
         Command::Plan(args) => release::run(&cli.global, args, true),
+        Command::Attest(args) => supply::attest(&cli.global, args),
+        Command::Verify(args) => supply::verify(&cli.global, args),
         Command::Init(args) => init::run(&cli.global, args),
         Command::Schema => {
             print!("{}", crate::config::json_schema());

@@ -11,6 +11,7 @@ pub mod attach;
 pub mod gobuild;
 pub mod ospkg;
 pub mod provenance;
+pub mod run;
 pub mod sbom;
 pub mod sign;
 pub mod verify;
