@@ -516,6 +516,54 @@ fn files(dir: &Path) -> Vec<String> {
     crate::deploy_fixture::snapshot(dir).into_keys().collect()
 }
 
+/// An openssl key pair (as docs/supply-chain.md makes it) in a directory of
+/// its own, out of the build context; `cosign.key` and `cosign.pub` in the
+/// command name them.
+fn signing(f: Fixture) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        [
+            "ecparam",
+            "-genkey",
+            "-name",
+            "prime256v1",
+            "-noout",
+            "-out",
+            "cosign.key",
+        ]
+        .as_slice(),
+        ["ec", "-in", "cosign.key", "-pubout", "-out", "cosign.pub"].as_slice(),
+    ] {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let p = dir.path().display().to_string();
+    let mut f = f
+        .run_as("cosign.key", &format!("{p}/cosign.key"))
+        .run_as("cosign.pub", &format!("{p}/cosign.pub"));
+    f.keep.push(Box::new(dir));
+    f
+}
+
+/// world_rc, with a key, built (signed with it, or not).
+fn built_rc(signed: bool) -> Fixture {
+    let f = signing(world_rc());
+    let mut cmd = std_bin(&f.cwd);
+    cmd.envs(f.env.iter().map(|(k, v)| (k, v)))
+        .args(["build", "--stage", "rc"]);
+    if signed {
+        let key = &f.run_as.iter().find(|(k, _)| k == "cosign.key").unwrap().1;
+        cmd.args(["--sign-key", key]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    f
+}
+
 // ---- the cases --------------------------------------------------------------
 
 /// Examples that contact ghcr.io to check images run with `--no-verify`
@@ -821,6 +869,28 @@ const CASES: &[Case] = &[
             f.env.push((format!("{key}_PASSWORD"), s.auth_password.clone()));
             f.exit(2)
         }),
+    ),
+    ("docs/supply-chain.md", "openim-release build --stage rc --sign-key cosign.key", How::Services(|| signing(world_rc()).check(pushed))),
+    (
+        "docs/supply-chain.md",
+        "OPENIM_RELEASE_SIGN_KEY=\"$(cat cosign.key)\" openim-release release --stage rc",
+        How::Services(|| signing(world())),
+    ),
+    (
+        "docs/supply-chain.md",
+        "openim-release attest --tag v3.8.4-rc.0 --sign-key cosign.key",
+        How::Services(|| built_rc(false).check(|_, out| {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("attached provenance, signature"), "{text}");
+        })),
+    ),
+    (
+        "docs/supply-chain.md",
+        "openim-release verify --tag v3.8.4-rc.0 --key cosign.pub",
+        How::Services(|| built_rc(true).check(|_, out| {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("verified: 6 images"), "{text}");
+        })),
     ),
 ];
 
