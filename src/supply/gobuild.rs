@@ -399,7 +399,7 @@ pub fn fake_go_binary(version: &str, modinfo: &str, inline: bool) -> Vec<u8> {
     let names_at = out.len() as u64;
     out.extend_from_slice(b"\0.go.buildinfo\0.shstrtab\0");
     let names_len = out.len() as u64 - names_at;
-    while out.len() % 8 != 0 {
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
     let shoff = out.len() as u64;

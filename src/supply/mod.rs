@@ -72,6 +72,20 @@ pub struct Built {
     pub created: String,
 }
 
+/// An image pushed before, to attach to.
+#[derive(Debug, Clone, Copy)]
+pub struct Pushed<'a> {
+    /// The repository name in each registry (`openim-api`).
+    pub repository: &'a str,
+    /// Its index (or manifest) as the registry holds it.
+    pub top: &'a Encoded,
+    /// What the configuration says of its build (the image's labels and
+    /// annotations fill in the rest).
+    pub base: &'a BuildFacts,
+    /// Where its layers are downloaded for the SBOMs.
+    pub workdir: &'a Path,
+}
+
 /// What was attached for one image: the `supply_chain` field of a build's
 /// image (fields are a contract: add, never remove).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -250,12 +264,15 @@ impl Supply {
         &self,
         registries: &[Arc<Registry>],
         service: &str,
-        repository: &str,
-        top: &Encoded,
-        base: &BuildFacts,
-        workdir: &Path,
+        pushed: Pushed<'_>,
         progress: &Progress,
     ) -> SupplyOutcome {
+        let Pushed {
+            repository,
+            top,
+            base,
+            workdir,
+        } = pushed;
         let mut outcome = SupplyOutcome {
             signed: self.key.is_some(),
             ..SupplyOutcome::default()

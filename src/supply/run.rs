@@ -190,10 +190,12 @@ async fn attest_one(
                 .attach_existing(
                     &usable,
                     &s.name,
-                    &s.repository,
-                    top,
-                    &base,
-                    workdir,
+                    super::Pushed {
+                        repository: &s.repository,
+                        top,
+                        base: &base,
+                        workdir,
+                    },
                     progress,
                 )
                 .await
