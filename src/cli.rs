@@ -219,11 +219,11 @@ pub struct ReleaseCmdArgs {
     /// Nightly: run even when nothing changed since the previous nightly.
     #[arg(long)]
     pub force: bool,
-    #[command(flatten)]
-    pub sign: SignArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    #[command(flatten)]
+    pub sign: SignArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -435,11 +435,11 @@ pub struct BuildArgs {
     /// matrix; `build merge` tags them). No --stage or --tag needed.
     #[arg(long)]
     pub push_by_digest: bool,
-    #[command(flatten)]
-    pub sign: SignArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    #[command(flatten)]
+    pub sign: SignArgs,
 }
 
 /// The signing key of the supply-chain attachments.
