@@ -535,3 +535,63 @@ fn attachments_in_htpasswd_and_token_registries() {
     .unwrap();
     assert_eq!(sig["layers"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+#[ignore = "needs the services of scripts/test"]
+fn a_registry_with_the_referrers_api_gets_oci_referrers_and_no_cosign_tags() {
+    use crate::proxy::{Fault, Proxy};
+    let s = need_services!();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = openssl_keys(keys.path());
+    let proxy = Proxy::with_referrers(&s.registry, Box::new(|_, _, _| Fault::Pass));
+    let ns = format!(
+        "127.0.0.1:{}/{}",
+        proxy.addr.port(),
+        services::unique_namespace("referrers")
+    );
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64", "linux/arm64"]);
+    let json = json_ok(
+        build(s, &repo)
+            .args(["--tag", "v1", "--service", "openim-api", "--sign-key"])
+            .arg(&key),
+    );
+    let img = &json["images"][0];
+    let digest = img["digest"].as_str().unwrap();
+    let r = &img["supply_chain"]["registries"][0];
+    assert_eq!(r["scheme"], "referrers", "{r}");
+    assert_eq!(r["attached"].as_array().unwrap().len(), 4, "{r}");
+    // No cosign tags: the attachments are found through their subject.
+    for suffix in ["sig", "att"] {
+        assert!(services::inspect_raw(
+            &format!("{ns}/openim-api:{}", cosign_tag(digest, suffix)),
+            None
+        )
+        .is_err());
+    }
+    let out = stdout_ok(
+        repo.bin()
+            .args(["verify", "--tag", "v1", "--service", "openim-api", "--key"])
+            .arg(&public),
+    );
+    assert!(out.contains("verified (OCI referrer)"), "{out}");
+    assert!(out.contains("verified: 1 image"), "{out}");
+    // The image itself is untouched: the same digest behind the proxy.
+    let behind = ns.replacen(&format!("127.0.0.1:{}", proxy.addr.port()), &s.registry, 1);
+    assert_eq!(
+        services::digest_of(&format!("{behind}/openim-api:v1"), None).unwrap(),
+        digest
+    );
+    let out = stdout_ok(
+        repo.bin()
+            .args([
+                "attest",
+                "--tag",
+                "v1",
+                "--service",
+                "openim-api",
+                "--sign-key",
+            ])
+            .arg(&key),
+    );
+    assert!(out.contains("complete, nothing to add"), "{out}");
+}
