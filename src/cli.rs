@@ -531,6 +531,8 @@ pub struct MergeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    #[command(flatten)]
+    pub sign: SignArgs,
 }
 
 pub use crate::output::OutputFormat;

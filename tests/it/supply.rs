@@ -595,3 +595,45 @@ fn a_registry_with_the_referrers_api_gets_oci_referrers_and_no_cosign_tags() {
     );
     assert!(out.contains("complete, nothing to add"), "{out}");
 }
+
+#[test]
+#[ignore = "needs the services of scripts/test"]
+fn build_merge_attaches_to_the_merged_index() {
+    let s = need_services!();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = openssl_keys(keys.path());
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("sc-merge"));
+    let repo = go_fixture(std::slice::from_ref(&ns));
+    let mut legs = Vec::new();
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let out = build(s, &repo)
+            .args(["--service", "openim-api", "--platform", platform])
+            .args(["--push-by-digest", "--output", "json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let file = repo
+            .path()
+            .join(format!("leg-{}.json", platform.replace('/', "-")));
+        std::fs::write(&file, &out.stdout).unwrap();
+        legs.push(file);
+    }
+    let json = json_ok(
+        repo.bin()
+            .args(["build", "merge", "--partial", "--tag", "v1", "--sign-key"])
+            .arg(&key)
+            .args(&legs),
+    );
+    let img = &json["images"][0];
+    let r = &img["supply_chain"]["registries"][0];
+    assert!(r.get("error").is_none(), "{img}");
+    assert_eq!(r["attached"].as_array().unwrap().len(), 4, "{img}");
+    // The SBOM was made from the layers in the registry: the Go modules are there.
+    assert_eq!(img["supply_chain"]["sboms"][0]["go_modules"], 1, "{img}");
+    let out = stdout_ok(
+        repo.bin()
+            .args(["verify", "--tag", "v1", "--service", "openim-api", "--key"])
+            .arg(&public),
+    );
+    assert!(out.contains("verified: 1 image"), "{out}");
+}
