@@ -107,3 +107,69 @@ impl Render for VerifyReport {
         Some(md)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supply::verify::Verdict;
+
+    fn image(reference: &str, ok: bool) -> ImageCheck {
+        let v = |d: &str| Verdict {
+            ok,
+            detail: d.to_string(),
+        };
+        ImageCheck {
+            service: "openim-api".into(),
+            reference: reference.into(),
+            digest: None,
+            signature: v(if ok {
+                "verified (cosign tag)"
+            } else {
+                "missing"
+            }),
+            provenance: v(if ok { "commit 7848d7c1a2b3" } else { "missing" }),
+            sbom: v(if ok {
+                "linux/amd64"
+            } else {
+                "linux/amd64: missing"
+            }),
+            ok,
+        }
+    }
+
+    #[test]
+    fn the_verify_table_names_what_is_missing_where() {
+        let report = VerifyReport {
+            schema_version: 1,
+            ok: false,
+            key: Some("cosign.pub".into()),
+            expected: None,
+            images: vec![
+                image("ghcr.io/openimsdk/openim-api:v1", true),
+                image("docker.io/openim/openim-api:v1", false),
+            ],
+        };
+        let mut out = Vec::new();
+        report.text(&mut out, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("image") && lines[0].contains("signature"),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with("ghcr.io/openimsdk/openim-api:v1  ok verified"),
+            "{text}"
+        );
+        assert_eq!(lines[2].matches("MISSING").count(), 3, "{text}");
+        assert!(lines[2].ends_with("MISSING linux/amd64: missing"), "{text}");
+        // The columns line up.
+        assert_eq!(lines[1].find("ok linux"), lines[2].find("MISSING linux"));
+        assert_eq!(lines[3], "not verified: 1 of 2 images");
+        let md = report.summary().unwrap();
+        assert!(
+            md.contains("| `docker.io/openim/openim-api:v1` | MISSING missing |"),
+            "{md}"
+        );
+    }
+}
