@@ -293,7 +293,7 @@ impl Supply {
         for r in registries {
             let repo = r.prefix().repository(repository);
             have.push(
-                self.present(r, &repo, repository, &image)
+                self.present(r, &repo, &image)
                     .await
                     .map_err(|e| format!("{e:#}")),
             );
@@ -432,7 +432,6 @@ impl Supply {
         &self,
         r: &Registry,
         repo: &str,
-        repository: &str,
         image: &RemoteImage,
     ) -> Result<(Scheme, Vec<String>)> {
         let top = &image.top;
@@ -476,7 +475,6 @@ impl Supply {
                 present.push(format!("sbom {}", p.platform));
             }
         }
-        let _ = repository;
         Ok((scheme, present))
     }
 }

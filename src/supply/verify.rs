@@ -83,11 +83,6 @@ impl VerifyReport {
     }
 }
 
-fn short(digest: &str) -> String {
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    format!("sha256:{}", &hex[..hex.len().min(12)])
-}
-
 /// Check one image.
 pub async fn check(
     t: &Target,
@@ -317,7 +312,6 @@ pub async fn check(
         };
     }
     out.ok = out.signature.ok && out.provenance.ok && out.sbom.ok;
-    let _ = short(&top.digest);
     out
 }
 
