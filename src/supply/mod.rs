@@ -565,14 +565,19 @@ async fn push_items(
 fn report(service: &str, outcome: &SupplyOutcome, progress: &Progress) {
     for r in &outcome.registries {
         match &r.error {
-            Some(e) => progress.line(
-                service,
-                &format!(
-                    "warning: {} refused the supply-chain attachments ({e}); its images and \
-                     tags are pushed; `openim-release attest` adds them later",
+            Some(e) => {
+                let message = format!(
+                    "{} refused the supply-chain attachments of {service} ({e}); its images \
+                     and tags are pushed; `openim-release attest` adds them later",
                     r.registry
-                ),
-            ),
+                );
+                progress.line(service, &format!("warning: {message}"));
+                if crate::output::actions::in_actions() {
+                    crate::output::actions::command(&crate::output::actions::annotation(
+                        "warning", &message, None, None,
+                    ));
+                }
+            }
             None if !r.attached.is_empty() => progress.line(
                 service,
                 &format!(
