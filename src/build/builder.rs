@@ -334,6 +334,26 @@ async fn build_image(
                 ),
             );
             outcome.digest = Some(existing.digest.clone());
+            // Attached when it was built; what is missing now (a signature
+            // by this run's key, a registry that refused then) is added.
+            if let Some(supply) = &shared.supply {
+                let base = facts(shared, image, &dockerfile_text, &inputs);
+                outcome.supply_chain = Some(
+                    supply
+                        .attach_existing(
+                            &shared.registries,
+                            name,
+                            crate::supply::Pushed {
+                                repository: repo,
+                                top: &existing,
+                                base: &base,
+                                workdir: &shared.workdir,
+                            },
+                            &shared.progress,
+                        )
+                        .await,
+                );
+            }
             if shared.all_or_none {
                 outcome.pending = Some(existing);
             } else {
@@ -418,18 +438,7 @@ async fn build_image(
             repository: repo.to_string(),
             top: top.descriptor(),
             platforms: platform_images,
-            facts: crate::supply::provenance::BuildFacts {
-                service: name.to_string(),
-                source: shared.info.source.clone(),
-                revision: shared.info.revision.clone(),
-                dockerfile: s.dockerfile.display().to_string(),
-                dockerfile_digest: Some(oci::sha256_digest(dockerfile_text.as_bytes())),
-                inputs: Some(inputs.clone()),
-                args: s.args.clone(),
-                target: s.target.clone(),
-                platforms: s.platforms.iter().map(ToString::to_string).collect(),
-                ..Default::default()
-            },
+            facts: facts(shared, image, &dockerfile_text, &inputs),
             created: shared.info.created.clone(),
         };
         outcome.supply_chain = Some(
@@ -451,6 +460,28 @@ async fn build_image(
         outcome.pending = Some(top);
     }
     Ok(Status::Built)
+}
+
+/// What the provenance says of the build of `image`.
+fn facts(
+    shared: &Shared,
+    image: &ImagePlan,
+    dockerfile_text: &str,
+    inputs: &str,
+) -> crate::supply::provenance::BuildFacts {
+    let s = &image.service;
+    crate::supply::provenance::BuildFacts {
+        service: s.name.clone(),
+        source: shared.info.source.clone(),
+        revision: shared.info.revision.clone(),
+        dockerfile: s.dockerfile.display().to_string(),
+        dockerfile_digest: Some(oci::sha256_digest(dockerfile_text.as_bytes())),
+        inputs: Some(inputs.to_string()),
+        args: s.args.clone(),
+        target: s.target.clone(),
+        platforms: s.platforms.iter().map(ToString::to_string).collect(),
+        ..Default::default()
+    }
 }
 
 /// Whether every image the Dockerfile's stages are based on is in the

@@ -637,3 +637,46 @@ fn build_merge_attaches_to_the_merged_index() {
     );
     assert!(out.contains("verified: 1 image"), "{out}");
 }
+
+#[test]
+#[ignore = "needs the services of scripts/test"]
+fn an_image_promoted_unchanged_gets_the_signature_of_the_later_run() {
+    let s = need_services!();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = openssl_keys(keys.path());
+    let ns = format!(
+        "{}/{}",
+        s.registry,
+        services::unique_namespace("sc-promote")
+    );
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
+    // The rc, built without a key: SBOM and unsigned provenance.
+    let rc = json_ok(build(s, &repo).args(["--tag", "v1-rc.0", "--service", "openim-api"]));
+    assert_eq!(rc["images"][0]["supply_chain"]["signed"], false);
+    // The release of the same commit, with the key: not rebuilt, signed.
+    let release = json_ok(
+        build(s, &repo)
+            .args(["--tag", "v1", "--service", "openim-api", "--sign-key"])
+            .arg(&key),
+    );
+    let img = &release["images"][0];
+    assert_eq!(img["status"], "unchanged");
+    assert_eq!(img["digest"], rc["images"][0]["digest"]);
+    let r = &img["supply_chain"]["registries"][0];
+    assert_eq!(
+        r["attached"],
+        serde_json::json!(["provenance", "signature"]),
+        "{img}"
+    );
+    assert_eq!(
+        r["present"],
+        serde_json::json!(["sbom linux/amd64"]),
+        "{img}"
+    );
+    let out = stdout_ok(
+        repo.bin()
+            .args(["verify", "--tag", "v1", "--service", "openim-api", "--key"])
+            .arg(&public),
+    );
+    assert!(out.contains("verified: 1 image"), "{out}");
+}
