@@ -209,6 +209,32 @@ pub enum Command {
             Docs: docs/notes.md; the changelog: section: docs/config/changelog.md"
     )]
     Notes(NotesArgs),
+    /// Attach SBOMs, provenance and a signature to images already pushed.
+    #[command(
+        long_about = "Attach what images already pushed lack, in every registry: an SPDX SBOM \
+            per platform (read from the layers), the SLSA provenance and, with a key, a \
+            cosign-compatible signature. Beside the image (OCI referrers, or cosign's \
+            sha256-<hex>.sig/.att/.sbom tags), never inside it: digests do not change. What \
+            is there already is kept; a registry that refuses is reported and the others \
+            still get theirs.",
+        after_help = "Examples:\n  \
+            openim-release attest --tag v3.8.1\n  \
+            openim-release attest --tag v3.8.1 --sign-key cosign.key --registry ghcr.io/openimsdk"
+    )]
+    Attest(AttestArgs),
+
+    /// Check the signature, provenance and SBOMs of released images in every registry.
+    #[command(
+        long_about = "Check, for every service image under a tag in every registry: a \
+            signature by the key (--key; without it, only that one is there), the SLSA \
+            provenance naming the image and the commit (the git tag's, --commit, or the \
+            image's revision label), and an SPDX SBOM for every platform. Prints a table; \
+            exits 1 when anything is missing or does not verify.",
+        after_help = "Examples:\n  \
+            openim-release verify --tag v3.8.1 --key cosign.pub\n  \
+            openim-release verify --tag v3.8.1 --key cosign.pub --registry docker.io/openim --output json"
+    )]
+    Verify(VerifyArgs),
 
     /// Write openim-release.yaml (or --config FILE) from what the repository has: compose build file, Dockerfiles, charts, .env files, the registries its workflows push to.
     Init(InitArgs),
@@ -259,6 +285,8 @@ pub struct ReleaseCmdArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    #[command(flatten)]
+    pub sign: SignArgs,
 }
 
 #[derive(Debug, Args)]
@@ -496,6 +524,66 @@ pub struct BuildArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    #[command(flatten)]
+    pub sign: SignArgs,
+}
+
+/// The signing key of the supply-chain attachments.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Supply chain")]
+pub struct SignArgs {
+    /// Sign each image and its provenance with this ECDSA P-256 private key
+    /// (PEM, unencrypted), cosign-compatible. Without it, the key in
+    /// OPENIM_RELEASE_SIGN_KEY (the PEM text itself); without either, the
+    /// SBOMs and provenance are attached unsigned. See docs/supply-chain.md.
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    /// The image tag (repeatable).
+    #[arg(long = "tag", value_name = "TAG", required = true)]
+    pub tag: Vec<String>,
+    #[command(flatten)]
+    pub select: ServiceRegistrySelect,
+    #[command(flatten)]
+    pub sign: SignArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The image tag (repeatable), or a digest (sha256:…).
+    #[arg(long = "tag", value_name = "TAG", required = true)]
+    pub tag: Vec<String>,
+    /// The public key (PEM, `BEGIN PUBLIC KEY`: cosign.pub, or `openssl ec
+    /// -pubout`). Without it, signatures are only looked for.
+    #[arg(long, value_name = "PUB.pem")]
+    pub key: Option<PathBuf>,
+    /// The commit the provenance must name [default: the commit of the git
+    /// tag TAG when the repository has it, else the image's revision label].
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+    #[command(flatten)]
+    pub select: ServiceRegistrySelect,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// Which services, in which registries.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Selection")]
+pub struct ServiceRegistrySelect {
+    /// Only these services (repeatable) [default: all].
+    #[arg(long = "service", value_name = "NAME")]
+    pub service: Vec<String>,
+    /// These registries (repeatable) instead of images.registries.
+    #[arg(long = "registry", value_name = "REGISTRY")]
+    pub registry: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -529,6 +617,8 @@ pub struct MergeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    #[command(flatten)]
+    pub sign: SignArgs,
 }
 
 pub use crate::output::OutputFormat;

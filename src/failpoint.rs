@@ -13,6 +13,7 @@
 //! | `registry.blob` | a blob is uploaded (one the registry lacks) |
 //! | `registry.manifest` | a platform manifest is pushed by digest |
 //! | `registry.index` | an image index is pushed by digest |
+//! | `registry.attach` | an attachment (SBOM, provenance, signature) is pushed beside an image |
 //! | `registry.tag` | a tag is written |
 //! | `deploy.commit` | the deploy commit is made |
 //! | `deploy.push` | the deploy commit is pushed |

@@ -29,6 +29,7 @@ pub mod oci;
 pub mod output;
 pub mod release;
 pub mod secret;
+pub mod supply;
 pub mod tag;
 pub mod workspace;
 

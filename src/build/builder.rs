@@ -62,6 +62,9 @@ pub struct Shared {
     /// failed service leaves all untagged, so `latest` never mixes versions.
     pub all_or_none: bool,
     pub progress: Progress,
+    /// Attach an SBOM per platform, the provenance and (with a key) a
+    /// signature beside every image pushed with tags (docs/supply-chain.md).
+    pub supply: Option<Arc<crate::supply::Supply>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,6 +111,10 @@ pub struct Outcome {
     /// With `all_or_none`: the manifest to tag once every service is done.
     #[serde(skip)]
     pub pending: Option<Encoded>,
+    /// The SBOMs, provenance and signature attached beside the image, and
+    /// the registries that refused them (docs/supply-chain.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supply_chain: Option<crate::supply::SupplyOutcome>,
 }
 
 impl Outcome {
@@ -128,6 +135,7 @@ impl Outcome {
             log_tail: Vec::new(),
             legs: Vec::new(),
             pending: None,
+            supply_chain: None,
         }
     }
 
@@ -326,6 +334,26 @@ async fn build_image(
                 ),
             );
             outcome.digest = Some(existing.digest.clone());
+            // Attached when it was built; what is missing now (a signature
+            // by this run's key, a registry that refused then) is added.
+            if let Some(supply) = &shared.supply {
+                let base = facts(shared, image, &dockerfile_text, &inputs);
+                outcome.supply_chain = Some(
+                    supply
+                        .attach_existing(
+                            &shared.registries,
+                            name,
+                            crate::supply::Pushed {
+                                repository: repo,
+                                top: &existing,
+                                base: &base,
+                                workdir: &shared.workdir,
+                            },
+                            &shared.progress,
+                        )
+                        .await,
+                );
+            }
             if shared.all_or_none {
                 outcome.pending = Some(existing);
             } else {
@@ -370,6 +398,14 @@ async fn build_image(
         }
         PushMode::Tags => {}
     }
+    let platform_images: Vec<crate::supply::PlatformImage> = manifests
+        .iter()
+        .map(|(p, m)| crate::supply::PlatformImage {
+            platform: p.clone(),
+            manifest: m.manifest.descriptor(),
+            layers: m.layers.iter().map(|l| l.path.clone()).collect(),
+        })
+        .collect();
     let top = if manifests.len() == 1 {
         manifests.remove(0).1.manifest
     } else {
@@ -395,6 +431,22 @@ async fn build_image(
             .with_context(|| format!("pushing {name} to {}", r.prefix()))?;
     }
     outcome.digest = Some(top.digest.clone());
+    // Beside the image, before its tags move: a consumer that verifies the
+    // tag finds them. Never fails the build (refusals are in the outcome).
+    if let Some(supply) = &shared.supply {
+        let built = crate::supply::Built {
+            repository: repo.to_string(),
+            top: top.descriptor(),
+            platforms: platform_images,
+            facts: facts(shared, image, &dockerfile_text, &inputs),
+            created: shared.info.created.clone(),
+        };
+        outcome.supply_chain = Some(
+            supply
+                .attach_built(&shared.registries, name, built, &shared.progress)
+                .await,
+        );
+    }
     let mut now: Vec<String> = if shared.all_or_none {
         Vec::new()
     } else {
@@ -408,6 +460,28 @@ async fn build_image(
         outcome.pending = Some(top);
     }
     Ok(Status::Built)
+}
+
+/// What the provenance says of the build of `image`.
+fn facts(
+    shared: &Shared,
+    image: &ImagePlan,
+    dockerfile_text: &str,
+    inputs: &str,
+) -> crate::supply::provenance::BuildFacts {
+    let s = &image.service;
+    crate::supply::provenance::BuildFacts {
+        service: s.name.clone(),
+        source: shared.info.source.clone(),
+        revision: shared.info.revision.clone(),
+        dockerfile: s.dockerfile.display().to_string(),
+        dockerfile_digest: Some(oci::sha256_digest(dockerfile_text.as_bytes())),
+        inputs: Some(inputs.to_string()),
+        args: s.args.clone(),
+        target: s.target.clone(),
+        platforms: s.platforms.iter().map(ToString::to_string).collect(),
+        ..Default::default()
+    }
 }
 
 /// Whether every image the Dockerfile's stages are based on is in the

@@ -62,6 +62,8 @@ pub struct BuildRequest {
     /// Build for the engine's platform into its image store under the
     /// computed references; push nothing (`build --load`).
     pub load: bool,
+    /// The signing key's file (`--sign-key`); else `OPENIM_RELEASE_SIGN_KEY`.
+    pub sign_key: Option<PathBuf>,
 }
 
 /// What `build merge` is asked to do.
@@ -72,6 +74,8 @@ pub struct MergeRequest {
     pub services: Vec<String>,
     pub partial: bool,
     pub dry_run: bool,
+    /// The signing key's file (`--sign-key`); else `OPENIM_RELEASE_SIGN_KEY`.
+    pub sign_key: Option<PathBuf>,
 }
 
 /// The result of `build` and `build merge`: the `--output json` document
@@ -321,7 +325,7 @@ fn build_info(
     })
 }
 
-async fn connect_registries(
+pub async fn connect_registries(
     images: &ImagesConfig,
     prefixes: &[RegistryPrefix],
 ) -> Result<Vec<Arc<Registry>>> {
@@ -480,6 +484,14 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
         });
     }
 
+    // A key that does not load stops the build before it starts.
+    let supply = if matches!(mode_of(args), PushMode::Tags) {
+        Some(Arc::new(crate::supply::Supply::load(
+            args.sign_key.as_deref(),
+        )?))
+    } else {
+        None
+    };
     let progress = Progress::new(ws.quiet);
     let engine = Engine::connect().await?;
     progress.note(&format!("engine {}", engine.describe()));
@@ -500,15 +512,7 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
         .prefix("openim-release-build-")
         .tempdir()
         .context("creating a work directory")?;
-    let mode = if args.load {
-        PushMode::Load
-    } else if args.no_push {
-        PushMode::None
-    } else if args.push_by_digest {
-        PushMode::DigestOnly
-    } else {
-        PushMode::Tags
-    };
+    let mode = mode_of(args);
     let shared = Shared {
         engine: Some(engine),
         registries: regs,
@@ -522,6 +526,7 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
         mode,
         all_or_none: args.all_or_none && mode == PushMode::Tags,
         progress,
+        supply,
     };
     let jobs = args
         .jobs
@@ -535,6 +540,18 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
         images: outcomes,
         legs,
     })
+}
+
+fn mode_of(args: &BuildRequest) -> PushMode {
+    if args.load {
+        PushMode::Load
+    } else if args.no_push {
+        PushMode::None
+    } else if args.push_by_digest {
+        PushMode::DigestOnly
+    } else {
+        PushMode::Tags
+    }
 }
 
 /// `build --check`: what a build needs, each part checked on its own (the
@@ -773,6 +790,7 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
             legs: Vec::new(),
         });
     }
+    let supply = crate::supply::Supply::load(args.sign_key.as_deref())?;
     let regs = connect_registries(&images, &prefixes).await?;
     let shared = Shared {
         engine: None,
@@ -787,8 +805,10 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
         mode: PushMode::Tags,
         all_or_none: false,
         progress: Progress::new(ws.quiet),
+        supply: None,
     };
-    let outcomes = builder::merge(&shared, &legs, &tags, &names).await;
+    let mut outcomes = builder::merge(&shared, &legs, &tags, &names).await;
+    attach_merged(ws, &images, &shared, &supply, &mut outcomes).await?;
     Ok(BuildReport {
         schema_version: 1,
         dry_run: false,
@@ -796,6 +816,70 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
         images: outcomes,
         legs: Vec::new(),
     })
+}
+
+/// The SBOMs, provenance and signature of each merged image, made from
+/// what the registries hold (the legs' layers are not here): as `attest`
+/// does. Never fails a service (refusals are in its outcome).
+async fn attach_merged(
+    ws: &Workspace,
+    images: &ImagesConfig,
+    shared: &Shared,
+    supply: &crate::supply::Supply,
+    outcomes: &mut [builder::Outcome],
+) -> Result<()> {
+    let specs = service_specs(ws.root(), images)?;
+    let workdir = tempfile::Builder::new()
+        .prefix("openim-release-merge-")
+        .tempdir()
+        .context("creating a work directory")?;
+    let Some(first) = shared.registries.first() else {
+        return Ok(());
+    };
+    for o in outcomes.iter_mut() {
+        let (Some(digest), Some(spec)) =
+            (o.digest.clone(), specs.iter().find(|s| s.name == o.service))
+        else {
+            continue;
+        };
+        let top = match first
+            .get_manifest(&first.prefix().repository(&spec.repository), &digest)
+            .await
+        {
+            Ok(Some(f)) => crate::oci::Encoded {
+                media_type: f.media_type,
+                bytes: f.bytes,
+                digest: f.digest,
+            },
+            _ => continue,
+        };
+        let base = crate::supply::provenance::BuildFacts {
+            service: spec.name.clone(),
+            dockerfile: spec.dockerfile.display().to_string(),
+            dockerfile_digest: std::fs::read(ws.root().join(&spec.dockerfile))
+                .ok()
+                .map(|b| crate::oci::sha256_digest(&b)),
+            args: spec.args.clone(),
+            target: spec.target.clone(),
+            ..Default::default()
+        };
+        o.supply_chain = Some(
+            supply
+                .attach_existing(
+                    &shared.registries,
+                    &o.service,
+                    crate::supply::Pushed {
+                        repository: &spec.repository,
+                        top: &top,
+                        base: &base,
+                        workdir: workdir.path(),
+                    },
+                    &shared.progress,
+                )
+                .await,
+        );
+    }
+    Ok(())
 }
 
 fn group_planned(

@@ -23,6 +23,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tracing::{debug, trace};
 
+mod artifacts;
+pub use artifacts::Referrer;
+
 /// How often a transient failure (5xx, 429, connection reset, timeout) is tried.
 pub const MAX_ATTEMPTS: u32 = 5;
 

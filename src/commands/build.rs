@@ -46,6 +46,7 @@ pub fn run(global: &GlobalArgs, cmd: &BuildCmd) -> Result<i32> {
                 services: args.service.clone(),
                 partial: args.partial,
                 dry_run: args.dry_run,
+                sign_key: args.sign.sign_key.clone(),
             };
             let report = runtime.block_on(run::merge(&ws, &req))?;
             output::emit(&report, args.output, ws.quiet)?;
@@ -83,5 +84,6 @@ fn request(args: &BuildArgs) -> BuildRequest {
         no_cache: args.no_cache,
         push_by_digest: args.push_by_digest,
         load: args.load,
+        sign_key: args.sign.sign_key.clone(),
     }
 }

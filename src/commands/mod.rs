@@ -8,6 +8,7 @@ pub mod gitops;
 pub mod init;
 pub mod notes;
 pub mod release;
+pub mod supply;
 pub mod tag;
 
 use crate::cli::{Cli, Command};
@@ -23,6 +24,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Plan(args) => release::run(&cli.global, args, true),
         Command::Audit(args) => audit::run(&cli.global, args),
         Command::Notes(args) => notes::run(&cli.global, args),
+        Command::Attest(args) => supply::attest(&cli.global, args),
+        Command::Verify(args) => supply::verify(&cli.global, args),
         Command::Init(args) => init::run(&cli.global, args),
         Command::Schema => {
             print!("{}", crate::config::json_schema());

@@ -22,6 +22,7 @@ pub fn run(global: &GlobalArgs, args: &ReleaseCmdArgs, dry_run: bool) -> Result<
         no_git_tag: args.no_git_tag,
         no_verify: args.no_verify,
         force: args.force,
+        sign_key: args.sign.sign_key.clone(),
     };
     let report = release::run(&ws, &req)?;
     output::emit(&report, args.output, ws.quiet)?;

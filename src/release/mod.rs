@@ -50,6 +50,8 @@ pub struct ReleaseRequest {
     pub no_verify: bool,
     /// nightly: run although nothing changed.
     pub force: bool,
+    /// The signing key's file (`--sign-key`).
+    pub sign_key: Option<std::path::PathBuf>,
 }
 
 /// The result of `release` / `plan`: the `--output json` document (fields
@@ -244,6 +246,7 @@ fn pipeline(
             jobs: req.jobs,
             dry_run: req.dry_run,
             all_or_none: true,
+            sign_key: req.sign_key.clone(),
             ..BuildRequest::default()
         };
         let built = runtime

@@ -593,6 +593,67 @@ fn files(dir: &Path) -> Vec<String> {
     crate::deploy_fixture::snapshot(dir).into_keys().collect()
 }
 
+/// An openssl key pair (as docs/supply-chain.md makes it) in a directory of
+/// its own, out of the build context; `names` (`cosign.key`, `cosign.pub`)
+/// in the command name them.
+fn signing(mut f: Fixture, names: &[&str]) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        [
+            "ecparam",
+            "-genkey",
+            "-name",
+            "prime256v1",
+            "-noout",
+            "-out",
+            "cosign.key",
+        ]
+        .as_slice(),
+        ["ec", "-in", "cosign.key", "-pubout", "-out", "cosign.pub"].as_slice(),
+    ] {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    for name in names {
+        f = f.run_as(name, &dir.path().join(name).display().to_string());
+    }
+    f.env.push((
+        "OPENIM_RELEASE_TEST_KEY_DIR".into(),
+        dir.path().display().to_string(),
+    ));
+    f.keep.push(Box::new(dir));
+    f
+}
+
+/// The private key of [`signing`].
+fn key_of(f: &Fixture) -> PathBuf {
+    let dir = &f
+        .env
+        .iter()
+        .find(|(k, _)| k == "OPENIM_RELEASE_TEST_KEY_DIR")
+        .unwrap()
+        .1;
+    Path::new(dir).join("cosign.key")
+}
+
+/// world_rc, with a key, built (signed with it, or not).
+fn built_rc(signed: bool, names: &[&str]) -> Fixture {
+    let f = signing(world_rc(), names);
+    let mut cmd = std_bin(&f.cwd);
+    cmd.envs(f.env.iter().map(|(k, v)| (k, v)))
+        .args(["build", "--stage", "rc"]);
+    if signed {
+        cmd.arg("--sign-key").arg(key_of(&f));
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    f
+}
+
 // ---- the cases --------------------------------------------------------------
 
 /// Examples that contact ghcr.io to check images run with `--no-verify`
@@ -969,6 +1030,34 @@ const CASES: &[Case] = &[
                 );
             })
         }),
+    ),
+    ("docs/supply-chain.md", "openim-release build --stage rc --sign-key cosign.key", How::Services(|| signing(world_rc(), &["cosign.key"]).check(pushed))),
+    (
+        "docs/supply-chain.md",
+        "openim-release release --stage rc",
+        How::Services(|| {
+            // The key in the variable, as the `export` line before it sets it.
+            let mut f = signing(world(), &[]);
+            let pem = std::fs::read_to_string(key_of(&f)).unwrap();
+            f.env.push(("OPENIM_RELEASE_SIGN_KEY".into(), pem));
+            f
+        }),
+    ),
+    (
+        "docs/supply-chain.md",
+        "openim-release attest --tag v3.8.4-rc.0 --sign-key cosign.key",
+        How::Services(|| built_rc(false, &["cosign.key"]).check(|_, out| {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("attached provenance, signature"), "{text}");
+        })),
+    ),
+    (
+        "docs/supply-chain.md",
+        "openim-release verify --tag v3.8.4-rc.0 --key cosign.pub",
+        How::Services(|| built_rc(true, &["cosign.pub"]).check(|_, out| {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("verified: 6 images"), "{text}");
+        })),
     ),
 ];
 

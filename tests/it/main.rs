@@ -34,6 +34,7 @@ mod replay;
 mod repo_standalone;
 mod services;
 mod snapshots;
+mod supply;
 mod tag_actions;
 mod tag_errors;
 mod tag_history;

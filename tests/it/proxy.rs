@@ -20,6 +20,10 @@ pub enum Fault {
     Reset,
 }
 
+/// The artifact manifests put through the proxy that name a subject:
+/// (repository, subject digest, descriptor), for its referrers API.
+type Referrers = Arc<std::sync::Mutex<Vec<(String, String, serde_json::Value)>>>;
+
 pub struct Proxy {
     pub addr: SocketAddr,
     pub requests: Arc<AtomicUsize>,
@@ -29,6 +33,18 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn start(upstream: &str, rule: Box<Rule>) -> Proxy {
+        Proxy::run(upstream, rule, None)
+    }
+
+    /// A proxy that adds the OCI 1.1 referrers API to a registry without
+    /// it (docker-registry stores manifests with a `subject`, but does not
+    /// list them): `GET /v2/<name>/referrers/<digest>` answers an index of
+    /// the manifests naming that subject put through this proxy.
+    pub fn with_referrers(upstream: &str, rule: Box<Rule>) -> Proxy {
+        Proxy::run(upstream, rule, Some(Referrers::default()))
+    }
+
+    fn run(upstream: &str, rule: Box<Rule>, referrers: Option<Referrers>) -> Proxy {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -46,14 +62,15 @@ impl Proxy {
                 let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
-                let (rule, upstream, req_c, fault_c) = (
+                let (rule, upstream, req_c, fault_c, referrers) = (
                     rule.clone(),
                     upstream.clone(),
                     req_c.clone(),
                     fault_c.clone(),
+                    referrers.clone(),
                 );
                 tokio::spawn(async move {
-                    let _ = serve(client, &upstream, &*rule, &req_c, &fault_c).await;
+                    let _ = serve(client, &upstream, &*rule, &req_c, &fault_c, referrers).await;
                 });
             }
         });
@@ -90,6 +107,7 @@ async fn serve(
     rule: &Rule,
     requests: &AtomicUsize,
     faults: &AtomicUsize,
+    referrers: Option<Referrers>,
 ) -> std::io::Result<()> {
     // One request per connection: every answer says Connection: close.
     let Some(head) = read_head(&mut client).await? else {
@@ -127,6 +145,62 @@ async fn serve(
         }
         Fault::Pass => {}
     }
+    if let Some(list) = &referrers {
+        if let Some((name, digest)) = path
+            .strip_prefix("/v2/")
+            .and_then(|p| p.split_once("/referrers/"))
+            .filter(|_| method == "GET")
+        {
+            let manifests: Vec<serde_json::Value> = list
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(n, d, _)| n == name && d == digest)
+                .map(|(_, _, m)| m.clone())
+                .collect();
+            let body = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": manifests,
+            })
+            .to_string();
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            client.write_all(resp.as_bytes()).await?;
+            return client.shutdown().await;
+        }
+        if method == "PUT" && path.contains("/manifests/") {
+            if let Ok(m) = serde_json::from_slice::<serde_json::Value>(&body) {
+                if let (Some(subject), Some(name)) = (
+                    m["subject"]["digest"].as_str(),
+                    path.strip_prefix("/v2/")
+                        .and_then(|p| p.split_once("/manifests/"))
+                        .map(|(n, _)| n.to_string()),
+                ) {
+                    use sha2::Digest;
+                    let digest = format!(
+                        "sha256:{}",
+                        sha2::Sha256::digest(&body)
+                            .iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect::<String>()
+                    );
+                    let mut d = serde_json::json!({
+                        "mediaType": m["mediaType"],
+                        "digest": digest,
+                        "size": body.len(),
+                        "artifactType": m["artifactType"],
+                    });
+                    if let Some(a) = m["annotations"].as_object() {
+                        d["annotations"] = serde_json::Value::Object(a.clone());
+                    }
+                    list.lock().unwrap().push((name, subject.to_string(), d));
+                }
+            }
+        }
+    }
     let mut up = TcpStream::connect(upstream).await?;
     let mut new_head = String::new();
     for (i, line) in text.split("\r\n").enumerate() {
@@ -157,7 +231,9 @@ async fn serve(
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"Connection: close\r\n");
-        out.extend_from_slice(rest);
+        // `rest` is the blank line ending the head (`\r\n\r\n`, the first
+        // `\r\n` ending the last header line, written above), then the body.
+        out.extend_from_slice(&rest[2..]);
         client.write_all(&out).await?;
     } else {
         client.write_all(&response).await?;

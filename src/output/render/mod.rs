@@ -5,4 +5,5 @@ pub mod build;
 pub mod deploy;
 pub mod notes;
 pub mod release;
+pub mod supply;
 mod tag;
