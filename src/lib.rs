@@ -24,6 +24,7 @@ pub mod error;
 pub mod failpoint;
 pub mod oci;
 pub mod output;
+pub mod promote;
 pub mod release;
 pub mod secret;
 pub mod tag;

@@ -2,9 +2,11 @@
 //! and applies the result.
 
 pub mod build;
+pub mod bundle;
 pub mod chart;
 pub mod gitops;
 pub mod init;
+pub mod mirror;
 pub mod release;
 pub mod tag;
 
@@ -15,6 +17,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Tag(args) => tag::run(&cli.global, args),
         Command::Build(cmd) => build::run(&cli.global, cmd),
+        Command::Mirror(args) => mirror::run(&cli.global, args),
+        Command::Bundle(cmd) => bundle::run(&cli.global, cmd),
         Command::Chart(cmd) => chart::run(&cli.global, cmd),
         Command::Gitops(args) => gitops::run(&cli.global, args),
         Command::Release(args) => release::run(&cli.global, args, args.dry_run),

@@ -2,5 +2,6 @@
 
 pub mod build;
 pub mod deploy;
+pub mod promote;
 pub mod release;
 mod tag;
