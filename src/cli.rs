@@ -495,13 +495,11 @@ pub struct MirrorArgs {
 #[derive(Debug, Subcommand)]
 pub enum BundleCmd {
     /// Write every service image of a release (all platforms, signatures, attestations, SBOMs) and the deploy charts into one OCI image layout tar.
-    #[command(
-        after_help = "Examples:\n  \
+    #[command(after_help = "Examples:\n  \
             openim-release bundle export --tag v3.8.1 openim-v3.8.1.tar\n  \
             openim-release bundle export --stage release --version 3.8.1 --chart ../helm-charts/charts/openim-server openim-3.8.1.tar\n\n\
             The charts: --chart DIR, else the chart directories of deploy.charts in the deploy \
-            repository (deploy.url cloned, or --deploy-dir), packaged as `helm package` does."
-    )]
+            repository (deploy.url cloned, or --deploy-dir), packaged as `helm package` does.")]
     Export(BundleExportArgs),
     /// Push a bundle into a registry (images, artifacts, charts as Helm OCI charts) and print the references.
     #[command(

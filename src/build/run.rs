@@ -196,7 +196,10 @@ fn once(kind: &str, message: &str) {
 }
 
 /// Tags from `tags`, or as the stage gives them.
-pub(crate) fn resolve_tags(ws: &Workspace, src: &TagChoice) -> Result<(Vec<String>, Option<String>)> {
+pub(crate) fn resolve_tags(
+    ws: &Workspace,
+    src: &TagChoice,
+) -> Result<(Vec<String>, Option<String>)> {
     if !src.tags.is_empty() {
         return Ok((src.tags.clone(), None));
     }

@@ -1053,9 +1053,7 @@ fn validate_images(images: &ImagesConfig) -> Result<(), Invalid> {
 /// does not push to, each mirrored from one registry only.
 fn validate_mirrors(images: &ImagesConfig) -> Result<(), Invalid> {
     use crate::oci::reference::RegistryPrefix;
-    let parse = |key: String, r: &String| {
-        RegistryPrefix::parse(r).map_err(|e| (key, r.clone(), e))
-    };
+    let parse = |key: String, r: &String| RegistryPrefix::parse(r).map_err(|e| (key, r.clone(), e));
     let built: Vec<RegistryPrefix> = images
         .registries
         .iter()
@@ -1097,7 +1095,9 @@ fn validate_mirrors(images: &ImagesConfig) -> Result<(), Invalid> {
                 return Err((
                     key,
                     r.clone(),
-                    format!("`{r}` is the mirror of `{other}` already; a registry mirrors one registry"),
+                    format!(
+                        "`{r}` is the mirror of `{other}` already; a registry mirrors one registry"
+                    ),
                 ));
             }
             targets.push((target, from));
@@ -1130,7 +1130,12 @@ mod tests {
             "images:\n  registries: [ghcr.io/openimsdk]\n  mirrors:\n    quay.io/openim: [docker.io/openim]\n",
         );
         assert_eq!(line, Some(4));
-        assert!(msg.contains("images.mirrors.quay.io/openim: `quay.io/openim` is not in images.registries"), "{msg}");
+        assert!(
+            msg.contains(
+                "images.mirrors.quay.io/openim: `quay.io/openim` is not in images.registries"
+            ),
+            "{msg}"
+        );
         let (_, msg) = refused(
             "images:\n  registries: [ghcr.io/openimsdk, docker.io/openim]\n  mirrors:\n    ghcr.io/openimsdk: [docker.io/openim]\n",
         );
@@ -1142,7 +1147,10 @@ mod tests {
         let (_, msg) = refused(
             "images:\n  registries: [ghcr.io/openimsdk]\n  mirrors:\n    ghcr.io/openimsdk: [docker.io/OpenIM]\n",
         );
-        assert!(msg.contains("not a valid repository path component"), "{msg}");
+        assert!(
+            msg.contains("not a valid repository path component"),
+            "{msg}"
+        );
         let (_, msg) = refused(
             "images:\n  registries: [ghcr.io/openimsdk]\n  mirrors:\n    ghcr.io/openimsdk: []\n",
         );

@@ -150,8 +150,9 @@ fn charts(ws: &Workspace, req: &ExportRequest) -> Result<Vec<Packaged>> {
             .charts
             .iter()
             .map(|c| {
-                helm::package(&root.join(&c.path))
-                    .map_err(|e| BadInput(format!("deploy.charts {}: {e:#}", c.path.display())).into())
+                helm::package(&root.join(&c.path)).map_err(|e| {
+                    BadInput(format!("deploy.charts {}: {e:#}", c.path.display())).into()
+                })
             })
             .collect();
     };
@@ -283,7 +284,9 @@ async fn fill(
                         .registry
                         .manifest_digest(&repo, tag)
                         .await?
-                        .ok_or_else(|| anyhow!("{from}/{}:{tag} does not exist", image.repository))?;
+                        .ok_or_else(|| {
+                            anyhow!("{from}/{}:{tag} does not exist", image.repository)
+                        })?;
                     if !tops.contains_key(&d) {
                         let (m, tree) = copier
                             .copy_manifest(&repo, &repo, &d)
@@ -317,7 +320,12 @@ async fn fill(
                     &image.service,
                     &format!(
                         "{} ({})",
-                        image.tags.values().next().map(String::as_str).unwrap_or_default(),
+                        image
+                            .tags
+                            .values()
+                            .next()
+                            .map(String::as_str)
+                            .unwrap_or_default(),
                         image.platforms.join(", ")
                     ),
                 );
@@ -396,8 +404,8 @@ fn platforms<'a>(tops: impl Iterator<Item = &'a Encoded>) -> Vec<String> {
 
 /// `bundle import`: push everything into `registry`, tags last.
 pub async fn import(ws: &Workspace, req: &ImportRequest) -> Result<BundleReport> {
-    let target = RegistryPrefix::parse(&req.registry)
-        .map_err(|e| BadInput(format!("--registry: {e}")))?;
+    let target =
+        RegistryPrefix::parse(&req.registry).map_err(|e| BadInput(format!("--registry: {e}")))?;
     let file = req.file.clone();
     let reader = tokio::task::spawn_blocking(move || LayoutReader::open(&file))
         .await?
@@ -429,9 +437,7 @@ pub async fn import(ws: &Workspace, req: &ImportRequest) -> Result<BundleReport>
             }
         };
         image.tags.insert(tag.to_string(), e.digest.clone());
-        image
-            .references
-            .push(format!("{target}/{repo}:{tag}"));
+        image.references.push(format!("{target}/{repo}:{tag}"));
     }
     if let Some(s) = &summary {
         for i in &mut images {
@@ -445,9 +451,11 @@ pub async fn import(ws: &Workspace, req: &ImportRequest) -> Result<BundleReport>
         .filter_map(|e| {
             let repo = e.annotation(layout::REPOSITORY)?;
             let tag = e.annotation(layout::TAG)?;
-            let known = summary
-                .as_ref()
-                .and_then(|s| s.charts.iter().find(|c| c.repository == repo && c.tag == tag));
+            let known = summary.as_ref().and_then(|s| {
+                s.charts
+                    .iter()
+                    .find(|c| c.repository == repo && c.tag == tag)
+            });
             let name = repo.strip_prefix("charts/").unwrap_or(repo).to_string();
             Some((
                 BundleChart {
@@ -465,7 +473,11 @@ pub async fn import(ws: &Workspace, req: &ImportRequest) -> Result<BundleReport>
         })
         .collect();
     if images.is_empty() && charts.is_empty() {
-        return Err(BadInput(format!("{}: the bundle lists no images and no charts", req.file.display())).into());
+        return Err(BadInput(format!(
+            "{}: the bundle lists no images and no charts",
+            req.file.display()
+        ))
+        .into());
     }
     let mut report = BundleReport {
         schema_version: 1,
@@ -525,7 +537,9 @@ pub async fn import(ws: &Workspace, req: &ImportRequest) -> Result<BundleReport>
                             copier
                                 .copy_artifacts(&i.repository, &dst, &tree)
                                 .await
-                                .with_context(|| format!("{}: the artifacts of {digest}", i.service))?;
+                                .with_context(|| {
+                                    format!("{}: the artifacts of {digest}", i.service)
+                                })?;
                             done.insert(digest, m);
                         }
                         out.push((dst.clone(), tag.clone(), done[digest.as_str()].clone()));
@@ -552,7 +566,9 @@ pub async fn import(ws: &Workspace, req: &ImportRequest) -> Result<BundleReport>
         .map(|(repo, tag, m)| {
             let (registry, stats) = (&registry, &stats);
             async move {
-                if registry.manifest_digest(&repo, &tag).await?.as_deref() == Some(m.digest.as_str()) {
+                if registry.manifest_digest(&repo, &tag).await?.as_deref()
+                    == Some(m.digest.as_str())
+                {
                     stats.tag(false);
                 } else {
                     registry

@@ -207,11 +207,10 @@ impl<'a, S: Source, K: Sink> Copier<'a, S, K> {
     }
 
     async fn fetch(&self, src_repo: &str, digest: &str) -> Result<Fetched> {
-        let f = self
-            .src
-            .manifest(src_repo, digest)
-            .await?
-            .ok_or_else(|| anyhow!("manifest {digest} of {src_repo} is missing at the source"))?;
+        let f =
+            self.src.manifest(src_repo, digest).await?.ok_or_else(|| {
+                anyhow!("manifest {digest} of {src_repo} is missing at the source")
+            })?;
         if f.digest != digest {
             bail!(
                 "the source answered {digest} of {src_repo} with content whose digest is {}",
@@ -230,53 +229,38 @@ impl<'a, S: Source, K: Sink> Copier<'a, S, K> {
     ) -> Boxed<'f, (Encoded, Vec<String>)> {
         Box::pin(async move {
             if depth > MANIFEST_DEPTH {
-                bail!("{}: indexes nested deeper than {MANIFEST_DEPTH}", fetched.digest);
+                bail!(
+                    "{}: indexes nested deeper than {MANIFEST_DEPTH}",
+                    fetched.digest
+                );
             }
             let (m, node) = encoded(&fetched)?;
             let mut tree = vec![m.digest.clone()];
             let present = self.sink.has_manifest(dst_repo, &m.digest).await?;
             // Children first (their digests are wanted even when present,
             // for their artifacts).
-            let children: Vec<Vec<String>> =
-                futures_util::stream::iter(node.manifests.iter().filter(|d| d.is_manifest()))
-                    .map(|d| async move {
-                        let f = self.fetch(src_repo, &d.digest).await?;
-                        self.copy_fetched(src_repo, dst_repo, f, depth + 1)
-                            .await
-                            .map(|(_, t)| t)
-                    })
-                    .buffer_unordered(self.jobs.max(1))
-                    .try_collect()
-                    .await?;
+            let children: Vec<Boxed<'f, Vec<String>>> = node
+                .manifests
+                .iter()
+                .filter(|d| d.is_manifest())
+                .map(|d| self.copy_child(src_repo, dst_repo, d.digest.clone(), depth + 1))
+                .collect();
+            let children: Vec<Vec<String>> = futures_util::stream::iter(children)
+                .buffer_unordered(self.jobs.max(1))
+                .try_collect()
+                .await?;
             tree.extend(children.into_iter().flatten());
             if present {
                 self.stats.manifests_present.fetch_add(1, Ordering::Relaxed);
                 return Ok((m, tree));
             }
-            let blobs: Vec<&Desc> = node
+            let blobs: Vec<Boxed<'f, ()>> = node
                 .blobs
                 .iter()
                 .chain(node.manifests.iter().filter(|d| !d.is_manifest()))
+                .map(|b| self.copy_blob(src_repo, dst_repo, b.clone(), m.digest.clone()))
                 .collect();
-            let of = m.digest.as_str();
             futures_util::stream::iter(blobs)
-                .map(|b| async move {
-                    let moved = self
-                        .sink
-                        .put_blob(dst_repo, b, self.src, src_repo)
-                        .await
-                        .with_context(|| format!("blob {} of {of}", b.digest))?;
-                    let s = self.stats;
-                    match moved {
-                        BlobMove::Present => s.blobs_present.fetch_add(1, Ordering::Relaxed),
-                        BlobMove::Mounted => s.blobs_mounted.fetch_add(1, Ordering::Relaxed),
-                        BlobMove::Sent(n) => {
-                            s.bytes_sent.fetch_add(n, Ordering::Relaxed);
-                            s.blobs_sent.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                    anyhow::Ok(())
-                })
                 .buffer_unordered(self.jobs.max(1))
                 .try_collect::<Vec<()>>()
                 .await?;
@@ -286,10 +270,55 @@ impl<'a, S: Source, K: Sink> Copier<'a, S, K> {
         })
     }
 
+    fn copy_child<'f>(
+        &'f self,
+        src_repo: &'f str,
+        dst_repo: &'f str,
+        digest: String,
+        depth: u32,
+    ) -> Boxed<'f, Vec<String>> {
+        Box::pin(async move {
+            let f = self.fetch(src_repo, &digest).await?;
+            let (_, tree) = self.copy_fetched(src_repo, dst_repo, f, depth).await?;
+            Ok(tree)
+        })
+    }
+
+    fn copy_blob<'f>(
+        &'f self,
+        src_repo: &'f str,
+        dst_repo: &'f str,
+        b: Desc,
+        of: String,
+    ) -> Boxed<'f, ()> {
+        Box::pin(async move {
+            let moved = self
+                .sink
+                .put_blob(dst_repo, &b, self.src, src_repo)
+                .await
+                .with_context(|| format!("blob {} of {of}", b.digest))?;
+            let s = self.stats;
+            match moved {
+                BlobMove::Present => s.blobs_present.fetch_add(1, Ordering::Relaxed),
+                BlobMove::Mounted => s.blobs_mounted.fetch_add(1, Ordering::Relaxed),
+                BlobMove::Sent(n) => {
+                    s.bytes_sent.fetch_add(n, Ordering::Relaxed);
+                    s.blobs_sent.fetch_add(1, Ordering::Relaxed)
+                }
+            };
+            Ok(())
+        })
+    }
+
     /// Copy the artifacts of each manifest of `tree`: its referrers (and
     /// the referrers tag where the sink needs one) and the cosign tags
     /// `sha256-<hex>.sig`, `.att`, `.sbom`; then theirs, a few levels deep.
-    pub async fn copy_artifacts(&self, src_repo: &str, dst_repo: &str, tree: &[String]) -> Result<()> {
+    pub async fn copy_artifacts(
+        &self,
+        src_repo: &str,
+        dst_repo: &str,
+        tree: &[String],
+    ) -> Result<()> {
         futures_util::stream::iter(tree)
             .map(|d| self.artifacts_of(src_repo, dst_repo, d.clone(), 0))
             .buffer_unordered(self.jobs.max(1))

@@ -255,14 +255,21 @@ mod tests {
         );
         let n = parse(image.as_bytes(), oci::MT_OCI_MANIFEST).unwrap();
         assert_eq!(n.media_type, oci::MT_OCI_MANIFEST);
-        assert_eq!(n.blobs.len(), 2, "config and layer; the foreign layer is left out");
+        assert_eq!(
+            n.blobs.len(),
+            2,
+            "config and layer; the foreign layer is left out"
+        );
         assert_eq!(
             n.artifact_type.as_deref(),
             Some("application/vnd.dev.cosign.simplesigning.v1+json")
         );
         assert_eq!(n.subject.as_ref().unwrap().size, 4);
         let d = referrer_descriptor(oci::MT_OCI_MANIFEST, D, 10, &n);
-        assert_eq!(d.rest["artifactType"], "application/vnd.dev.cosign.simplesigning.v1+json");
+        assert_eq!(
+            d.rest["artifactType"],
+            "application/vnd.dev.cosign.simplesigning.v1+json"
+        );
         assert_eq!(d.annotation("a"), Some("b"));
 
         assert!(parse(br#"{"schemaVersion":1,"fsLayers":[]}"#, "")
@@ -284,12 +291,13 @@ mod tests {
     fn merges_referrers_keeping_what_is_there() {
         let a = Desc::new(oci::MT_OCI_MANIFEST, "sha256:a", 1);
         let b = Desc::new(oci::MT_OCI_MANIFEST, "sha256:b", 2);
-        assert_eq!(merge_referrers(&[a.clone()], &[a.clone()]), None);
+        let one = std::slice::from_ref(&a);
+        assert_eq!(merge_referrers(one, one), None);
         assert_eq!(
-            merge_referrers(&[a.clone()], &[b.clone(), a.clone(), b.clone()]),
+            merge_referrers(one, &[b.clone(), a.clone(), b.clone()]),
             Some(vec![a.clone(), b.clone()])
         );
-        let index = index_of(&[a.clone()]);
+        let index = index_of(one);
         let v: Value = serde_json::from_slice(&index.bytes).unwrap();
         assert_eq!(v["schemaVersion"], 2);
         assert_eq!(v["manifests"][0]["digest"], "sha256:a");

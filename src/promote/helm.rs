@@ -206,7 +206,8 @@ impl Rules {
                 continue;
             }
             rules.push(Rule {
-                base_name: !p.contains('/') && !line.trim().trim_start_matches('!').starts_with('/'),
+                base_name: !p.contains('/')
+                    && !line.trim().trim_start_matches('!').starts_with('/'),
                 pattern: p.to_string(),
                 negate,
                 dir_only,
@@ -273,12 +274,13 @@ fn glob(pattern: &str, name: &str) -> bool {
                     } else {
                         p[i]
                     };
-                    let hi = if p.get(i + 1) == Some(&'-') && p.get(i + 2).is_some_and(|c| *c != ']') {
-                        i += 2;
-                        p[i]
-                    } else {
-                        lo
-                    };
+                    let hi =
+                        if p.get(i + 1) == Some(&'-') && p.get(i + 2).is_some_and(|c| *c != ']') {
+                            i += 2;
+                            p[i]
+                        } else {
+                            lo
+                        };
                     if lo <= *c && *c <= hi {
                         hit = true;
                     }
@@ -341,7 +343,11 @@ mod tests {
         std::fs::write(chart.join("values.yaml"), "image:\n  tag: v3.8.1\n").unwrap();
         std::fs::write(chart.join("templates/deploy.yaml"), "kind: Deployment\n").unwrap();
         std::fs::write(chart.join("templates/.notes.swp"), "x").unwrap();
-        std::fs::write(chart.join("charts/sub/Chart.yaml"), "name: sub\nversion: 0.1.0\n").unwrap();
+        std::fs::write(
+            chart.join("charts/sub/Chart.yaml"),
+            "name: sub\nversion: 0.1.0\n",
+        )
+        .unwrap();
         std::fs::write(chart.join("README.md~"), "x").unwrap();
         std::fs::write(chart.join(".helmignore"), "*~\n").unwrap();
         let a = package(&chart).unwrap();
@@ -371,6 +377,9 @@ mod tests {
         let m: serde_json::Value = serde_json::from_slice(&a.manifest().bytes).unwrap();
         assert_eq!(m["config"]["mediaType"], MT_HELM_CONFIG);
         assert_eq!(m["layers"][0]["mediaType"], MT_HELM_CHART);
-        assert!(package(dir.path()).unwrap_err().to_string().contains("no readable Chart.yaml"));
+        assert!(package(dir.path())
+            .unwrap_err()
+            .to_string()
+            .contains("no readable Chart.yaml"));
     }
 }

@@ -235,7 +235,11 @@ impl Sink for LayoutWriter {
             let chunk = chunk.with_context(|| format!("reading blob {}", desc.digest))?;
             got += chunk.len() as u64;
             if got > desc.size {
-                bail!("blob {} is larger than the {} bytes its descriptor says", desc.digest, desc.size);
+                bail!(
+                    "blob {} is larger than the {} bytes its descriptor says",
+                    desc.digest,
+                    desc.size
+                );
             }
             hasher.update(&chunk);
             out.file.write_all(&chunk).await?;
@@ -286,7 +290,11 @@ impl Sink for LayoutWriter {
         for r in &referrers.listed {
             self.add_entry(entry(
                 r,
-                &[(KIND, KIND_ARTIFACT), (REPOSITORY, repo), (SUBJECT, subject)],
+                &[
+                    (KIND, KIND_ARTIFACT),
+                    (REPOSITORY, repo),
+                    (SUBJECT, subject),
+                ],
             ));
         }
         if let Some(f) = &referrers.fallback {
@@ -334,7 +342,11 @@ impl LayoutReader {
             if !e.header().entry_type().is_file() {
                 continue;
             }
-            let name = e.path()?.to_string_lossy().trim_start_matches("./").to_string();
+            let name = e
+                .path()?
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
             files.insert(name, (e.raw_file_position(), e.size()));
         }
         let mut r = LayoutReader {
@@ -419,7 +431,15 @@ impl LayoutReader {
 fn as_listed(e: &Desc) -> Desc {
     let mut d = e.clone();
     if let Some(serde_json::Value::Object(a)) = d.rest.get_mut("annotations") {
-        for k in [KIND, REPOSITORY, SUBJECT, TAG, SERVICE, REF_NAME, CONTAINERD_NAME] {
+        for k in [
+            KIND,
+            REPOSITORY,
+            SUBJECT,
+            TAG,
+            SERVICE,
+            REF_NAME,
+            CONTAINERD_NAME,
+        ] {
             a.remove(k);
         }
         if a.is_empty() {
@@ -537,10 +557,7 @@ mod tests {
         assert_eq!(m.digest, digest);
         assert_eq!(m.media_type, oci::MT_OCI_MANIFEST);
         assert!(r.manifest("a", "v2").await.unwrap().is_none());
-        let mut s = r
-            .blob("a", &Desc::new("x", &digest, 19))
-            .await
-            .unwrap();
+        let mut s = r.blob("a", &Desc::new("x", &digest, 19)).await.unwrap();
         let mut got = Vec::new();
         while let Some(c) = s.next().await {
             got.extend_from_slice(&c.unwrap());

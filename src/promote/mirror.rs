@@ -141,10 +141,8 @@ pub fn configured(images: &ImagesConfig) -> Routes {
 /// completed from the configuration.
 pub fn routes(images: &ImagesConfig, from: Option<&str>, to: &[String]) -> Result<Routes> {
     let config = configured(images);
-    let targets: Vec<RegistryPrefix> = to
-        .iter()
-        .map(|t| parse(t, "--to"))
-        .collect::<Result<_>>()?;
+    let targets: Vec<RegistryPrefix> =
+        to.iter().map(|t| parse(t, "--to")).collect::<Result<_>>()?;
     let source = match from {
         Some(f) => Some(parse(f, "--from")?),
         None if !targets.is_empty() => Some(
@@ -256,7 +254,9 @@ pub async fn check_targets(ws: &Workspace) -> Vec<Check> {
             };
             checks.push(match usable.await {
                 Ok(true) => Check::passed(name, "answers; credentials accepted"),
-                Ok(false) => Check::passed(name, "answers without credentials (none configured for it)"),
+                Ok(false) => {
+                    Check::passed(name, "answers without credentials (none configured for it)")
+                }
                 Err(e) => Check::failed(name, &e),
             });
         }
@@ -478,8 +478,8 @@ async fn copy_service(
         }
     }
     let src_repo = src_repo.as_str();
-    let copied: Vec<BTreeMap<String, Encoded>> = futures_util::future::try_join_all(
-        sinks.iter().map(|(sink, stats)| {
+    let copied: Vec<BTreeMap<String, Encoded>> =
+        futures_util::future::try_join_all(sinks.iter().map(|(sink, stats)| {
             let digests = digests.clone();
             async move {
                 let dst = sink.registry.prefix();
@@ -507,9 +507,8 @@ async fn copy_service(
                 progress.line(&s.name, &format!("copied to {dst}"));
                 anyhow::Ok(tops)
             }
-        }),
-    )
-    .await?;
+        }))
+        .await?;
     let tops = copied.into_iter().next().unwrap_or_default();
     by_tag
         .into_iter()
@@ -525,7 +524,11 @@ async fn copy_service(
 
 /// Point each tag at its manifest in every sink (left alone where it does
 /// already).
-async fn write_tags(sinks: &[(RegistryEnd, Stats)], s: &ServiceSpec, tops: &[(String, Encoded)]) -> Result<()> {
+async fn write_tags(
+    sinks: &[(RegistryEnd, Stats)],
+    s: &ServiceSpec,
+    tops: &[(String, Encoded)],
+) -> Result<()> {
     futures_util::future::try_join_all(sinks.iter().map(|(sink, stats)| async move {
         let r = &sink.registry;
         let repo = r.prefix().repository(&s.repository);
@@ -582,7 +585,10 @@ mod tests {
             .map(|(f, t)| {
                 format!(
                     "{f} -> {}",
-                    t.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    t.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             })
             .collect()
@@ -590,7 +596,13 @@ mod tests {
 
     #[test]
     fn routes_from_flags_and_config() {
-        let cfg = images(&[("ghcr.io/openimsdk", &["docker.io/openim", "registry.cn-hangzhou.aliyuncs.com/openimsdk"])]);
+        let cfg = images(&[(
+            "ghcr.io/openimsdk",
+            &[
+                "docker.io/openim",
+                "registry.cn-hangzhou.aliyuncs.com/openimsdk",
+            ],
+        )]);
         assert_eq!(
             shown(&routes(&cfg, None, &[]).unwrap()),
             ["ghcr.io/openimsdk -> docker.io/openim, registry.cn-hangzhou.aliyuncs.com/openimsdk"]
@@ -609,12 +621,21 @@ mod tests {
         );
         let none = images(&[]);
         let e = routes(&none, None, &[]).unwrap_err().to_string();
-        assert!(e.contains("pass --to REGISTRY, or configure images.mirrors"), "{e}");
-        let e = routes(&cfg, Some("quay.io/x"), &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("pass --to REGISTRY, or configure images.mirrors"),
+            "{e}"
+        );
+        let e = routes(&cfg, Some("quay.io/x"), &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("names no registry to copy quay.io/x to"), "{e}");
-        let e = routes(&cfg, None, &["ghcr.io/openimsdk".into()]).unwrap_err().to_string();
+        let e = routes(&cfg, None, &["ghcr.io/openimsdk".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is the registry copied from"), "{e}");
-        let e = routes(&cfg, None, &["https://x".into()]).unwrap_err().to_string();
+        let e = routes(&cfg, None, &["https://x".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("--to: "), "{e}");
     }
 }

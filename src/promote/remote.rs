@@ -101,9 +101,8 @@ impl Source for RegistryEnd {
             .get_manifest(repo, &graph::fallback_tag(digest))
             .await?;
         if let Some(f) = &fallback {
-            let tagged = graph::referrers_of_index(&f.bytes).map_err(|e| {
-                anyhow::anyhow!("{repo}:{}: {e}", graph::fallback_tag(digest))
-            })?;
+            let tagged = graph::referrers_of_index(&f.bytes)
+                .map_err(|e| anyhow::anyhow!("{repo}:{}: {e}", graph::fallback_tag(digest)))?;
             if let Some(all) = graph::merge_referrers(&listed, &tagged) {
                 listed = all;
             }
@@ -151,7 +150,11 @@ impl Sink for RegistryEnd {
         if mount_from.is_none() && src.host() == Some(&self.registry.prefix().host) {
             mount_from = Some(src_repo.to_string());
         }
-        let _permit = self.transfers.acquire().await.context("the transfer limit")?;
+        let _permit = self
+            .transfers
+            .acquire()
+            .await
+            .context("the transfer limit")?;
         let backoff = registry::Backoff::default();
         let mut attempt = 0;
         loop {
@@ -183,7 +186,13 @@ impl Sink for RegistryEnd {
                         && (e.is_transient() || (e.is_unauthorized() && attempt == 1)) =>
                 {
                     tracing::debug!("{e} (attempt {attempt}); starting the upload again");
-                    tokio::time::sleep(backoff.base.saturating_mul(1 << attempt.min(5)).min(backoff.max)).await;
+                    tokio::time::sleep(
+                        backoff
+                            .base
+                            .saturating_mul(1 << attempt.min(5))
+                            .min(backoff.max),
+                    )
+                    .await;
                 }
                 Err(e) => return Err(e.into()),
             }

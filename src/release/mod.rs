@@ -231,10 +231,20 @@ pub fn run(ws: &Workspace, req: &ReleaseRequest) -> Result<ReleaseReport> {
         if mirrors {
             ws.step(&format!(
                 "{} the images to {}",
-                if req.dry_run { "planning the copy of" } else { "copying" },
+                if req.dry_run {
+                    "planning the copy of"
+                } else {
+                    "copying"
+                },
                 cfg.images
                     .as_ref()
-                    .map(|i| i.mirrors.values().flatten().cloned().collect::<Vec<_>>().join(", "))
+                    .map(|i| i
+                        .mirrors
+                        .values()
+                        .flatten()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "))
                     .unwrap_or_default()
             ));
             let mirror_req = MirrorRequest {

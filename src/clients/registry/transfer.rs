@@ -140,7 +140,9 @@ impl Registry {
             .headers()
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| self.error(what, Some(202), "upload started without a Location header"))?;
+            .ok_or_else(|| {
+                self.error(what, Some(202), "upload started without a Location header")
+            })?;
         Ok(
             if location.starts_with("http://") || location.starts_with("https://") {
                 location.to_string()
@@ -177,7 +179,10 @@ impl Registry {
         if let Some(h) = auth {
             req = req.header(AUTHORIZATION, h);
         }
-        debug!("{what}: PUT {} ({size} bytes)", crate::output::log::url(&url));
+        debug!(
+            "{what}: PUT {} ({size} bytes)",
+            crate::output::log::url(&url)
+        );
         let resp = req.send().await.map_err(|e| {
             let err = self.error(&what, None, transport_detail(&e));
             debug!("{what}: PUT failed: {}", err.detail);

@@ -132,7 +132,10 @@ impl Render for BundleReport {
         );
         match (self.action, self.dry_run) {
             (BundleAction::Export, true) => {
-                eprintln!("dry run: {} would hold {what}; nothing was read or written", self.file)
+                eprintln!(
+                    "dry run: {} would hold {what}; nothing was read or written",
+                    self.file
+                )
             }
             (BundleAction::Import, true) => eprintln!(
                 "dry run: {} holds {what} for {}; nothing was pushed",
@@ -148,10 +151,7 @@ impl Render for BundleReport {
                 eprintln!("{}: {}", self.registry, moved_line(&self.moved));
                 for c in &self.charts {
                     if let Some(r) = &c.reference {
-                        eprintln!(
-                            "note: helm install {} {r} --version {}",
-                            c.name, c.version
-                        );
+                        eprintln!("note: helm install {} {r} --version {}", c.name, c.version);
                     }
                 }
             }
