@@ -22,6 +22,7 @@ mod github_fixtures;
 mod gitops;
 mod identity_token;
 mod init;
+mod mirror;
 mod msrv;
 mod naming;
 mod properties;
