@@ -114,11 +114,17 @@ pub enum Command {
             repository of the same registry has is mounted; the others are streamed from \
             registry to registry. Digests stay the same; a re-run sends nothing.",
         after_help = "Examples:\n  \
-            openim-release mirror --tag v3.8.1 --tag latest          # images.mirrors of the first registry\n  \
-            openim-release mirror --stage release --version 3.8.1 --to registry.example.com/openim\n  \
-            openim-release mirror --tag v3.7.0 --from ghcr.io/openimsdk --to docker.io/openim --service openim-api\n\n\
+            openim-release mirror --tag v3.8.1 --tag latest           # the routes of images.mirrors\n  \
+            openim-release mirror --tag v3.8.1 --to docker.io/openim  # from the first of images.registries\n  \
+            openim-release mirror --tag v3.7.0 --from ghcr.io/openimsdk --to registry.lan:5000/openim\n  \
+            openim-release mirror --stage release --version 3.8.1 --dry-run\n\n\
+            Prints each reference written as <registry>/<repository>:<tag>@<digest>, and on \
+            stderr what each registry received (blobs sent and their bytes, mounted, there \
+            already). Exit 0 when every image is in every registry with its tags; 1 when one \
+            could not be copied (then no tag is written: a re-run copies what is missing); 2 on \
+            a usage or configuration error.\n\n\
             Credentials as for build: ~/.docker/config.json or \
-            OPENIM_RELEASE_REGISTRY_<HOST>_USERNAME/_PASSWORD."
+            OPENIM_RELEASE_REGISTRY_<HOST>_USERNAME/_PASSWORD. See docs/promote.md."
     )]
     Mirror(MirrorArgs),
 
@@ -503,7 +509,14 @@ pub enum BundleCmd {
     Export(BundleExportArgs),
     /// Push a bundle into a registry (images, artifacts, charts as Helm OCI charts) and print the references.
     #[command(
-        after_help = "Example:\n  openim-release bundle import openim-v3.8.1.tar --registry registry.lan:5000/openim --insecure"
+        after_help = "Examples:\n  \
+            openim-release bundle import openim-v3.8.1.tar --registry registry.lan:5000/openim --insecure\n  \
+            openim-release bundle import openim-v3.8.1.tar --registry harbor.example.com/openim --dry-run\n\n\
+            Prints each reference pushed as <registry>/<repository>:<tag>@<digest> (the digests \
+            of the registry the bundle was exported from) and, for each chart, the helm install \
+            command. Blobs the registry has are not sent again; tags are written last. Exit 1 \
+            when the registry refuses, 2 when the file is not a bundle. Credentials as for build. \
+            See docs/promote.md."
     )]
     Import(BundleImportArgs),
 }
