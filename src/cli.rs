@@ -508,16 +508,14 @@ pub enum BundleCmd {
             repository (deploy.url cloned, or --deploy-dir), packaged as `helm package` does.")]
     Export(BundleExportArgs),
     /// Push a bundle into a registry (images, artifacts, charts as Helm OCI charts) and print the references.
-    #[command(
-        after_help = "Examples:\n  \
+    #[command(after_help = "Examples:\n  \
             openim-release bundle import openim-v3.8.1.tar --registry registry.lan:5000/openim --insecure\n  \
             openim-release bundle import openim-v3.8.1.tar --registry harbor.example.com/openim --dry-run\n\n\
             Prints each reference pushed as <registry>/<repository>:<tag>@<digest> (the digests \
             of the registry the bundle was exported from) and, for each chart, the helm install \
             command. Blobs the registry has are not sent again; tags are written last. Exit 1 \
             when the registry refuses, 2 when the file is not a bundle. Credentials as for build. \
-            See docs/promote.md."
-    )]
+            See docs/promote.md.")]
     Import(BundleImportArgs),
 }
 
