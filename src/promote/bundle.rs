@@ -445,6 +445,14 @@ pub async fn import(ws: &Workspace, req: &ImportRequest) -> Result<BundleReport>
                 i.platforms = known.platforms.clone();
             }
         }
+        // In the order of the export (the configuration's), not the order
+        // the images were finished in.
+        images.sort_by_key(|i| {
+            s.images
+                .iter()
+                .position(|k| k.repository == i.repository)
+                .unwrap_or(usize::MAX)
+        });
     }
     let charts: Vec<(BundleChart, Desc)> = reader
         .of_kind(layout::KIND_CHART)

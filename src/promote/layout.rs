@@ -160,7 +160,15 @@ impl LayoutWriter {
     /// Write `index.json`, then `files` (the summary, charts), close the
     /// tar and move it into place. Returns its size.
     pub async fn finish(self, files: &[(String, Vec<u8>)]) -> Result<u64> {
-        let entries = self.entries.lock().expect("entries lock").clone();
+        let mut entries = self.entries.lock().expect("entries lock").clone();
+        // The same bundle whatever order the copies finished in.
+        entries.sort_by(|a, b| {
+            let key = |d: &Desc| {
+                [KIND, REPOSITORY, TAG, SUBJECT]
+                    .map(|k| d.annotation(k).unwrap_or_default().to_string())
+            };
+            key(a).cmp(&key(b)).then_with(|| a.digest.cmp(&b.digest))
+        });
         #[derive(serde::Serialize)]
         #[serde(rename_all = "camelCase")]
         struct IndexJson<'a> {
