@@ -682,3 +682,53 @@ fn routes_dry_run_and_input_errors() {
         ])
     );
 }
+
+/// A registry that refuses cross-repository mounts (403) and fails some
+/// blob uploads (503, a cut connection): the blobs are uploaded instead of
+/// mounted, the failed uploads started again with a new stream, and the
+/// copy is complete, with the same digests.
+#[test]
+#[ignore = "needs the services of scripts/test"]
+fn refused_mounts_fall_back_to_uploads_and_failed_uploads_are_retried() {
+    use crate::proxy::{Fault, Proxy};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let s = need_services!();
+    let from = format!(
+        "{}/{}",
+        s.registry,
+        services::unique_namespace("mirror-src")
+    );
+    let src = push_release(&from, &["v4"], 32 * 1024);
+    let puts = AtomicUsize::new(0);
+    let proxy = Proxy::start(
+        &s.registry,
+        Box::new(move |_, method, path| {
+            if method == "POST" && path.contains("mount=") {
+                return Fault::Status(403);
+            }
+            if method == "PUT" && path.contains("/blobs/uploads/") {
+                match puts.fetch_add(1, Ordering::SeqCst) {
+                    1 => return Fault::Status(503),
+                    4 => return Fault::Reset,
+                    _ => {}
+                }
+            }
+            Fault::Pass
+        }),
+    );
+    let to = format!("{}/{}", proxy.addr, services::unique_namespace("mirror"));
+    let repo = fixture(std::slice::from_ref(&from), &["linux/amd64"]);
+    let json = json_ok(repo.bin().args(["mirror", "--tag", "v4", "--to", &to]));
+    let t = &json["targets"][0];
+    assert_eq!(t["blobs_mounted"], 0, "{t}");
+    assert!(proxy.faults.load(Ordering::SeqCst) >= 3, "{t}");
+    // Read from the registry behind the proxy.
+    let behind = to.replace(&proxy.addr.to_string(), &s.registry);
+    for (svc, digest) in &src.digests {
+        assert_eq!(
+            raw_digest(&format!("{behind}/{svc}:v4"), None).as_deref(),
+            Some(digest.as_str()),
+            "{svc}"
+        );
+    }
+}
