@@ -102,6 +102,36 @@ pub enum Command {
     )]
     Build(BuildCmd),
 
+    /// Copy a release by digest to other registries: every image, platform, signature and attestation; nothing rebuilt.
+    #[command(
+        visible_alias = "promote",
+        long_about = "Copy a release by digest from the registry it was built to into other \
+            registries (Docker Hub, a mirror in China, a private registry), nothing rebuilt.\n\n\
+            For each service: the index or manifest its tags name, every platform manifest, \
+            config and layer, and the artifacts attached to each (OCI referrers and cosign's \
+            sha256-<hex>.sig/.att/.sbom tags); the tags are written once every service is \
+            copied everywhere. Blobs a registry has are not sent (HEAD first); a blob another \
+            repository of the same registry has is mounted; the others are streamed from \
+            registry to registry. Digests stay the same; a re-run sends nothing.",
+        after_help = "Examples:\n  \
+            openim-release mirror --tag v3.8.1 --tag latest           # the routes of images.mirrors\n  \
+            openim-release mirror --tag v3.8.1 --to docker.io/openim  # from the first of images.registries\n  \
+            openim-release mirror --tag v3.7.0 --from ghcr.io/openimsdk --to registry.lan:5000/openim\n  \
+            openim-release mirror --stage release --version 3.8.1 --dry-run\n\n\
+            Prints each reference written as <registry>/<repository>:<tag>@<digest>, and on \
+            stderr what each registry received (blobs sent and their bytes, mounted, there \
+            already). Exit 0 when every image is in every registry with its tags; 1 when one \
+            could not be copied (then no tag is written: a re-run copies what is missing); 2 on \
+            a usage or configuration error.\n\n\
+            Credentials as for build: ~/.docker/config.json or \
+            OPENIM_RELEASE_REGISTRY_<HOST>_USERNAME/_PASSWORD. See docs/promote.md."
+    )]
+    Mirror(MirrorArgs),
+
+    /// Write a release into one file (OCI image layout tar), or push such a file into a registry: for air-gapped sites.
+    #[command(subcommand)]
+    Bundle(BundleCmd),
+
     /// Update Helm charts, values, manifests and .env files in a deploy checkout.
     #[command(subcommand)]
     Chart(ChartCmd),
@@ -619,6 +649,106 @@ pub struct MergeArgs {
     pub output: OutputFormat,
     #[command(flatten)]
     pub sign: SignArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MirrorArgs {
+    #[command(flatten)]
+    pub tags: TagSource,
+    /// The registry to copy from [default: the first of images.registries].
+    #[arg(long, value_name = "REGISTRY")]
+    pub from: Option<String>,
+    /// A registry to copy to (repeatable) [default: images.mirrors of --from; with neither, every entry of images.mirrors].
+    #[arg(long = "to", value_name = "REGISTRY")]
+    pub to: Vec<String>,
+    /// Only these services (repeatable) [default: all].
+    #[arg(long = "service", value_name = "NAME")]
+    pub service: Vec<String>,
+    /// Blobs and manifests copied at once [default: 8].
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Print the references that would be written; copy nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCmd {
+    /// Write every service image of a release (all platforms, signatures, attestations, SBOMs) and the deploy charts into one OCI image layout tar.
+    #[command(after_help = "Examples:\n  \
+            openim-release bundle export --tag v3.8.1 openim-v3.8.1.tar\n  \
+            openim-release bundle export --stage release --version 3.8.1 --chart ../helm-charts/charts/openim-server openim-3.8.1.tar\n\n\
+            The charts: --chart DIR, else the chart directories of deploy.charts in the deploy \
+            repository (deploy.url cloned, or --deploy-dir), packaged as `helm package` does.")]
+    Export(BundleExportArgs),
+    /// Push a bundle into a registry (images, artifacts, charts as Helm OCI charts) and print the references.
+    #[command(after_help = "Examples:\n  \
+            openim-release bundle import openim-v3.8.1.tar --registry registry.lan:5000/openim --insecure\n  \
+            openim-release bundle import openim-v3.8.1.tar --registry harbor.example.com/openim --dry-run\n\n\
+            Prints each reference pushed as <registry>/<repository>:<tag>@<digest> (the digests \
+            of the registry the bundle was exported from) and, for each chart, the helm install \
+            command. Blobs the registry has are not sent again; tags are written last. Exit 1 \
+            when the registry refuses, 2 when the file is not a bundle. Credentials as for build. \
+            See docs/promote.md.")]
+    Import(BundleImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BundleExportArgs {
+    /// The bundle to write (a tar; written as FILE.partial until complete).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub tags: TagSource,
+    /// The registry to read the images from [default: the first of images.registries].
+    #[arg(long, value_name = "REGISTRY")]
+    pub from: Option<String>,
+    /// Only these services (repeatable) [default: all].
+    #[arg(long = "service", value_name = "NAME")]
+    pub service: Vec<String>,
+    /// A chart directory to bundle (repeatable) [default: those of deploy.charts].
+    #[arg(long = "chart", value_name = "DIR", conflicts_with = "no_charts")]
+    pub chart: Vec<PathBuf>,
+    /// A checkout of the deploy repository to take deploy.charts from, instead of cloning deploy.url.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["chart", "no_charts"])]
+    pub deploy_dir: Option<PathBuf>,
+    /// Bundle no chart.
+    #[arg(long)]
+    pub no_charts: bool,
+    /// Blobs and manifests read at once [default: 8].
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Print what the bundle would hold; read and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct BundleImportArgs {
+    /// The bundle (made by `bundle export`).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The registry (and namespace) to push into: images go to <REGISTRY>/<repository>, charts to <REGISTRY>/charts/<name>.
+    #[arg(long, value_name = "REGISTRY", required = true)]
+    pub registry: String,
+    /// Reach the registry over plain HTTP (loopback registries and images.insecure_registries always are).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Blobs and manifests pushed at once [default: 8].
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Print the references the bundle would be pushed as; push nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 pub use crate::output::OutputFormat;

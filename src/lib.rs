@@ -27,6 +27,7 @@ pub mod notes;
 pub mod notify;
 pub mod oci;
 pub mod output;
+pub mod promote;
 pub mod release;
 pub mod secret;
 pub mod supply;

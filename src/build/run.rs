@@ -200,7 +200,10 @@ fn once(kind: &str, message: &str) {
 }
 
 /// Tags from `tags`, or as the stage gives them.
-fn resolve_tags(ws: &Workspace, src: &TagChoice) -> Result<(Vec<String>, Option<String>)> {
+pub(crate) fn resolve_tags(
+    ws: &Workspace,
+    src: &TagChoice,
+) -> Result<(Vec<String>, Option<String>)> {
     if !src.tags.is_empty() {
         return Ok((src.tags.clone(), None));
     }
@@ -401,7 +404,7 @@ fn refuse_inapplicable(args: &BuildRequest) -> Result<()> {
 }
 
 /// `--version`/`--branch` apply to the tags `--stage` computes.
-fn refuse_inapplicable_tags(src: &TagChoice, given: &str) -> Result<()> {
+pub(crate) fn refuse_inapplicable_tags(src: &TagChoice, given: &str) -> Result<()> {
     if src.stage.is_none() {
         for (set, option) in [
             (src.version.is_some(), "--version"),

@@ -697,7 +697,11 @@ impl Registry {
                 .fetch_token_oauth(repo, what, &realm, service, &refresh)
                 .await;
         }
-        let mut query = vec![("scope", scope(repo))];
+        // One `scope` parameter per scope, as Docker asks.
+        let mut query: Vec<(&str, String)> = scope(repo)
+            .split(' ')
+            .map(|s| ("scope", s.to_string()))
+            .collect();
         if let Some(s) = service {
             query.push(("service", s));
         }
@@ -897,6 +901,9 @@ impl Registry {
     }
 }
 
+mod transfer;
+pub use transfer::{ByteStream, UploadStart};
+
 /// One answer in the log: status at debug, the headers worth knowing at
 /// trace (never `Authorization`, cookies or anything not listed).
 fn log_response(host: &str, method: &str, url: &str, resp: &Response, attempt: u32) {
@@ -934,8 +941,15 @@ fn log_response(host: &str, method: &str, url: &str, resp: &Response, attempt: u
     }
 }
 
+/// The token scope a request on `repo` needs. `repo` may be `TO FROM` (a
+/// blob mount, [`Registry::start_upload`]): push to one repository, pull from
+/// the other, in one token; scopes are separated by a space, as the OAuth2
+/// form of the token request writes them.
 fn scope(repo: &str) -> String {
-    format!("repository:{repo}:pull,push")
+    match repo.split_once(' ') {
+        Some((to, from)) => format!("repository:{to}:pull,push repository:{from}:pull"),
+        None => format!("repository:{repo}:pull,push"),
+    }
 }
 
 fn short(digest: &str) -> &str {

@@ -3,10 +3,12 @@
 
 pub mod audit;
 pub mod build;
+pub mod bundle;
 pub mod chart;
 pub mod gitops;
 pub mod init;
 pub mod notes;
+pub mod mirror;
 pub mod release;
 pub mod supply;
 pub mod tag;
@@ -18,6 +20,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Tag(args) => tag::run(&cli.global, args),
         Command::Build(cmd) => build::run(&cli.global, cmd),
+        Command::Mirror(args) => mirror::run(&cli.global, args),
+        Command::Bundle(cmd) => bundle::run(&cli.global, cmd),
         Command::Chart(cmd) => chart::run(&cli.global, cmd),
         Command::Gitops(args) => gitops::run(&cli.global, args),
         Command::Release(args) => release::run(&cli.global, args, args.dry_run),

@@ -250,6 +250,22 @@ pub struct ImagesConfig {
     pub skip_unchanged: Option<bool>,
     /// Registries reached over plain HTTP besides loopback ones.
     pub insecure_registries: Vec<String>,
+    /// A registry of `registries` → the registries its images are copied to by digest (`mirror`, and `release` after its build) instead of being pushed there by `build`.
+    pub mirrors: BTreeMap<String, Vec<String>>,
+}
+
+impl ImagesConfig {
+    /// Every registry that holds the project's images: those `build`
+    /// pushes to, then those they are mirrored to.
+    pub fn all_registries(&self) -> Vec<String> {
+        let mut out = self.registries.clone();
+        for r in self.mirrors.values().flatten() {
+            if !out.contains(r) {
+                out.push(r.clone());
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -1020,6 +1036,7 @@ fn validate_images(images: &ImagesConfig) -> Result<(), Invalid> {
             crate::oci::Platform::parse(p).map_err(|e| (key.clone(), p.clone(), e))?;
         }
     }
+    validate_mirrors(images)?;
     let mut seen = std::collections::HashSet::new();
     for (i, s) in images.services.iter().enumerate() {
         if !crate::oci::reference::is_valid_component(&s.name)
@@ -1045,9 +1062,113 @@ fn validate_images(images: &ImagesConfig) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// `images.mirrors`: from a registry `build` pushes to, to registries it
+/// does not push to, each mirrored from one registry only.
+fn validate_mirrors(images: &ImagesConfig) -> Result<(), Invalid> {
+    use crate::oci::reference::RegistryPrefix;
+    let parse = |key: String, r: &String| RegistryPrefix::parse(r).map_err(|e| (key, r.clone(), e));
+    let built: Vec<RegistryPrefix> = images
+        .registries
+        .iter()
+        .filter_map(|r| RegistryPrefix::parse(r).ok())
+        .collect();
+    let mut targets: Vec<(RegistryPrefix, &String)> = Vec::new();
+    for (from, to) in &images.mirrors {
+        let key = format!("images.mirrors.{from}");
+        let source = parse(key.clone(), from)?;
+        if !built.contains(&source) {
+            return Err((
+                key,
+                from.clone(),
+                format!(
+                    "`{from}` is not in images.registries; a mirror copies the images `build` \
+                     pushes to one of them"
+                ),
+            ));
+        }
+        if to.is_empty() {
+            return Err((key, from.clone(), "lists no registry to mirror to".into()));
+        }
+        for r in to {
+            let target = parse(key.clone(), r)?;
+            if target == source {
+                return Err((key, r.clone(), format!("`{r}` is mirrored to itself")));
+            }
+            if built.contains(&target) {
+                return Err((
+                    key,
+                    r.clone(),
+                    format!(
+                        "`{r}` is in images.registries too, so `build` would push there and \
+                         the mirror copy it again: take it out of images.registries"
+                    ),
+                ));
+            }
+            if let Some((_, other)) = targets.iter().find(|(t, _)| *t == target) {
+                return Err((
+                    key,
+                    r.clone(),
+                    format!(
+                        "`{r}` is the mirror of `{other}` already; a registry mirrors one registry"
+                    ),
+                ));
+            }
+            targets.push((target, from));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirrors_copy_from_a_built_registry_to_others() {
+        let ok = parse(
+            "images:\n  registries: [ghcr.io/openimsdk]\n  mirrors:\n    ghcr.io/openimsdk: [docker.io/openim, registry.cn-hangzhou.aliyuncs.com/openimsdk]\n",
+        )
+        .unwrap();
+        let images = ok.images.unwrap();
+        assert_eq!(
+            images.all_registries(),
+            [
+                "ghcr.io/openimsdk",
+                "docker.io/openim",
+                "registry.cn-hangzhou.aliyuncs.com/openimsdk"
+            ]
+        );
+        let refused = |text: &str| parse(text).unwrap_err();
+        let (line, msg) = refused(
+            "images:\n  registries: [ghcr.io/openimsdk]\n  mirrors:\n    quay.io/openim: [docker.io/openim]\n",
+        );
+        assert_eq!(line, Some(4));
+        assert!(
+            msg.contains(
+                "images.mirrors.quay.io/openim: `quay.io/openim` is not in images.registries"
+            ),
+            "{msg}"
+        );
+        let (_, msg) = refused(
+            "images:\n  registries: [ghcr.io/openimsdk, docker.io/openim]\n  mirrors:\n    ghcr.io/openimsdk: [docker.io/openim]\n",
+        );
+        assert!(msg.contains("is in images.registries too"), "{msg}");
+        let (_, msg) = refused(
+            "images:\n  registries: [ghcr.io/openimsdk]\n  mirrors:\n    ghcr.io/openimsdk: [ghcr.io/openimsdk]\n",
+        );
+        assert!(msg.contains("mirrored to itself"), "{msg}");
+        let (_, msg) = refused(
+            "images:\n  registries: [ghcr.io/openimsdk]\n  mirrors:\n    ghcr.io/openimsdk: [docker.io/OpenIM]\n",
+        );
+        assert!(
+            msg.contains("not a valid repository path component"),
+            "{msg}"
+        );
+        let (_, msg) = refused(
+            "images:\n  registries: [ghcr.io/openimsdk]\n  mirrors:\n    ghcr.io/openimsdk: []\n",
+        );
+        assert!(msg.contains("lists no registry"), "{msg}");
+    }
 
     #[test]
     fn the_documented_example_config_loads() {

@@ -113,7 +113,7 @@ pub fn bump(ws: &Workspace, args: &BumpRequest) -> Result<ChartReport> {
         (Some(path), Some(images)) => {
             let config_root = path.parent().unwrap_or(&root);
             (
-                images.registries.clone(),
+                images.all_registries(),
                 known_services(&loaded.config, config_root)?,
                 images.insecure_registries.clone(),
             )

@@ -180,6 +180,11 @@ impl Checkout {
         })
     }
 
+    /// The checkout's directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// Bring the checkout to the base's tip on the remote again.
     fn refresh(&mut self) -> Result<()> {
         let tip = self

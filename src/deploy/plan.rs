@@ -212,8 +212,13 @@ pub fn deploy_inputs(loaded: &config::Loaded, root: &Path) -> Result<DeployInput
         charts,
         manifests: deploy.manifests.clone(),
         env_files: deploy.env_files.clone(),
-        matcher: ImageMatcher::with_images(&images.registries, service_images, &tag_templates),
-        registries: images.registries.clone(),
+        // The registries build pushes to and those they are mirrored to.
+        matcher: ImageMatcher::with_images(
+            &images.all_registries(),
+            service_images,
+            &tag_templates,
+        ),
+        registries: images.all_registries(),
         insecure: images.insecure_registries.clone(),
         strict: deploy.strict,
         env_tags: deploy.env_tags.clone(),

@@ -64,6 +64,11 @@ impl Preflight<'_> {
                 Ok(report) => checks.extend(report.checks),
                 Err(e) => checks.push(Check::failed("services", &e)),
             }
+            // The registries images.mirrors copies the images to.
+            checks.extend(
+                self.runtime
+                    .block_on(crate::promote::mirror::check_targets(self.ws)),
+            );
         }
         if let Some(c) = self.git_tag_check(tag) {
             checks.push(c);

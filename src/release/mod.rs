@@ -6,7 +6,8 @@
 //! 1. tags ([`crate::tag::apply`]); rc and patch: the git tag is created
 //!    and pushed first, which reserves the number race-free;
 //! 2. images ([`crate::build::run`]), pushed, and tagged only when every
-//!    service built;
+//!    service built; then copied by digest to the registries of
+//!    `images.mirrors` ([`crate::promote::mirror`]);
 //! 3. release and nightly: the git tag, once every image exists;
 //! 4. deploy ([`crate::deploy::gitops`]) in the clone the checks made,
 //!    verifying the images again before editing;
@@ -29,6 +30,7 @@ use crate::config::{self, StageConfig};
 use crate::deploy::gitops::{self, Checkout, GitopsReport, GitopsRequest};
 use crate::deploy::plan::{deploy_tag, EditOptions, ReleaseChoice};
 use crate::error::BadInput;
+use crate::promote::mirror::{MirrorReport, MirrorRequest};
 use crate::tag::apply::{self as tag, TagReport, TagRequest};
 use crate::tag::stage::Stage;
 use crate::workspace::Workspace;
@@ -69,6 +71,9 @@ pub struct ReleaseReport {
     pub checks: Option<Vec<Check>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build: Option<BuildReport>,
+    /// The images copied to the registries of `images.mirrors`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub git_tag_pushed: Option<TagReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -199,6 +204,7 @@ fn pipeline(
         changed: true,
         checks: None,
         build: None,
+        mirror: None,
         git_tag_pushed: None,
         gitops: None,
         github_release: None,
@@ -264,6 +270,66 @@ fn pipeline(
                     .join(", ")
             )
             .context(StepFailed { step: "build" }));
+        }
+        // Built once, pushed to images.registries: copied by digest to the
+        // registries of images.mirrors, before the git tag and the deploy.
+        let mirrors = cfg.images.as_ref().is_some_and(|i| !i.mirrors.is_empty());
+        if mirrors {
+            ws.step(&format!(
+                "{} the images to {}",
+                if req.dry_run {
+                    "planning the copy of"
+                } else {
+                    "copying"
+                },
+                cfg.images
+                    .as_ref()
+                    .map(|i| i
+                        .mirrors
+                        .values()
+                        .flatten()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            ));
+            let mirror_req = MirrorRequest {
+                tags: TagChoice {
+                    tags: tags.clone(),
+                    ..TagChoice::default()
+                },
+                services: req.services.clone(),
+                jobs: None,
+                dry_run: req.dry_run,
+                digests: if req.dry_run {
+                    Default::default()
+                } else {
+                    built.digests()
+                },
+                ..MirrorRequest::default()
+            };
+            let copied = runtime
+                .block_on(crate::promote::mirror::run(ws, &mirror_req))
+                .map_err(|e| e.context(StepFailed { step: "mirror" }))?;
+            if !copied.failed().is_empty() {
+                crate::output::render::promote::report_mirror_failures(&copied);
+                return Err(anyhow::anyhow!(
+                    "{} could not be copied to every mirror, so nothing was released or \
+                     deployed (the images are pushed to {}; a re-run copies what is missing)",
+                    copied
+                        .failed()
+                        .iter()
+                        .map(|i| i.service.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    cfg.images
+                        .as_ref()
+                        .map(|i| i.registries.join(", "))
+                        .unwrap_or_default()
+                )
+                .context(StepFailed { step: "mirror" }));
+            }
+            report.mirror = Some(copied);
         }
         report.build = Some(built);
     }

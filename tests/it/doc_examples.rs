@@ -654,6 +654,49 @@ fn built_rc(signed: bool, names: &[&str]) -> Fixture {
     f
 }
 
+/// A release v3.8.1 of the three services of tests/it/build.rs at
+/// ghcr.io/openimsdk (a namespace of the test registry: two platforms, a
+/// signature, an SBOM), shown as the docs name them; docker.io/openim and
+/// registry.lan:5000/openim are fresh namespaces of it. The source
+/// repository has no images.mirrors.
+fn released_in_ghcr(target: Option<&str>) -> Fixture {
+    let s = crate::services::services();
+    let ns = |p: &str| format!("{}/{}", s.registry, crate::services::unique_namespace(p));
+    let (ghcr, hub, lan) = (ns("doc-ghcr"), ns("doc-hub"), ns("doc-lan"));
+    crate::mirror::push_release(&ghcr, &["v3.8.1"], 4096);
+    let repo = crate::build::fixture(std::slice::from_ref(&ghcr), &["linux/amd64", "linux/arm64"]);
+    let mut f = Fixture::in_repo(repo);
+    match target {
+        Some("docker.io/openim") => f = f.run_as("docker.io/openim", &hub),
+        Some(t) => f = f.run_as(t, &lan),
+        None => {}
+    }
+    f.shown = vec![
+        (hub, "docker.io/openim".into()),
+        (lan, "registry.lan:5000/openim".into()),
+        (ghcr, "ghcr.io/openimsdk".into()),
+    ];
+    f
+}
+
+/// open-im-server's shape with images.mirrors: ghcr.io/openimsdk →
+/// docker.io/openim and Aliyun.
+fn with_mirrors() -> Fixture {
+    let repo = crate::build::fixture(
+        &["ghcr.io/openimsdk".into()],
+        &["linux/amd64", "linux/arm64"],
+    );
+    let cfg = std::fs::read_to_string(repo.path().join("openim-release.yaml")).unwrap();
+    repo.write(
+        "openim-release.yaml",
+        &cfg.replace(
+            "  platforms:",
+            "  mirrors:\n    ghcr.io/openimsdk: [docker.io/openim, registry.cn-hangzhou.aliyuncs.com/openimsdk]\n  platforms:",
+        ),
+    );
+    Fixture::in_repo(repo)
+}
+
 // ---- the cases --------------------------------------------------------------
 
 /// Examples that contact ghcr.io to check images run with `--no-verify`
@@ -875,6 +918,37 @@ const CASES: &[Case] = &[
             let log = String::from_utf8_lossy(&out.stderr);
             assert!(log.contains(" openim_release::clients::github: "), "{log}");
         })),
+    ),
+    // docs/promote.md
+    (
+        "docs/promote.md",
+        "openim-release mirror --tag v3.8.1 --tag latest --dry-run",
+        How::Run(with_mirrors),
+    ),
+    (
+        "docs/promote.md",
+        "openim-release mirror --tag v3.8.1 --to docker.io/openim",
+        How::Services(|| released_in_ghcr(Some("docker.io/openim"))),
+    ),
+    (
+        "docs/promote.md",
+        "openim-release bundle export --tag v3.8.1 --no-charts openim-v3.8.1.tar",
+        How::Services(|| released_in_ghcr(None).check(|dir, _| {
+            assert!(dir.join("openim-v3.8.1.tar").is_file());
+        })),
+    ),
+    (
+        "docs/promote.md",
+        "openim-release bundle import openim-v3.8.1.tar --registry registry.lan:5000/openim",
+        How::Services(|| {
+            let f = released_in_ghcr(Some("registry.lan:5000/openim"));
+            let out = std_bin(&f.cwd)
+                .args(["bundle", "export", "--tag", "v3.8.1", "--no-charts", "openim-v3.8.1.tar"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            f
+        }),
     ),
     // With the test services.
     ("README.md", "openim-release build --stage rc", How::Services(|| world_rc().check(pushed))),

@@ -3,6 +3,7 @@
 
 mod audit;
 mod build;
+mod bundle;
 mod chart;
 mod common;
 mod compose_corpus;
@@ -23,6 +24,7 @@ mod github_fixtures;
 mod gitops;
 mod identity_token;
 mod init;
+mod mirror;
 mod msrv;
 mod naming;
 mod notes;

@@ -734,3 +734,105 @@ fn only_the_workspace_reads_the_clock() {
         "clock read outside the workspace: {offenders:?}"
     );
 }
+
+/// `images.mirrors`: the plan lists the mirror references and checks the
+/// mirrors; `release` builds once, pushes to images.registries, then copies
+/// the images by digest to the htpasswd and the token registry before the
+/// git tag; a mirror whose credentials are refused stops the release at its
+/// checks, before anything is built or tagged.
+#[test]
+#[ignore = "needs the services of scripts/test"]
+fn release_builds_once_and_mirrors_by_digest() {
+    let w = world();
+    let s = w.s;
+    let auth = format!(
+        "{}/{}",
+        s.auth_registry,
+        services::unique_namespace("relmirror")
+    );
+    let token = format!(
+        "{}/{}",
+        s.token_registry,
+        services::unique_namespace("relmirror")
+    );
+    let cfg = read(w.src.path(), "openim-release.yaml");
+    w.src.write(
+        "openim-release.yaml",
+        &cfg.replacen(
+            "  platforms:",
+            &format!("  mirrors:\n    {}: [{auth}, {token}]\n  platforms:", w.ns),
+            1,
+        ),
+    );
+    w.src.git(&["commit", "-q", "-am", "mirrors"]);
+    let creds = crate::mirror::creds_env(s);
+
+    // A refused mirror: found by the checks, nothing built or tagged.
+    let key = crate::build::credentials_key(&s.token_registry);
+    let out = w
+        .release(&["release", "--stage", "nightly", "--skip-gitops"])
+        .envs(creds.clone())
+        .env(format!("{key}_PASSWORD"), "wrong-password-xyz")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(&format!("mirror of {}", w.ns)), "{err}");
+    assert!(!err.contains("wrong-password-xyz"), "{err}");
+    assert!(tag_list(w.origin.path())
+        .iter()
+        .all(|t| !t.starts_with("nightly")));
+    assert!(services::inspect_raw(&format!("{}/openim-api:nightly", w.ns), None).is_err());
+
+    let plan = stdout_ok(
+        w.release(&["plan", "--stage", "nightly", "--skip-gitops"])
+            .envs(creds.clone()),
+    );
+    assert!(
+        plan.contains("# mirrors (copied by digest after the build)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(&format!("{auth}/openim-api:nightly  (from {})", w.ns)),
+        "{plan}"
+    );
+
+    let json = json_ok(
+        w.release(&["release", "--stage", "nightly", "--skip-gitops"])
+            .envs(creds.clone()),
+    );
+    let login = Some((s.auth_user.as_str(), s.auth_password.as_str()));
+    let dated = json["tag"]["tags"][0].as_str().unwrap().to_string();
+    assert!(tag_list(w.origin.path()).contains(&dated));
+    for image in json["build"]["images"].as_array().unwrap() {
+        let svc = image["service"].as_str().unwrap();
+        let digest = image["digest"].as_str().unwrap();
+        for r in [&auth, &token] {
+            for tag in [dated.as_str(), "nightly"] {
+                assert_eq!(
+                    services::digest_of(&format!("{r}/{svc}:{tag}"), login).unwrap(),
+                    services::digest_of(&format!("{}/{svc}:{tag}", w.ns), None).unwrap(),
+                    "{r}/{svc}:{tag}"
+                );
+            }
+        }
+        // The mirror copied what the build reported, by digest.
+        let mirrored = json["mirror"]["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["service"] == svc)
+            .unwrap();
+        assert_eq!(mirrored["digest"], digest, "{mirrored}");
+        assert_eq!(mirrored["status"], "copied", "{mirrored}");
+    }
+    assert_eq!(
+        json["mirror"]["images"].as_array().unwrap().len(),
+        3,
+        "{json}"
+    );
+    assert!(
+        json["mirror"]["moved"]["bytes_sent"].as_u64().unwrap() > 0,
+        "{json}"
+    );
+}

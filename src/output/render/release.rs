@@ -46,6 +46,14 @@ impl Render for ReleaseReport {
                 }
             }
         }
+        if let Some(m) = &self.mirror {
+            writeln!(out, "\n# mirrors (copied by digest after the build)")?;
+            for image in &m.images {
+                for r in &image.references {
+                    writeln!(out, "{r}  (from {})", image.from)?;
+                }
+            }
+        }
         for (step, why) in &self.not_planned {
             writeln!(out, "\n# {step}\n(not planned: {why})")?;
         }
@@ -192,6 +200,15 @@ fn terminal_summary(r: &ReleaseReport) -> String {
                 "  image:   {} {}\n",
                 o.service,
                 o.digest.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    if let Some(m) = &r.mirror {
+        for t in &m.targets {
+            s.push_str(&format!(
+                "  mirror:  {} ({})\n",
+                t.registry,
+                crate::promote::mirror::moved_line(&t.moved)
             ));
         }
     }
