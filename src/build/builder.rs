@@ -3,12 +3,13 @@
 //! the engine (`clients::engine`) and registries (`clients::registry`); the plan is pure
 //! (`build::plan`).
 
+use crate::build::blobs::Ledger;
 use crate::build::context::{self, BuildContext};
 use crate::build::export::{self, ExportedImage};
 use crate::build::labels::{self, BuildInfo};
 use crate::build::plan::{BuildPlan, ImagePlan};
 use crate::clients::engine::{uniq, BuildSpec, Engine};
-use crate::clients::registry::Registry;
+use crate::clients::registry::{BlobPush, Registry};
 use crate::oci::{self, Descriptor, Encoded, Index, Platform};
 use crate::output::progress::Progress;
 use anyhow::{anyhow, Context, Result};
@@ -62,6 +63,9 @@ pub struct Shared {
     /// failed service leaves all untagged, so `latest` never mixes versions.
     pub all_or_none: bool,
     pub progress: Progress,
+    /// Blobs shared between the services: uploaded once per registry,
+    /// mounted into the other repositories; what was sent.
+    pub ledger: Ledger,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -565,23 +569,29 @@ async fn push_platform(
         let repo = r.prefix().repository(repository);
         let ctx = || format!("pushing {service} to {}", r.prefix());
         let blobs = std::iter::once(&img.config).chain(img.layers.iter());
-        let uploads = futures_util::future::try_join_all(
-            blobs.map(|blob| r.push_blob(&repo, &blob.digest, &blob.path)),
+        let pushed = futures_util::future::try_join_all(
+            blobs.map(|blob| shared.ledger.push(r, &repo, blob)),
         )
         .await
         .with_context(ctx)?;
-        let sent = uploads.iter().filter(|sent| **sent).count();
+        let sent = pushed.iter().filter(|p| **p == BlobPush::Uploaded).count();
+        let mounted = pushed.iter().filter(|p| **p == BlobPush::Mounted).count();
         r.put_manifest(&repo, &img.manifest.digest, &img.manifest)
             .await
             .with_context(ctx)?;
         shared.progress.line(
             service,
             &format!(
-                "{} {}: {} of {} uploaded, manifest {}",
+                "{} {}: {} of {} uploaded{}, manifest {}",
                 r.prefix(),
                 img.platform,
                 sent,
                 crate::output::text::count(img.layers.len() + 1, "blob"),
+                if mounted > 0 {
+                    format!(", {mounted} mounted")
+                } else {
+                    String::new()
+                },
                 short(&img.manifest.digest)
             ),
         );

@@ -3,6 +3,7 @@
 //! the plan, then the engine and the registries. Returns typed reports; the
 //! output layer renders them.
 
+use crate::build::blobs::{Ledger, Uploads};
 use crate::build::builder::{self, Leg, Outcome, PushMode, Shared, Status};
 use crate::build::compose;
 use crate::build::labels::{self, BuildInfo};
@@ -84,6 +85,10 @@ pub struct BuildReport {
     pub images: Vec<Outcome>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub legs: Vec<Leg>,
+    /// What each registry received: bytes and blobs sent, blobs mounted
+    /// from another repository, blobs already there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uploads: Vec<Uploads>,
 }
 
 impl BuildReport {
@@ -477,6 +482,7 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
                 })
                 .collect(),
             legs: Vec::new(),
+            uploads: Vec::new(),
         });
     }
 
@@ -522,18 +528,25 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
         mode,
         all_or_none: args.all_or_none && mode == PushMode::Tags,
         progress,
+        ledger: Ledger::from_env(),
     };
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let outcomes = builder::run(&shared, &plan, jobs).await;
     let legs: Vec<Leg> = outcomes.iter().flat_map(|o| o.legs.clone()).collect();
+    let prefixes: Vec<String> = shared
+        .registries
+        .iter()
+        .map(|r| r.prefix().to_string())
+        .collect();
     Ok(BuildReport {
         schema_version: 1,
         dry_run: false,
         tags: tags_shown,
         images: outcomes,
         legs,
+        uploads: shared.ledger.uploads(&prefixes),
     })
 }
 
@@ -771,6 +784,7 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
             images: group_planned(&legs, &prefixes, &tags, &names),
             tags,
             legs: Vec::new(),
+            uploads: Vec::new(),
         });
     }
     let regs = connect_registries(&images, &prefixes).await?;
@@ -787,6 +801,7 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
         mode: PushMode::Tags,
         all_or_none: false,
         progress: Progress::new(ws.quiet),
+        ledger: Ledger::default(),
     };
     let outcomes = builder::merge(&shared, &legs, &tags, &names).await;
     Ok(BuildReport {
@@ -795,6 +810,7 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
         tags,
         images: outcomes,
         legs: Vec::new(),
+        uploads: Vec::new(),
     })
 }
 
