@@ -11,5 +11,6 @@ pub mod context;
 pub mod dockerfile;
 pub mod export;
 pub mod labels;
+pub mod pgzip;
 pub mod plan;
 pub mod run;
