@@ -1,6 +1,7 @@
 //! Integration tests: one binary, modules mirroring the commands.
 //! Each test builds real git repositories in temp dirs and drives the binary.
 
+mod blob_mount;
 mod build;
 mod chart;
 mod common;
