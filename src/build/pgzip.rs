@@ -93,7 +93,9 @@ pub fn compress(
                 let dictionary = std::mem::replace(&mut previous_tail, data[tail_from..].to_vec());
                 // Bound the blocks in flight: wait for the oldest first.
                 while sent - next_out >= 2 * threads as u64 + 2 {
-                    let (i, r) = done_rx.recv().map_err(|_| io::Error::other("a gzip thread died"))?;
+                    let (i, r) = done_rx
+                        .recv()
+                        .map_err(|_| io::Error::other("a gzip thread died"))?;
                     pending.insert(i, r?);
                     write_ready(&mut pending, &mut next_out)?;
                 }
@@ -206,6 +208,24 @@ mod tests {
         }
         assert_eq!(gunzip(&one), input);
         assert!(one.len() < input.len() / 2, "{}", one.len());
+    }
+
+    /// The bytes are pinned: a change of the block size, level, header or
+    /// deflate implementation changes every pushed layer's digest, so that
+    /// registries get every layer again; this test says so first.
+    #[test]
+    fn the_output_is_pinned() {
+        let mut input: Vec<u8> = (0..BLOCK + 4321)
+            .map(|i| b"shared config of every service\n"[i % 30])
+            .collect();
+        input.extend(pseudo_random(BLOCK + 99, 9));
+        let out = gz(&input, 2);
+        assert_eq!(
+            crate::oci::sha256_digest(&out),
+            "sha256:934f68a32c5f851818a3cf9c5980a1c304d1ff362b06827b09258dc630069363",
+            "{} bytes",
+            out.len()
+        );
     }
 
     #[test]

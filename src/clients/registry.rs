@@ -320,7 +320,12 @@ impl Registry {
 
     /// Upload a blob from a file (no HEAD first), restarting the upload
     /// session on transient failures.
-    async fn upload_blob(&self, repo: &str, digest: &str, path: &Path) -> Result<(), RegistryError> {
+    async fn upload_blob(
+        &self,
+        repo: &str,
+        digest: &str,
+        path: &Path,
+    ) -> Result<(), RegistryError> {
         crate::failpoint::crash_point("registry.blob");
         let what = format!("uploading blob {} to {repo}", short(digest));
         let mut attempt = 0;
@@ -360,7 +365,9 @@ impl Registry {
             .headers()
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| self.error(what, Some(202), "upload started without a Location header"))?;
+            .ok_or_else(|| {
+                self.error(what, Some(202), "upload started without a Location header")
+            })?;
         Ok(
             if location.starts_with("http://") || location.starts_with("https://") {
                 location.to_string()
