@@ -312,6 +312,8 @@ async fn build_image(
     if sources.is_some() && !bases_without_onbuild(shared, &dockerfile_text, &s.args).await {
         sources = None;
     }
+    // The engine gets only what the build reads, when that is known.
+    let sent = ctx.narrowed(sources.as_deref());
     let inputs = {
         let c = ctx.clone();
         tokio::task::spawn_blocking(move || c.inputs_digest(&extra, sources.as_deref()))
@@ -345,7 +347,7 @@ async fn build_image(
     let mut manifests: Vec<(Platform, ExportedImage)> = Vec::new();
     for platform in &s.platforms {
         let exported =
-            build_platform(shared, image, &ctx, platform, &labels, &annotations, tags).await?;
+            build_platform(shared, image, &sent, platform, &labels, &annotations, tags).await?;
         if let Some(img) = exported {
             if matches!(shared.mode, PushMode::Tags | PushMode::DigestOnly) {
                 push_platform(shared, name, repo, &img).await?;
