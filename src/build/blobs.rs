@@ -32,12 +32,16 @@ pub struct Uploads {
     pub present: usize,
 }
 
+/// The repository of a registry that has a blob, once one does; locked
+/// while the owner uploads it.
+type Slot = Arc<tokio::sync::Mutex<Option<String>>>;
+
 /// Where each blob is known to be, per registry host, for one build.
 pub struct Ledger {
     mount: bool,
     /// (registry host, digest) → the repository that has the blob, once one
     /// does; the lock is held while the owner uploads it.
-    slots: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<Option<String>>>>>,
+    slots: Mutex<HashMap<(String, String), Slot>>,
     stats: Mutex<BTreeMap<String, Uploads>>,
 }
 
