@@ -11,6 +11,7 @@
 //! | `tag.push` | a git tag (rc/patch reservation, release, nightly) is pushed |
 //! | `tag.pushed` | anything after a git tag push succeeded |
 //! | `registry.blob` | a blob is uploaded (one the registry lacks) |
+//! | `registry.mount` | a blob is mounted from another repository of the registry |
 //! | `registry.manifest` | a platform manifest is pushed by digest |
 //! | `registry.index` | an image index is pushed by digest |
 //! | `registry.attach` | an attachment (SBOM, provenance, signature) is pushed beside an image |

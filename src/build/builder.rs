@@ -3,12 +3,13 @@
 //! the engine (`clients::engine`) and registries (`clients::registry`); the plan is pure
 //! (`build::plan`).
 
+use crate::build::blobs::Ledger;
 use crate::build::context::{self, BuildContext};
 use crate::build::export::{self, ExportedImage};
 use crate::build::labels::{self, BuildInfo};
 use crate::build::plan::{BuildPlan, ImagePlan};
 use crate::clients::engine::{uniq, BuildSpec, Engine};
-use crate::clients::registry::Registry;
+use crate::clients::registry::{BlobPush, Registry};
 use crate::oci::{self, Descriptor, Encoded, Index, Platform};
 use crate::output::progress::Progress;
 use anyhow::{anyhow, Context, Result};
@@ -65,6 +66,9 @@ pub struct Shared {
     /// Attach an SBOM per platform, the provenance and (with a key) a
     /// signature beside every image pushed with tags (docs/supply-chain.md).
     pub supply: Option<Arc<crate::supply::Supply>>,
+    /// Blobs shared between the services: uploaded once per registry,
+    /// mounted into the other repositories; what was sent.
+    pub ledger: Ledger,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -316,6 +320,8 @@ async fn build_image(
     if sources.is_some() && !bases_without_onbuild(shared, &dockerfile_text, &s.args).await {
         sources = None;
     }
+    // The engine gets only what the build reads, when that is known.
+    let sent = ctx.narrowed(sources.as_deref());
     let inputs = {
         let c = ctx.clone();
         tokio::task::spawn_blocking(move || c.inputs_digest(&extra, sources.as_deref()))
@@ -369,7 +375,7 @@ async fn build_image(
     let mut manifests: Vec<(Platform, ExportedImage)> = Vec::new();
     for platform in &s.platforms {
         let exported =
-            build_platform(shared, image, &ctx, platform, &labels, &annotations, tags).await?;
+            build_platform(shared, image, &sent, platform, &labels, &annotations, tags).await?;
         if let Some(img) = exported {
             if matches!(shared.mode, PushMode::Tags | PushMode::DigestOnly) {
                 push_platform(shared, name, repo, &img).await?;
@@ -639,23 +645,29 @@ async fn push_platform(
         let repo = r.prefix().repository(repository);
         let ctx = || format!("pushing {service} to {}", r.prefix());
         let blobs = std::iter::once(&img.config).chain(img.layers.iter());
-        let uploads = futures_util::future::try_join_all(
-            blobs.map(|blob| r.push_blob(&repo, &blob.digest, &blob.path)),
+        let pushed = futures_util::future::try_join_all(
+            blobs.map(|blob| shared.ledger.push(r, &repo, blob)),
         )
         .await
         .with_context(ctx)?;
-        let sent = uploads.iter().filter(|sent| **sent).count();
+        let sent = pushed.iter().filter(|p| **p == BlobPush::Uploaded).count();
+        let mounted = pushed.iter().filter(|p| **p == BlobPush::Mounted).count();
         r.put_manifest(&repo, &img.manifest.digest, &img.manifest)
             .await
             .with_context(ctx)?;
         shared.progress.line(
             service,
             &format!(
-                "{} {}: {} of {} uploaded, manifest {}",
+                "{} {}: {} of {} uploaded{}, manifest {}",
                 r.prefix(),
                 img.platform,
                 sent,
                 crate::output::text::count(img.layers.len() + 1, "blob"),
+                if mounted > 0 {
+                    format!(", {mounted} mounted")
+                } else {
+                    String::new()
+                },
                 short(&img.manifest.digest)
             ),
         );

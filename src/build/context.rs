@@ -221,6 +221,28 @@ impl BuildContext {
         Ok(format!("sha256:{}", hex(&h.finalize())))
     }
 
+    /// The context with only what the build reads, when that is known
+    /// (`sources`, as [`BuildContext::inputs_digest`] narrows it; no
+    /// symlink on the way): the entries under the sources, the directories
+    /// above them, the Dockerfile and the ignore files. The engine then
+    /// receives and unpacks only those (the docker CLI's BuildKit session
+    /// sends no more), not every service's binaries for each service.
+    pub fn narrowed(&self, sources: Option<&[Source]>) -> BuildContext {
+        let Some(src) = sources.filter(|src| !self.symlink_on_the_way(src)) else {
+            return self.clone();
+        };
+        let keep = |rel: &str, kind: &Kind| -> bool {
+            is_under(rel, src)
+                || rel == self.dockerfile_in_tar
+                || rel == ".dockerignore"
+                || rel == format!("{}.dockerignore", self.dockerfile_in_tar)
+                || (matches!(kind, Kind::Dir) && src.iter().any(|s| under(&s.path, rel)))
+        };
+        let mut narrowed = self.clone();
+        narrowed.entries.retain(|e| keep(&e.rel, &e.kind));
+        narrowed
+    }
+
     /// Whether a symlink is a source, one of its parents, or (for a
     /// wildcard) below it: BuildKit follows those, out of the narrowed set.
     fn symlink_on_the_way(&self, sources: &[Source]) -> bool {
@@ -407,6 +429,37 @@ mod tests {
             ]
         );
         assert_eq!(ctx.dockerfile_in_tar, "Dockerfile");
+    }
+
+    #[test]
+    fn the_engine_gets_only_what_the_dockerfile_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let dockerfile = "FROM scratch\nARG CMD_PATH\nCOPY config/ /c/\nCOPY ${CMD_PATH}/ /b/\n";
+        write(r, "build/Dockerfile", dockerfile);
+        write(r, ".dockerignore", "*.log\n");
+        write(r, "config/a.yaml", "x");
+        write(r, "cmd/api/api", "x");
+        write(r, "cmd/push/push", "x");
+        write(r, "docs/readme.md", "x");
+        let ctx = scan(r, &r.join("build/Dockerfile")).unwrap();
+        let args =
+            std::collections::BTreeMap::from([("CMD_PATH".to_string(), "cmd/api".to_string())]);
+        let sources = crate::build::dockerfile::context_sources(dockerfile, &args);
+        assert_eq!(
+            names(&ctx.narrowed(sources.as_deref())),
+            [
+                ".dockerignore",
+                "build/Dockerfile",
+                "cmd",
+                "cmd/api",
+                "cmd/api/api",
+                "config",
+                "config/a.yaml"
+            ]
+        );
+        // Not known: everything.
+        assert_eq!(names(&ctx.narrowed(None)), names(&ctx));
     }
 
     #[test]

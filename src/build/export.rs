@@ -3,10 +3,10 @@
 //! byte for byte) or, when it is a plain tar, gzipped reproducibly (same
 //! content, same digest, so registries skip blobs they already have).
 
+use crate::build::pgzip;
 use crate::oci::{self, Descriptor, Encoded, ImageConfig, Manifest, Platform};
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
-use flate2::GzBuilder;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -419,8 +419,8 @@ fn walk_index(
 }
 
 /// Store one layer blob of the export in `dir`, in one pass: a plain tar is
-/// gzipped reproducibly (no name, mtime 0, fixed level) and hashed as it
-/// goes in; a compressed one is written as it is and unpacked on the way to
+/// gzipped reproducibly on every core (no name, mtime 0, fixed level and
+/// block size: `pgzip`) and hashed as it goes in; a compressed one is written as it is and unpacked on the way to
 /// hash its content.
 fn store_layer(input: &mut impl Read, dir: &Path, n: usize) -> Result<Layer> {
     let mut head = [0u8; 6];
@@ -453,15 +453,14 @@ fn store_layer(input: &mut impl Read, dir: &Path, n: usize) -> Result<Layer> {
     };
     match compression {
         Compression::None => {
-            let mut gz = GzBuilder::new()
-                .mtime(0)
-                .write(&mut stored, flate2::Compression::new(6));
-            let mut tee = TeeReader {
-                inner: &mut input,
-                copy: &mut content,
-            };
-            std::io::copy(&mut tee, &mut gz)?;
-            gz.finish()?;
+            // Gzipped on every core, reproducibly (see `pgzip`).
+            pgzip::compress(
+                &mut input,
+                &mut stored,
+                pgzip::default_threads(),
+                pgzip::LEVEL,
+                |block| content.hasher.update(block),
+            )?;
         }
         Compression::Gzip | Compression::Zstd => {
             let mut tee = TeeReader {

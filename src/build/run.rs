@@ -3,6 +3,7 @@
 //! the plan, then the engine and the registries. Returns typed reports; the
 //! output layer renders them.
 
+use crate::build::blobs::{Ledger, Uploads};
 use crate::build::builder::{self, Leg, Outcome, PushMode, Shared, Status};
 use crate::build::compose;
 use crate::build::labels::{self, BuildInfo};
@@ -88,6 +89,10 @@ pub struct BuildReport {
     pub images: Vec<Outcome>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub legs: Vec<Leg>,
+    /// What each registry received: bytes and blobs sent, blobs mounted
+    /// from another repository, blobs already there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uploads: Vec<Uploads>,
 }
 
 impl BuildReport {
@@ -484,6 +489,7 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
                 })
                 .collect(),
             legs: Vec::new(),
+            uploads: Vec::new(),
         });
     }
 
@@ -530,18 +536,25 @@ pub async fn build(ws: &Workspace, args: &BuildRequest) -> Result<BuildReport> {
         all_or_none: args.all_or_none && mode == PushMode::Tags,
         progress,
         supply,
+        ledger: Ledger::from_env(),
     };
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let outcomes = builder::run(&shared, &plan, jobs).await;
     let legs: Vec<Leg> = outcomes.iter().flat_map(|o| o.legs.clone()).collect();
+    let prefixes: Vec<String> = shared
+        .registries
+        .iter()
+        .map(|r| r.prefix().to_string())
+        .collect();
     Ok(BuildReport {
         schema_version: 1,
         dry_run: false,
         tags: tags_shown,
         images: outcomes,
         legs,
+        uploads: shared.ledger.uploads(&prefixes),
     })
 }
 
@@ -791,6 +804,7 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
             images: group_planned(&legs, &prefixes, &tags, &names),
             tags,
             legs: Vec::new(),
+            uploads: Vec::new(),
         });
     }
     let supply = crate::supply::Supply::load(args.sign_key.as_deref())?;
@@ -809,6 +823,7 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
         all_or_none: false,
         progress: Progress::new(ws.quiet),
         supply: None,
+        ledger: Ledger::default(),
     };
     let mut outcomes = builder::merge(&shared, &legs, &tags, &names).await;
     attach_merged(ws, &images, &shared, &supply, &mut outcomes).await?;
@@ -818,6 +833,7 @@ pub async fn merge(ws: &Workspace, args: &MergeRequest) -> Result<BuildReport> {
         tags,
         images: outcomes,
         legs: Vec::new(),
+        uploads: Vec::new(),
     })
 }
 

@@ -413,7 +413,15 @@ impl Engine {
                     spec.local_tag
                 ),
                 log_tail: tail.iter().cloned().collect(),
-                transient: false,
+                // Another build of the same content (same image id) stored
+                // and removed it at the same moment: building again works.
+                transient: matches!(
+                    e,
+                    bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        ..
+                    }
+                ),
             })?;
         debug!(
             "built {} ({})",

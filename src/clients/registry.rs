@@ -112,6 +112,17 @@ pub struct Registry {
 /// The `client_id` of the OAuth2 token requests.
 pub const OAUTH_CLIENT_ID: &str = "openim-release";
 
+/// What [`Registry::push_blob_mounting`] did with a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobPush {
+    /// The repository had it already.
+    Present,
+    /// Mounted from another repository of the registry: nothing sent.
+    Mounted,
+    /// Its bytes were sent.
+    Uploaded,
+}
+
 /// What the registry holds under a manifest reference.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -237,13 +248,94 @@ impl Registry {
         if self.has_blob(repo, digest).await? {
             return Ok(false);
         }
+        self.upload_blob(repo, digest, path).await?;
+        Ok(true)
+    }
+
+    /// Push a blob from a file to `repo`, mounting it from `from` (another
+    /// repository of this registry that has it) when given: the registry
+    /// links the blob and nothing is sent (`POST
+    /// /v2/<repo>/blobs/uploads/?mount=<digest>&from=<from>`, with a token
+    /// that may push to `repo` and pull from `from`). A registry that
+    /// refuses the mount answers 202 with an upload session, and the bytes
+    /// go there; a token that may not read `from` (401, 403) gives a plain
+    /// upload. Without `from`, a HEAD first, as [`Registry::push_blob`].
+    pub async fn push_blob_mounting(
+        &self,
+        repo: &str,
+        digest: &str,
+        path: &Path,
+        from: Option<&str>,
+    ) -> Result<BlobPush, RegistryError> {
+        let Some(from) = from.filter(|f| *f != repo) else {
+            return Ok(if self.push_blob(repo, digest, path).await? {
+                BlobPush::Uploaded
+            } else {
+                BlobPush::Present
+            });
+        };
+        crate::failpoint::crash_point("registry.mount");
+        let url = format!(
+            "{}?mount={}&from={from}",
+            self.url(repo, "blobs/uploads/"),
+            digest.replace(':', "%3A"),
+        );
+        let what = format!("mounting blob {} from {from} into {repo}", short(digest));
+        // The token must allow pulling from `from` too: ask for both.
+        let both = format!("{repo} {from}");
+        let refused = match self
+            .send(&both, &what, || {
+                self.http().post(&url).header("Content-Length", "0")
+            })
+            .await
+        {
+            Ok(resp) if resp.status() == StatusCode::CREATED => {
+                debug!("{what}: mounted");
+                return Ok(BlobPush::Mounted);
+            }
+            Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
+                debug!("{what}: the registry did not mount it; uploading to the session it opened");
+                Some(self.session_location(&what, &resp)?)
+            }
+            Ok(resp) => {
+                let e = self.status_error(&what, resp).await;
+                debug!("{what}: {e}; uploading instead");
+                None
+            }
+            Err(e) if e.is_unauthorized() => {
+                debug!("{what}: {e}; uploading instead");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(session) = refused {
+            crate::failpoint::crash_point("registry.blob");
+            let what = format!("uploading blob {} to {repo}", short(digest));
+            match self.put_blob(repo, &what, &session, digest, path).await {
+                Ok(()) => return Ok(BlobPush::Uploaded),
+                Err(e) if e.is_transient() => debug!("{what}: {e}; starting a new upload"),
+                Err(e) => return Err(e),
+            }
+        }
+        self.upload_blob(repo, digest, path).await?;
+        Ok(BlobPush::Uploaded)
+    }
+
+    /// Upload a blob from a file (no HEAD first), restarting the upload
+    /// session on transient failures.
+    async fn upload_blob(
+        &self,
+        repo: &str,
+        digest: &str,
+        path: &Path,
+    ) -> Result<(), RegistryError> {
         crate::failpoint::crash_point("registry.blob");
         let what = format!("uploading blob {} to {repo}", short(digest));
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self.upload_once(repo, digest, path, &what).await {
-                Ok(()) => return Ok(true),
+                Ok(()) => return Ok(()),
                 Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
                     tokio::time::sleep(self.backoff.delay(attempt, None)).await;
                 }
@@ -266,17 +358,38 @@ impl Registry {
             })
             .await?;
         let resp = self.expect(resp, what, &[StatusCode::ACCEPTED]).await?;
+        let session = self.session_location(what, &resp)?;
+        self.put_blob(repo, what, &session, digest, path).await
+    }
+
+    /// The upload session a 202 names (its `Location`, made absolute).
+    fn session_location(&self, what: &str, resp: &Response) -> Result<String, RegistryError> {
         let location = resp
             .headers()
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| self.error(what, Some(202), "upload started without a Location header"))?
-            .to_string();
-        let mut put_url = if location.starts_with("http://") || location.starts_with("https://") {
-            location
-        } else {
-            format!("{}{}", self.base, location)
-        };
+            .ok_or_else(|| {
+                self.error(what, Some(202), "upload started without a Location header")
+            })?;
+        Ok(
+            if location.starts_with("http://") || location.starts_with("https://") {
+                location.to_string()
+            } else {
+                format!("{}{}", self.base, location)
+            },
+        )
+    }
+
+    /// Send a file's bytes to an upload session and close it with the digest.
+    async fn put_blob(
+        &self,
+        repo: &str,
+        what: &str,
+        session: &str,
+        digest: &str,
+        path: &Path,
+    ) -> Result<(), RegistryError> {
+        let mut put_url = session.to_string();
         put_url.push(if put_url.contains('?') { '&' } else { '?' });
         put_url.push_str(&format!("digest={}", digest.replace(':', "%3A")));
         let size = std::fs::metadata(path)

@@ -2,6 +2,7 @@
 //! Each test builds real git repositories in temp dirs and drives the binary.
 
 mod audit;
+mod blob_mount;
 mod build;
 mod bundle;
 mod chart;
