@@ -79,6 +79,15 @@ pub struct RemoteTag {
     pub commit: String,
 }
 
+/// A fetch failure worth another try once the remote has answered the
+/// same credentials: the network, a ref that moved mid-fetch, or a
+/// credential request repeated until the offers ran out.
+fn is_transient_fetch(e: &git2::Error) -> bool {
+    e.class() == ErrorClass::Net
+        || e.message().contains("not our ref")
+        || e.message().contains("authentication failed")
+}
+
 /// Why a push did not go through.
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -617,25 +626,30 @@ impl Repo {
         let Some(tip) = listed else { return Ok(None) };
         let mut r = self.find_remote(remote)?;
         tls_roots::before_transfer(r.url().unwrap_or_default());
-        let auth = Auth::for_repo(&self.repo);
-        let mut fetch = git2::FetchOptions::new();
-        fetch.remote_callbacks(auth.callbacks());
         // libgit2's local transport cannot fetch shallow (as in clone_shallow).
         let url = r.url().unwrap_or_default().to_string();
         let local = url.starts_with("file://") || !url.contains("://") && !url.contains('@');
-        if !local {
-            fetch.depth(1);
-        }
         let spec = format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}");
         let shown = self.remote_display(remote);
         debug!("fetch {spec} from {shown} (depth 1)");
-        // A server busy with many clients at once may drop one: tried again.
+        // A server busy with many clients at once may drop one, and a branch
+        // that moves between the advertisement and the pack request fails
+        // the request ("not our ref"), which libgit2 answers by asking for
+        // credentials again until they run out: tried again, with fresh
+        // credentials. The listing above was answered with the same ones,
+        // so a refusal here is no wrong token.
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let auth = Auth::for_repo(&self.repo);
+            let mut fetch = git2::FetchOptions::new();
+            fetch.remote_callbacks(auth.callbacks());
+            if !local {
+                fetch.depth(1);
+            }
             match r.fetch(&[spec.as_str()], Some(&mut fetch), None) {
                 Ok(()) => break,
-                Err(e) if attempt < 4 && e.class() == ErrorClass::Net => {
+                Err(e) if attempt < 4 && is_transient_fetch(&e) => {
                     debug!(
                         "fetch from {shown} failed ({}); trying again",
                         auth.scrub(e.message())
