@@ -25,21 +25,8 @@ use crate::oci::Platform;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How an image's revision (the commit it was built from) relates to its
-/// release's commit, for one service's build.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// The release's commit.
-    Same,
-    /// Another commit, but no file the service's build reads differs: the
-    /// image is what the release's commit builds (`build` reuses an image
-    /// whose inputs did not change, with the labels of the build that made
-    /// it: an earlier commit, or one of another branch).
-    Equivalent,
-    /// Files the build reads differ (some of them named).
-    Differs(Vec<String>),
-    /// Not a commit of this repository.
-    Unknown,
-}
+/// release's commit, for one service's build (`build::same_build`).
+pub use crate::build::same_build::Sameness as Verdict;
 
 /// `(revision, release commit, service)` → [`Verdict`].
 pub type Ancestry<'a> = &'a dyn Fn(&str, &str, &str) -> Verdict;

@@ -13,6 +13,7 @@ pub mod expect;
 pub mod store;
 
 use crate::build::run::{images, services};
+use crate::build::same_build::SameBuild;
 use crate::clients::credentials;
 use crate::clients::registry::Registry;
 use crate::error::BadInput;
@@ -24,8 +25,7 @@ use crate::tag::version::classify;
 use crate::workspace::Workspace;
 use anyhow::{Context, Result};
 use serde::Serialize;
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use store::{Loc, Reader, Store};
 
@@ -433,12 +433,7 @@ pub fn run(ws: &Workspace, req: &AuditRequest) -> Result<AuditReport> {
     })?;
 
     // Where the images come from, judged once per (revision, commit, service).
-    let provenance = Provenance {
-        repo,
-        specs: &specs,
-        verdicts: RefCell::new(HashMap::new()),
-        reads: RefCell::new(HashMap::new()),
-    };
+    let provenance = SameBuild::new(repo, &specs);
     let ancestry =
         |revision: &str, commit: &str, service: &str| provenance.judge(revision, commit, service);
     let canon = check::canonical(&scope, &store, &ancestry);
@@ -629,135 +624,5 @@ fn repair(
         row.ok = !report.findings.iter().any(|f| {
             f.release.as_deref() == Some(row.git_tag.as_str()) && f.fix.status != FixStatus::Applied
         });
-    }
-}
-
-/// Whether an image built from one commit is what another commit builds,
-/// for one service: no file its build reads differs between them.
-struct Provenance<'a> {
-    repo: &'a crate::clients::git::Repo,
-    specs: &'a [crate::build::plan::ServiceSpec],
-    verdicts: RefCell<HashMap<(String, String, String), check::Verdict>>,
-    /// (commit, service) → what its build reads (`None`: not known).
-    reads: RefCell<HashMap<(String, String), Option<Reads>>>,
-}
-
-/// What one service's build reads at one commit, as `build` narrows it.
-struct Reads {
-    dockerfile: String,
-    /// The ignore file applied (`<Dockerfile>.dockerignore`, else the
-    /// context's `.dockerignore`).
-    ignore_path: Option<String>,
-    ignore: crate::dockerignore::DockerIgnore,
-    /// The context directory, `` for the repository root.
-    context: String,
-    /// What the Dockerfile reads, relative to the context; `None`: all of it.
-    sources: Option<Vec<crate::build::dockerfile::Source>>,
-}
-
-fn slash(p: &std::path::Path) -> String {
-    let s = p.to_string_lossy().replace('\\', "/");
-    let s = s.trim_start_matches("./").trim_end_matches('/');
-    if s == "." {
-        String::new()
-    } else {
-        s.to_string()
-    }
-}
-
-impl Reads {
-    /// Whether a change of `path` (repository-relative) changes the build.
-    fn relevant(&self, path: &str) -> bool {
-        if path == self.dockerfile || self.ignore_path.as_deref() == Some(path) {
-            return true;
-        }
-        let rel = if self.context.is_empty() {
-            path
-        } else {
-            match path.strip_prefix(&format!("{}/", self.context)) {
-                Some(r) => r,
-                None => return false,
-            }
-        };
-        let parts: Vec<&str> = rel.split('/').collect();
-        for i in 1..parts.len() {
-            let dir = parts[..i].join("/");
-            if self.ignore.is_excluded(&dir) && !self.ignore.may_reinclude_under(&dir) {
-                return false;
-            }
-        }
-        if self.ignore.is_excluded(rel) {
-            return false;
-        }
-        match &self.sources {
-            None => true,
-            Some(src) => crate::build::dockerfile::is_under(rel, src),
-        }
-    }
-}
-
-impl Provenance<'_> {
-    fn judge(&self, revision: &str, commit: &str, service: &str) -> check::Verdict {
-        if revision == commit {
-            return check::Verdict::Same;
-        }
-        let key = (
-            revision.to_string(),
-            commit.to_string(),
-            service.to_string(),
-        );
-        if let Some(v) = self.verdicts.borrow().get(&key) {
-            return v.clone();
-        }
-        let verdict = match self.repo.changed_paths(revision, commit) {
-            Err(_) => check::Verdict::Unknown,
-            Ok(changed) => {
-                let reads_key = (commit.to_string(), service.to_string());
-                if !self.reads.borrow().contains_key(&reads_key) {
-                    let reads = self.reads_at(commit, service);
-                    self.reads.borrow_mut().insert(reads_key.clone(), reads);
-                }
-                let reads = self.reads.borrow();
-                let relevant: Vec<String> = changed
-                    .into_iter()
-                    .filter(|p| reads[&reads_key].as_ref().is_none_or(|r| r.relevant(p)))
-                    .collect();
-                if relevant.is_empty() {
-                    check::Verdict::Equivalent
-                } else {
-                    check::Verdict::Differs(relevant)
-                }
-            }
-        };
-        self.verdicts.borrow_mut().insert(key, verdict.clone());
-        verdict
-    }
-
-    fn reads_at(&self, commit: &str, service: &str) -> Option<Reads> {
-        let spec = self.specs.iter().find(|s| s.name == service)?;
-        let dockerfile = slash(&spec.dockerfile);
-        let text = self.repo.file_at(commit, &dockerfile)?;
-        let context = slash(&spec.context);
-        let beside = format!("{dockerfile}.dockerignore");
-        let root = if context.is_empty() {
-            ".dockerignore".to_string()
-        } else {
-            format!("{context}/.dockerignore")
-        };
-        let (ignore_path, ignore_text) = match self.repo.file_at(commit, &beside) {
-            Some(t) => (Some(beside), t),
-            None => match self.repo.file_at(commit, &root) {
-                Some(t) => (Some(root), t),
-                None => (None, String::new()),
-            },
-        };
-        let ignore = crate::dockerignore::DockerIgnore::parse(&ignore_text).ok()?;
-        Some(Reads {
-            sources: crate::build::dockerfile::context_sources(&text, &spec.args),
-            dockerfile,
-            ignore_path,
-            ignore,
-            context,
-        })
     }
 }

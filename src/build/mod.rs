@@ -14,3 +14,4 @@ pub mod labels;
 pub mod pgzip;
 pub mod plan;
 pub mod run;
+pub mod same_build;

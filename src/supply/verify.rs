@@ -29,6 +29,11 @@ pub struct Expected {
     pub commit: String,
     /// `git tag v3.8.1`, or `--commit`.
     pub from: String,
+    /// Other commits whose build of the service is the same (no file it
+    /// reads differs): an image `build` reused unchanged names the commit
+    /// that built it (see `build::same_build`).
+    #[serde(skip)]
+    pub equivalent: Vec<String>,
 }
 
 /// One check's result.
@@ -63,6 +68,11 @@ pub struct ImageCheck {
     pub provenance: Verdict,
     pub sbom: Verdict,
     pub ok: bool,
+    /// The commit a signed provenance (matching the image's revision label)
+    /// names when it is not the expected one: to judge whether it builds
+    /// the same image, then check again.
+    #[serde(skip)]
+    pub built_from: Option<String>,
 }
 
 /// The result of `verify`: the `--output json` document (fields are a
@@ -109,6 +119,7 @@ pub async fn check(
         provenance: Verdict::bad("not checked"),
         sbom: Verdict::bad("not checked"),
         ok: false,
+        built_from: None,
     };
     let fail_all = |out: &mut ImageCheck, why: String| {
         out.signature = Verdict::bad(why.clone());
@@ -181,6 +192,7 @@ pub async fn check(
     };
     // Provenance.
     let mut listed_sboms: Option<Vec<String>> = None;
+    let mut built_from = None;
     out.provenance = match attach::find(r, &repo, &top.digest, Kind::Provenance, listing.as_deref())
         .await
     {
@@ -209,12 +221,19 @@ pub async fn check(
                     continue;
                 }
                 let commit = p.revision.clone().unwrap_or_default();
-                let (want, from) = match (expected, &label_commit) {
+                let (want, mut from) = match (expected, &label_commit) {
                     (Some(e), _) => (Some(e.commit.clone()), e.from.clone()),
                     (None, Some(l)) => (Some(l.clone()), "the image's revision label".to_string()),
                     (None, None) => (None, String::new()),
                 };
-                if let Some(w) = &want {
+                let reused =
+                    !commit.is_empty() && expected.is_some_and(|e| e.equivalent.contains(&commit));
+                if reused {
+                    from = format!("reused unchanged for {from}: no file its build reads differs");
+                } else if label_commit.as_deref() == Some(commit.as_str()) && !commit.is_empty() {
+                    built_from = Some(commit.clone());
+                }
+                if let (Some(w), false) = (&want, reused) {
                     if !w.starts_with(&commit) || commit.is_empty() {
                         problems.push(format!(
                             "commit {} is not {} of {from}",
@@ -312,6 +331,9 @@ pub async fn check(
         };
     }
     out.ok = out.signature.ok && out.provenance.ok && out.sbom.ok;
+    if !out.provenance.ok {
+        out.built_from = built_from;
+    }
     out
 }
 

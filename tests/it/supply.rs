@@ -680,3 +680,58 @@ fn an_image_promoted_unchanged_gets_the_signature_of_the_later_run() {
     );
     assert!(out.contains("verified: 1 image"), "{out}");
 }
+
+#[test]
+#[ignore = "needs the services of scripts/test"]
+fn verify_accepts_an_image_reused_from_a_commit_that_builds_the_same() {
+    let s = need_services!();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = openssl_keys(keys.path());
+    let ns = format!("{}/{}", s.registry, services::unique_namespace("sc-reuse"));
+    let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
+    let built_at = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    json_ok(build(s, &repo).args(["--tag", "v1-rc.0", "--service", "openim-api"]));
+    // The release commit changes nothing the build reads: the image is
+    // reused, its signed provenance names the commit that built it.
+    repo.write("README.md", "release notes\n");
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "docs"]);
+    repo.git(&["tag", "v1"]);
+    let release = json_ok(
+        build(s, &repo)
+            .args(["--tag", "v1", "--service", "openim-api", "--sign-key"])
+            .arg(&key),
+    );
+    assert_eq!(release["images"][0]["status"], "unchanged");
+    let verify = |extra: &[&str]| {
+        let mut cmd = repo.bin();
+        cmd.args(["verify", "--tag", "v1", "--service", "openim-api", "--key"])
+            .arg(&public)
+            .args(extra);
+        cmd
+    };
+    let out = stdout_ok(&mut verify(&[]));
+    assert!(
+        out.contains(&format!("commit {}", &built_at[..12])),
+        "{out}"
+    );
+    assert!(
+        out.contains("reused unchanged for git tag v1: no file its build reads differs"),
+        "{out}"
+    );
+    // A commit whose build reads another file is not that image's.
+    repo.write("config/openim.yaml", "api:\n  port: 10003\n");
+    repo.git(&["commit", "-q", "-am", "config"]);
+    let changed = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    let out = verify(&["--commit", &changed]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "commit {} is not {}",
+            &built_at[..12],
+            &changed[..12]
+        )),
+        "{text}"
+    );
+}

@@ -134,6 +134,7 @@ mod tests {
                 "linux/amd64: missing"
             }),
             ok,
+            built_from: None,
         }
     }
 
