@@ -112,6 +112,17 @@ pub struct Registry {
 /// The `client_id` of the OAuth2 token requests.
 pub const OAUTH_CLIENT_ID: &str = "openim-release";
 
+/// What the registry answered a cross-repository mount
+/// ([`Registry::try_mount`]).
+pub(crate) enum Mount {
+    /// Linked: nothing to send.
+    Mounted,
+    /// Not mounted; the bytes go to this upload session.
+    Session(String),
+    /// Not mounted and no session: start a plain upload.
+    Refused,
+}
+
 /// What [`Registry::push_blob_mounting`] did with a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobPush {
@@ -275,38 +286,10 @@ impl Registry {
             });
         };
         crate::failpoint::crash_point("registry.mount");
-        let url = format!(
-            "{}?mount={}&from={from}",
-            self.url(repo, "blobs/uploads/"),
-            digest.replace(':', "%3A"),
-        );
-        let what = format!("mounting blob {} from {from} into {repo}", short(digest));
-        // The token must allow pulling from `from` too: ask for both.
-        let both = format!("{repo} {from}");
-        let refused = match self
-            .send(&both, &what, || {
-                self.http().post(&url).header("Content-Length", "0")
-            })
-            .await
-        {
-            Ok(resp) if resp.status() == StatusCode::CREATED => {
-                debug!("{what}: mounted");
-                return Ok(BlobPush::Mounted);
-            }
-            Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
-                debug!("{what}: the registry did not mount it; uploading to the session it opened");
-                Some(self.session_location(&what, &resp)?)
-            }
-            Ok(resp) => {
-                let e = self.status_error(&what, resp).await;
-                debug!("{what}: {e}; uploading instead");
-                None
-            }
-            Err(e) if e.is_unauthorized() => {
-                debug!("{what}: {e}; uploading instead");
-                None
-            }
-            Err(e) => return Err(e),
+        let refused = match self.try_mount(repo, digest, from).await? {
+            Mount::Mounted => return Ok(BlobPush::Mounted),
+            Mount::Session(session) => Some(session),
+            Mount::Refused => None,
         };
         if let Some(session) = refused {
             crate::failpoint::crash_point("registry.blob");
@@ -319,6 +302,53 @@ impl Registry {
         }
         self.upload_blob(repo, digest, path).await?;
         Ok(BlobPush::Uploaded)
+    }
+
+    /// Ask the registry to mount `digest` into `repo` from `from`
+    /// (`POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<from>`, with a
+    /// token that may push to `repo` and pull from `from`): 201 mounted; 202
+    /// not mounted, with the upload session it opened instead; a refusal of
+    /// the token (401, 403) or another answer is no mount, for the caller to
+    /// upload.
+    pub(crate) async fn try_mount(
+        &self,
+        repo: &str,
+        digest: &str,
+        from: &str,
+    ) -> Result<Mount, RegistryError> {
+        let url = format!(
+            "{}?mount={}&from={from}",
+            self.url(repo, "blobs/uploads/"),
+            digest.replace(':', "%3A"),
+        );
+        let what = format!("mounting blob {} from {from} into {repo}", short(digest));
+        // The token must allow pulling from `from` too: ask for both.
+        let both = format!("{repo} {from}");
+        match self
+            .send(&both, &what, || {
+                self.http().post(&url).header("Content-Length", "0")
+            })
+            .await
+        {
+            Ok(resp) if resp.status() == StatusCode::CREATED => {
+                debug!("{what}: mounted");
+                Ok(Mount::Mounted)
+            }
+            Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
+                debug!("{what}: the registry did not mount it; uploading to the session it opened");
+                Ok(Mount::Session(self.session_location(&what, &resp)?))
+            }
+            Ok(resp) => {
+                let e = self.status_error(&what, resp).await;
+                debug!("{what}: {e}; uploading instead");
+                Ok(Mount::Refused)
+            }
+            Err(e) if e.is_unauthorized() => {
+                debug!("{what}: {e}; uploading instead");
+                Ok(Mount::Refused)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Upload a blob from a file (no HEAD first), restarting the upload

@@ -3,11 +3,11 @@
 //! tried), a manifest looked up by HEAD, the referrers API. `build` pushes
 //! files (`push_blob`); `mirror` and `bundle` use these.
 
-use super::{log_response, short, transport_detail, Registry, RegistryError};
+use super::{log_response, short, transport_detail, Mount, Registry, RegistryError};
 use crate::oci;
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
 use std::pin::Pin;
 use tracing::debug;
@@ -57,37 +57,10 @@ impl Registry {
         mount_from: Option<&str>,
     ) -> Result<UploadStart, RegistryError> {
         if let Some(from) = mount_from.filter(|f| *f != repo) {
-            let url = format!(
-                "{}?mount={}&from={}",
-                self.url(repo, "blobs/uploads/"),
-                digest.replace(':', "%3A"),
-                from
-            );
-            let what = format!("mounting blob {} from {from} into {repo}", short(digest));
-            // The token must allow pulling from `from` too: ask for both.
-            let auth = format!("{repo} {from}");
-            match self
-                .send(&auth, &what, || {
-                    self.http().post(&url).header("Content-Length", "0")
-                })
-                .await
-            {
-                Ok(resp) if resp.status() == StatusCode::CREATED => {
-                    debug!("{what}: mounted");
-                    return Ok(UploadStart::Mounted);
-                }
-                Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
-                    debug!("{what}: not mounted; uploading instead");
-                    return self.session_url(&what, &resp).map(UploadStart::Session);
-                }
-                Ok(resp) => {
-                    let e = self.status_error(&what, resp).await;
-                    debug!("{what}: {e}; uploading instead");
-                }
-                Err(e) if e.is_unauthorized() => {
-                    debug!("{what}: {e}; uploading instead");
-                }
-                Err(e) => return Err(e),
+            match self.try_mount(repo, digest, from).await? {
+                Mount::Mounted => return Ok(UploadStart::Mounted),
+                Mount::Session(session) => return Ok(UploadStart::Session(session)),
+                Mount::Refused => {}
             }
         }
         let url = self.url(repo, "blobs/uploads/");
@@ -98,24 +71,8 @@ impl Registry {
             })
             .await?;
         let resp = self.expect(resp, &what, &[StatusCode::ACCEPTED]).await?;
-        self.session_url(&what, &resp).map(UploadStart::Session)
-    }
-
-    fn session_url(&self, what: &str, resp: &reqwest::Response) -> Result<String, RegistryError> {
-        let location = resp
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                self.error(what, Some(202), "upload started without a Location header")
-            })?;
-        Ok(
-            if location.starts_with("http://") || location.starts_with("https://") {
-                location.to_string()
-            } else {
-                format!("{}{}", self.base, location)
-            },
-        )
+        self.session_location(&what, &resp)
+            .map(UploadStart::Session)
     }
 
     /// Send a blob's bytes to an upload session, in one request (`size`
