@@ -22,6 +22,7 @@
 //! | `github.pr` | the pull request is opened or updated |
 //! | `github.labels` | labels are added |
 //! | `github.reviewers` | reviewers are requested |
+//! | `github.release` | the GitHub Release is created or updated |
 
 /// Abort here when the failpoint `name` is configured to (feature
 /// `failpoints`); nothing otherwise.

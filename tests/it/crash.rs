@@ -13,6 +13,9 @@ use crate::services;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+/// Where the GitHub Release of the rc is published.
+const SOURCE_REPOSITORY: &str = "openimsdk/open-im-server";
+
 /// The boundaries in the order `release --stage rc` passes them.
 const POINTS: &[&str] = &[
     "tag.push",
@@ -29,6 +32,7 @@ const POINTS: &[&str] = &[
     "github.pr",
     "github.labels",
     "github.reviewers",
+    "github.release",
 ];
 
 /// The release fixture with labels and reviewers on the pull request, so
@@ -37,7 +41,7 @@ fn world() -> World {
     world_with(|s, ns| {
         let (deploy_url, name) = crate::gitops::deploy_remote(s, ns);
         let cfg = format!(
-            "deploy:\n  url: {deploy_url}\n  repository: openimsdk/{name}\n  base: main\n  charts:\n    - path: charts/openim-server\n  manifests: [k8s/openim-api.yaml]\n  env_files: [docker-compose/.env]\ngitops:\n  labels: [release]\n  reviewers: [reviewer-bot]\n"
+            "deploy:\n  url: {deploy_url}\n  repository: openimsdk/{name}\n  base: main\n  charts:\n    - path: charts/openim-server\n  manifests: [k8s/openim-api.yaml]\n  env_files: [docker-compose/.env]\ngitops:\n  labels: [release]\n  reviewers: [reviewer-bot]\ngithub_release:\n  stages: [rc]\n  repository: {SOURCE_REPOSITORY}\n"
         );
         (deploy_url, name, cfg)
     })
@@ -220,6 +224,19 @@ fn crash_then_rerun(point: &str) {
             .any(|r| r.contains(&format!(":{git_tag}@sha256:"))),
         "{point}: {refs:?}"
     );
+    // One GitHub Release, a pre-release of this rc: none of the crashed
+    // run's (it never got that far), none twice.
+    let releases = w.gh.releases(SOURCE_REPOSITORY);
+    let tags: Vec<&str> = releases
+        .iter()
+        .map(|r| r["tag_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tags, [git_tag.as_str()], "{point}: {releases:?}");
+    assert_eq!(releases[0]["prerelease"], true, "{point}");
+    assert_eq!(
+        json["github_release"]["action"], "created",
+        "{point}: {json}"
+    );
     assert_nothing_dangles(&w, &format!("after the re-run ({point})"));
 }
 
@@ -248,6 +265,7 @@ crash_tests! {
     crash_before_the_pull_request => "github.pr",
     crash_before_the_labels => "github.labels",
     crash_before_the_reviewers => "github.reviewers",
+    crash_before_the_github_release => "github.release",
 }
 
 #[test]

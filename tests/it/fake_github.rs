@@ -116,6 +116,14 @@ impl FakeGitHub {
             _ => Vec::new(),
         }
     }
+
+    /// GitHub Releases of owner/repo (drafts included).
+    pub fn releases(&self, repository: &str) -> Vec<Value> {
+        self.state()["repos"][repository]["releases"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for FakeGitHub {

@@ -205,10 +205,7 @@ fn publish(repo: &TestRepo, gh: &FakeGitHub, args: &[&str]) -> Value {
 }
 
 fn releases(gh: &FakeGitHub) -> Vec<Value> {
-    gh.state()["repos"][REPOSITORY]["releases"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    gh.releases(REPOSITORY)
 }
 
 /// The API calls made to releases so far: `(method, path)`.
