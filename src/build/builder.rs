@@ -95,6 +95,22 @@ pub struct Leg {
 /// A build context this large is worth a warning.
 const LARGE_CONTEXT: u64 = 500 * 1024 * 1024;
 
+/// What is about to be sent to the engine, said before it is: a context
+/// that drags in gigabytes (no .dockerignore) is seen at once, not after an
+/// upload.
+fn context_line(files: usize, bytes: u64) -> String {
+    let size = crate::output::text::bytes(bytes);
+    let files = crate::output::text::count(files, "file");
+    if bytes >= LARGE_CONTEXT {
+        format!(
+            "warning: the build context is {size} ({files}); a .dockerignore would leave out \
+             what the build does not need"
+        )
+    } else {
+        format!("build context {size} ({files})")
+    }
+}
+
 /// How often a build the engine dropped before it started is tried.
 const ENGINE_ATTEMPTS: u32 = 4;
 
@@ -271,28 +287,6 @@ async fn build_image(
             .await?
             .with_context(|| format!("reading the build context of {name}"))?
     };
-    // What will be sent, said before it is: a context that drags in
-    // gigabytes (no .dockerignore) is seen at once, not after an upload.
-    let (files, bytes) = ctx.size();
-    let size = crate::output::text::bytes(bytes);
-    if bytes >= LARGE_CONTEXT {
-        shared.progress.line(
-            name,
-            &format!(
-                "warning: the build context is {size} ({}); a .dockerignore would leave out \
-                 what the build does not need",
-                crate::output::text::count(files, "file")
-            ),
-        );
-    } else {
-        shared.progress.line(
-            name,
-            &format!(
-                "build context {size} ({})",
-                crate::output::text::count(files, "file")
-            ),
-        );
-    }
     let mut extra: Vec<(String, String)> = vec![
         ("service".into(), name.to_string()),
         ("dockerfile".into(), ctx.dockerfile_in_tar.clone()),
@@ -322,6 +316,10 @@ async fn build_image(
     }
     // The engine gets only what the build reads, when that is known.
     let sent = ctx.narrowed(sources.as_deref());
+    // What will be sent, said before it is: a context that drags in
+    // gigabytes (no .dockerignore) is seen at once, not after an upload.
+    let (files, bytes) = sent.size();
+    shared.progress.line(name, &context_line(files, bytes));
     let inputs = {
         let c = ctx.clone();
         tokio::task::spawn_blocking(move || c.inputs_digest(&extra, sources.as_deref()))
@@ -862,4 +860,25 @@ async fn merge_one(
 fn short(digest: &str) -> String {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     format!("sha256:{}", &hex[..hex.len().min(12)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_context_size_is_said_and_a_large_one_is_a_warning() {
+        assert_eq!(context_line(1, 26), "build context 26 B (1 file)");
+        assert_eq!(
+            context_line(3, 5 * 1024 * 1024),
+            "build context 5.0 MiB (3 files)"
+        );
+        let large = context_line(8, 8 * 128 * 1024 * 1024);
+        assert!(
+            large.starts_with("warning: the build context is 1.0 GiB (8 files);"),
+            "{large}"
+        );
+        assert!(context_line(1, LARGE_CONTEXT - 1).starts_with("build context"));
+        assert!(context_line(1, LARGE_CONTEXT).starts_with("warning:"));
+    }
 }

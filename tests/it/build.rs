@@ -177,6 +177,17 @@ fn rerun_with_nothing_changed_only_adds_tags_and_a_change_rebuilds_one_service()
         stderr.contains("openim-api: ") && stderr.contains("2 of 3 blobs uploaded"),
         "{stderr}"
     );
+    // What goes to the engine is said before it goes: the files the
+    // Dockerfile reads (not tmp/, not the other services' binaries).
+    let said = stderr
+        .find("openim-api: build context ")
+        .unwrap_or_else(|| panic!("no context size line: {stderr}"));
+    let line = stderr[said..].lines().next().unwrap();
+    assert!(line.ends_with(" B (4 files)"), "{line}");
+    assert!(
+        said < stderr.find("2 of 3 blobs uploaded").unwrap(),
+        "{stderr}"
+    );
     assert_eq!(image(&fourth, "openim-api")["status"], "built");
     assert_ne!(
         image(&fourth, "openim-api")["digest"],
