@@ -706,11 +706,22 @@ fn sample_values() -> crate::tag::template::Values {
 
 fn validate(config: &Config) -> Result<(), Invalid> {
     let t = &config.tags;
-    if t.prefix().chars().any(|c| c.is_whitespace() || c == '/') {
+    let prefix = t.prefix();
+    let ref_safe = prefix
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
+    if !ref_safe
+        || prefix.starts_with(['/', '.', '-'])
+        || prefix.contains("//")
+        || prefix.contains("..")
+        || prefix.contains("/.")
+    {
         return Err((
             "tags.prefix".into(),
-            t.prefix().to_string(),
-            "must not contain whitespace or `/`".into(),
+            prefix.to_string(),
+            "must be letters, digits, `.`, `_`, `-` and `/` between path parts (`v`, \
+             `server/v`): it starts git tag names"
+                .into(),
         ));
     }
     let groups: [(&str, &[String], &[&str]); 8] = [

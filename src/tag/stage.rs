@@ -175,10 +175,14 @@ pub enum PlanError {
     #[error(
         "the answer would be {computed}, but tags in a form `tag` does not read name it or a \
          newer version: {tags}; computed from the tags it reads, the version would go \
-         backwards. Pass --version X.Y.Z to say which version this is (see docs/tag.md, \
-         \"Tags that are not read\")"
+         backwards. Pass --version X.Y.Z to say which version this is{hint} (see \
+         docs/tag.md, \"Tags that are not read\")"
     )]
-    UnreadReleases { tags: String, computed: String },
+    UnreadReleases {
+        tags: String,
+        computed: String,
+        hint: String,
+    },
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error("tag template `{template}` renders `{rendered}`, which is not a valid image tag ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}})")]
@@ -405,6 +409,7 @@ pub fn plan(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<TagPlan, P
             plan.git_tag_state = Some(state_of(facts, &git_tag));
             plan.git_tag = Some(git_tag);
             plan.rc = Some(n);
+            let req = &without_superseded_aliases(req, cfg, &versions, &version, n, &mut plan);
             plan.tags = numbered_image_tags(cfg, req, &values, &version, &versions)?;
             plan.version = Some(version);
         }
@@ -443,6 +448,14 @@ pub fn plan(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<TagPlan, P
             plan.git_tag_state = Some(state_of(facts, &git_tag));
             plan.git_tag = Some(git_tag);
             plan.rc = Some(n);
+            // A new patch of the code of an older patch (HEAD carries it).
+            let carried =
+                VersionTags::from_names(facts.head_tags.iter().map(String::as_str), cfg.prefix())
+                    .highest_patch(&version);
+            let req = match carried {
+                Some(m) => &without_superseded_aliases(req, cfg, &versions, &version, m, &mut plan),
+                None => req,
+            };
             plan.tags = numbered_image_tags(cfg, req, &values, &version, &versions)?;
             plan.version = Some(version);
         }
@@ -500,6 +513,35 @@ pub fn plan(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<TagPlan, P
         check_unread_releases(facts, req, cfg, v, &mut plan.notes)?;
     }
     Ok(plan)
+}
+
+/// A patch whose code is patch `m`'s moves no alias when a newer patch of
+/// the version exists: re-running an old patch's job (to rebuild it, to add
+/// a platform), or patching its commit again, must not move `latest`, `X.Y`
+/// and `X` back to older code. The request without aliases then, and a note.
+fn without_superseded_aliases(
+    req: &Request,
+    cfg: &TagsConfig,
+    versions: &VersionTags,
+    version: &Version,
+    m: u64,
+    plan: &mut TagPlan,
+) -> Request {
+    let newest = versions.highest_patch(version);
+    match newest {
+        Some(h) if req.stage == Stage::Patch && req.aliases && h > m => {
+            let p = cfg.prefix();
+            plan.notes.push(format!(
+                "aliases left out: HEAD is {p}{version}-patch.{m}, and {p}{version}-patch.{h} \
+                 is newer, so they stay with it"
+            ));
+            Request {
+                aliases: false,
+                ..req.clone()
+            }
+        }
+        _ => req.clone(),
+    }
 }
 
 /// The git tag of an rc or patch: `v3.8.4-rc.0`, `v3.8.3-patch.17`.
@@ -817,7 +859,7 @@ fn patch_version(
         if let Some(p) = t.patch {
             return released(&Version::new(t.major, t.minor, p));
         }
-        return versions
+        let latest = versions
             .highest_released(|v| t.in_line(v))
             .cloned()
             .ok_or_else(|| {
@@ -825,7 +867,8 @@ fn patch_version(
                     "nothing of the {t} line is released; pass --version X.Y.Z of a released \
                      version"
                 ))
-            });
+            })?;
+        return line_release_on_history(facts, cfg, versions, t, latest);
     }
     // The release HEAD is built on: a stable or patch tag at HEAD, else the
     // highest stable tag on HEAD's history.
@@ -868,6 +911,58 @@ fn patch_version(
     }
 }
 
+/// The line branch's latest release, when HEAD's history holds it. A line
+/// branch that does not (OpenIM's `release-v3.8` predates v3.8.0; chat's
+/// `release-v1.4` stops at v1.4.0 while v1.4.1 was tagged elsewhere) would
+/// otherwise tag older code as a patch of the newer release, and move
+/// `latest` to it: refused, naming the branch of that release and the
+/// `--version` that patches on purpose.
+fn line_release_on_history(
+    facts: &Facts,
+    cfg: &TagsConfig,
+    versions: &VersionTags,
+    line: BranchTarget,
+    latest: Version,
+) -> Result<Version, PlanError> {
+    let p = cfg.prefix();
+    let name = versions
+        .release_tag(&latest)
+        .map_or_else(|| format!("{p}{latest}"), str::to_string);
+    if facts.reachable.contains(&name) {
+        return Ok(latest);
+    }
+    if facts.unknown.contains(&name) {
+        return Err(PlanError::UnknownHistory(name, "release to patch"));
+    }
+    let others: Vec<String> = facts
+        .branches
+        .iter()
+        .filter(|b| Some(b.as_str()) != facts.branch.as_deref())
+        .cloned()
+        .collect();
+    let branches = branches_of(&others, &latest, &cfg.release_branch);
+    let held = versions
+        .stable_tags()
+        .filter(|(n, v)| line.in_line(v) && facts.reachable.contains(*n))
+        .map(|(_, v)| v)
+        .max();
+    Err(PlanError::NoPatchVersion(match held {
+        Some(h) => format!(
+            "{p}{latest} is the latest release of the {line} line, but HEAD's history holds \
+             {p}{h}, not {p}{latest}: a patch from here would ship {h}'s code as a patch of \
+             {latest}; check out the branch of {p}{latest} ({branches}), or patch {h} on \
+             purpose with --version {h}"
+        ),
+        None => format!(
+            "{p}{latest} is the latest release of the {line} line, but no release of that \
+             line is on HEAD's history (the branch is older than the line's first release, \
+             or its releases were tagged on another branch); check out the branch of \
+             {p}{latest} ({branches}), or pass --version {latest} to patch it from this code \
+             on purpose"
+        ),
+    }))
+}
+
 /// Refuses a version computed from history when a tag shaped like a release
 /// of it or a newer one is in a form the rules do not read (the answer
 /// would go backwards); with `--version` the user has said which version it
@@ -900,7 +995,22 @@ fn check_unread_releases(
         ));
         return Ok(());
     }
-    Err(PlanError::UnreadReleases { tags, computed })
+    // `server/v1.3.0`: the repository's releases may carry a path.
+    let hint = unread
+        .iter()
+        .find_map(|(name, _)| {
+            let (path, last) = name.rsplit_once('/')?;
+            let v = if last.starts_with('v') { "v" } else { "" };
+            Some(format!(
+                ", or set tags.prefix to `{path}/{v}` if those are this repository's releases"
+            ))
+        })
+        .unwrap_or_default();
+    Err(PlanError::UnreadReleases {
+        tags,
+        computed,
+        hint,
+    })
 }
 
 /// The branches that release `v` (by `tags.release_branch`), as a hint:
@@ -1253,6 +1363,40 @@ mod tests {
         assert!(err(&f).contains("(`release-v1.8`)"), "{}", err(&f));
     }
 
+    /// A repository whose releases carry a path (`server/v1.3.0`, as
+    /// monorepos tag them): not read silently as "no release yet".
+    #[test]
+    fn path_prefixed_releases_are_unread_until_the_prefix_says_so() {
+        let only = facts(Some("main"), &["server/v1.2.3", "server/v1.3.0"], &[]);
+        let mixed = facts(Some("main"), &["v0.9.0", "server/v1.3.0"], &[]);
+        for (stage, f) in [
+            (Stage::Rc, &only),
+            (Stage::Rc, &mixed),
+            (Stage::Patch, &mixed),
+        ] {
+            let e = err(f, &req(stage));
+            assert!(
+                matches!(&e, PlanError::UnreadReleases { tags, .. } if tags.starts_with("server/v1.3.0")),
+                "{stage:?}: {e}"
+            );
+            assert!(
+                e.to_string().contains("set tags.prefix to `server/v`"),
+                "{e}"
+            );
+        }
+        let cfg = TagsConfig {
+            prefix: Some("server/v".into()),
+            ..TagsConfig::default()
+        };
+        let p = plan(&only, &req(Stage::Rc), &cfg).unwrap();
+        assert_eq!(p.git_tag.as_deref(), Some("server/v1.3.1-rc.0"));
+        assert_eq!(p.tags, ["v1.3.1-rc.0", "rc0"]);
+        // Another component's releases are not this one's.
+        let two = facts(Some("main"), &["server/v1.3.0", "client/v2.0.0"], &[]);
+        let p = plan(&two, &req(Stage::Rc), &cfg).unwrap();
+        assert_eq!(p.git_tag.as_deref(), Some("server/v1.3.1-rc.0"));
+    }
+
     #[test]
     fn newer_releases_in_an_unread_form_stop_the_computation() {
         // openim-docker: v3.7.0-v1.7.0 and v3.8 above the v3.5.0 it reads.
@@ -1557,6 +1701,91 @@ mod tests {
         assert_eq!(
             run(&patched, &p).git_tag.as_deref(),
             Some("v3.8.3-patch.16")
+        );
+    }
+
+    /// Found on open-im-server and chat: re-running an old patch's job, or
+    /// patching its commit again, moved `latest` back 11 patches.
+    #[test]
+    fn an_older_patch_moves_no_alias() {
+        let mut tags = vec!["v3.8.3".to_string()];
+        tags.extend((1..=16).map(|n| format!("v3.8.3-patch.{n}")));
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let at_5 = facts(Some("3.8.3-patch"), &tags, &["v3.8.3-patch.5"]);
+        let mut r = req(Stage::Patch);
+        r.existing = true;
+        let p = run(&at_5, &r);
+        assert_eq!(p.tags, ["v3.8.3-patch.5", "3.8.3-patch.5"]);
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("v3.8.3-patch.16 is newer")),
+            "{:?}",
+            p.notes
+        );
+        // A new patch of that commit: a number, no alias.
+        let p = run(&at_5, &req(Stage::Patch));
+        assert_eq!(p.git_tag.as_deref(), Some("v3.8.3-patch.17"));
+        assert_eq!(p.tags, ["v3.8.3-patch.17", "3.8.3-patch.17"]);
+        // The newest patch, re-run or patched again: the aliases move.
+        let at_16 = facts(Some("3.8.3-patch"), &tags, &["v3.8.3-patch.16"]);
+        assert_eq!(
+            run(&at_16, &r).tags,
+            ["v3.8.3-patch.16", "3.8.3-patch.16", "3.8", "3", "latest"]
+        );
+        assert_eq!(
+            run(&at_16, &req(Stage::Patch)).tags,
+            ["v3.8.3-patch.17", "3.8.3-patch.17", "3.8", "3", "latest"]
+        );
+        // rc numbers are not patches: an older rc re-run is unchanged.
+        let mut rc = req(Stage::Rc);
+        rc.existing = true;
+        let older_rc = facts(Some("main"), &["v3.8.4-rc.2"], &["v3.8.4-rc.1"]);
+        assert_eq!(run(&older_rc, &rc).tags, ["v3.8.4-rc.1", "rc1"]);
+    }
+
+    /// Found on open-im-server's `release-v3.8` (pre-3.8.0 code) and chat's
+    /// `release-v1.4` (at v1.4.0, while v1.4.1 was tagged elsewhere): a
+    /// line branch whose history lacks the line's latest release.
+    #[test]
+    fn a_line_branch_without_its_latest_release_is_refused() {
+        let e = |f: &Facts| err(f, &req(Stage::Patch)).to_string();
+        let stale = facts_off_history(Some("release-v3.8"), &["v3.7.1", "v3.8.0", "v3.8.3"], &[]);
+        let msg = e(&stale);
+        assert!(
+            msg.contains("no release of that line is on HEAD's history"),
+            "{msg}"
+        );
+        assert!(msg.contains("--version 3.8.3"), "{msg}");
+        assert!(
+            !msg.contains("`release-v3.8`"),
+            "not the branch it is on: {msg}"
+        );
+        let mut at_140 = facts_off_history(Some("release-v1.4"), &["v1.4.1"], &["v1.4.0"]);
+        at_140.branches = vec!["release-v1.4".into(), "release-v1.4.1".into()];
+        let msg = e(&at_140);
+        assert!(msg.contains("holds v1.4.0, not v1.4.1"), "{msg}");
+        assert!(msg.contains("(`release-v1.4.1`)"), "{msg}");
+        assert!(msg.contains("--version 1.4.0"), "{msg}");
+        // --version says which, on purpose.
+        let mut r = req(Stage::Patch);
+        r.version = Some(Version::new(1, 4, 0));
+        assert_eq!(run(&at_140, &r).git_tag.as_deref(), Some("v1.4.0-patch.1"));
+        // A shallow clone that cannot tell: refused as such.
+        let mut cut = stale.clone();
+        cut.unknown.insert("v3.8.3".into());
+        assert!(matches!(
+            err(&cut, &req(Stage::Patch)),
+            PlanError::UnknownHistory(..)
+        ));
+        // The line's latest on the history: patched (release-v3.7 holds v3.7.1).
+        let mut ok = facts_off_history(Some("release-v3.7"), &["v3.7.0", "v3.8.3"], &[]);
+        ok.reachable
+            .extend(["v3.7.0".to_string(), "v3.7.1".to_string()]);
+        ok.tags.push("v3.7.1".into());
+        assert_eq!(
+            run(&ok, &req(Stage::Patch)).git_tag.as_deref(),
+            Some("v3.7.1-patch.1")
         );
     }
 

@@ -129,7 +129,8 @@ pub fn parse_user_version(text: &str) -> Result<Version, String> {
 
 /// Tags that look like releases but are in a form the rules do not read
 /// (`v3.8`, `v3.7.0-v1.7.0` — openim-docker's server-and-chat tags —,
-/// `v3.8.3.1`, `v3.9.0-1`) whose version is `floor` or above: a version
+/// `v3.8.3.1`, `v3.9.0-1`, `server/v1.3.0` unless the prefix has a path)
+/// whose version is `floor` or above: a version
 /// computed as `floor` from the tags the rules read would go backwards.
 /// Pre-releases named by a word (`-alpha.1`, `-beta.2`, `-bate.4`, `-rc0`)
 /// are pre-releases, not listed. Highest first.
@@ -161,6 +162,19 @@ fn release_shaped(name: &str, prefix: &str) -> Option<Version> {
         let versionish = first.bytes().all(|b| b.is_ascii_digit())
             || (first.starts_with(['v', 'V']) && first[1..].bytes().all(|b| b.is_ascii_digit()));
         return versionish.then(|| Version::new(v.major, v.minor, v.patch));
+    }
+    // `server/v1.3.0`: a release of a path-prefixed convention, unread
+    // unless the prefix is one (then the other paths are other components).
+    if let Some((_, last)) = name.rsplit_once('/') {
+        if prefix.contains('/') {
+            return None;
+        }
+        return ["v", ""]
+            .into_iter()
+            .find_map(|p| match classify(last, p)? {
+                TagKind::Stable(v) | TagKind::Patch { version: v, .. } => Some(v),
+                _ => None,
+            });
     }
     let rest = name.strip_prefix(prefix)?;
     let mut parts = rest.splitn(4, '.');
