@@ -759,7 +759,7 @@ pub struct TagArgs {
     #[arg(long, value_enum, env = "OPENIM_RELEASE_STAGE")]
     pub stage: Stage,
 
-    /// Compute as if on branch NAME [default: GITHUB_HEAD_REF, GITHUB_REF_NAME, or the checked-out branch].
+    /// Compute as if on branch NAME [default: GITHUB_HEAD_REF, GITHUB_REF_NAME, or the checked-out branch; in a pull request the dev tag is pr-N unless this is given].
     #[arg(long, value_name = "NAME")]
     pub branch: Option<String>,
 

@@ -105,6 +105,7 @@ pub fn run(ws: &Workspace, req: &TagRequest) -> Result<TagReport> {
         config: ws.config(),
         head: &head,
         branch: resolve_branch(req.branch.as_deref(), &head),
+        pull_request: resolve_pull_request(req.branch.as_deref()),
         git: GitAction {
             create: req.create,
             push: req.push,
@@ -189,6 +190,7 @@ pub fn stage_tags(
         config: ws.config(),
         head: &head,
         branch: resolve_branch(branch, &head),
+        pull_request: resolve_pull_request(branch),
         git: GitAction {
             remote: "origin".into(),
             ..GitAction::default()
@@ -239,11 +241,27 @@ fn resolve_branch(explicit: Option<&str>, head: &Head) -> Option<String> {
         })
 }
 
+/// The pull request a GitHub Actions run builds (`GITHUB_REF` is
+/// `refs/pull/<N>/merge` or `/head` in `pull_request` workflows), unless
+/// `--branch` says which branch this is.
+fn resolve_pull_request(explicit: Option<&str>) -> Option<u64> {
+    if explicit.is_some() {
+        return None;
+    }
+    let reference = std::env::var("GITHUB_REF").ok()?;
+    let rest = reference.strip_prefix("refs/pull/")?;
+    let (n, kind) = rest.split_once('/')?;
+    matches!(kind, "merge" | "head")
+        .then(|| n.parse().ok())
+        .flatten()
+}
+
 struct Ctx<'a> {
     repo: &'a Repo,
     config: &'a Config,
     head: &'a Head,
     branch: Option<String>,
+    pull_request: Option<u64>,
     git: GitAction,
     quiet: bool,
     run_id: &'a str,
@@ -443,6 +461,7 @@ impl Ctx<'_> {
         let mut facts = Facts {
             head_sha: self.head.sha.clone(),
             branch: self.branch.clone(),
+            pull_request: self.pull_request,
             ..Facts::default()
         };
         if stage == Stage::Dev {

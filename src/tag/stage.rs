@@ -70,6 +70,9 @@ pub struct Facts {
     pub head_sha: String,
     /// The branch being built, if known.
     pub branch: Option<String>,
+    /// The pull request being built (GitHub Actions), if any: its merge
+    /// commit is no branch's code.
+    pub pull_request: Option<u64>,
     /// Every tag name in the repository (and its remote, where consulted).
     pub tags: Vec<String>,
     /// The tags that point at HEAD (peeled).
@@ -388,6 +391,16 @@ pub fn plan(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<TagPlan, P
             let Some(branch) = &facts.branch else {
                 return Err(PlanError::NoBranch);
             };
+            // A pull request's build is of its merge commit, not of its head
+            // branch: `pr-N`, as docker/metadata-action tags it, so that the
+            // branch's own image (`main`, a fork's `main`) is not replaced.
+            if let Some(n) = facts.pull_request {
+                values.set("branch", format!("pr-{n}"));
+                plan.notes.push(format!(
+                    "pull request #{n} (head branch `{branch}`): its dev tag is `pr-{n}`, \
+                     not the branch's; pass --branch to tag it as a branch"
+                ));
+            }
             if let Some((tag, owner)) = reserved_branch_tag(&values, cfg) {
                 let distinct = distinct_branch_tag(branch);
                 plan.notes.push(format!(

@@ -54,6 +54,30 @@ fn dev_branch_precedence_flag_then_pr_head_then_ref_name() {
         ),
         "given"
     );
+    // In a pull_request workflow the build is of the merge commit: `pr-N`,
+    // never the head branch's tag (a PR from `main` into a release branch
+    // would replace `:main`), with a note; `--branch` still decides.
+    let pr = |cmd: &mut assert_cmd::Command| {
+        cmd.env("GITHUB_REF", "refs/pull/2708/merge")
+            .env("GITHUB_REF_NAME", "2708/merge")
+            .env("GITHUB_HEAD_REF", "main")
+            .env("GITHUB_BASE_REF", "release-v3.8");
+    };
+    let mut cmd = repo.bin();
+    cmd.args(["tag", "--stage", "dev"]);
+    pr(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(lines(&stdout)[0], "pr-2708", "{stdout}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pull request #2708 (head branch `main`)"),
+        "{out:?}"
+    );
+    let mut cmd = repo.bin();
+    cmd.args(["tag", "--stage", "dev", "--branch", "main"]);
+    pr(&mut cmd);
+    assert_eq!(first(&mut cmd), "main");
 }
 
 #[test]
