@@ -1203,6 +1203,7 @@ mod tests {
             reachable: head.iter().map(|s| s.to_string()).collect(),
             unknown: BTreeSet::new(),
             branches: Vec::new(),
+            pull_request: None,
         }
     }
 
@@ -1219,6 +1220,15 @@ mod tests {
 
     fn run(f: &Facts, r: &Request) -> TagPlan {
         plan(f, r, &TagsConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn a_pull_request_is_tagged_pr_n_not_as_its_head_branch() {
+        let mut f = facts(Some("main"), &[], &[]);
+        f.pull_request = Some(2708);
+        let p = run(&f, &req(Stage::Dev));
+        assert_eq!(p.tags, ["pr-2708", "sha-0123456"]);
+        assert!(p.notes[0].contains("head branch `main`"), "{:?}", p.notes);
     }
 
     #[test]
