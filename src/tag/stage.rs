@@ -748,9 +748,40 @@ fn rc_version(
         }
     }
     let part = req.bump.unwrap_or(Bump::Patch);
+    // Pre-releases named by a word (`v2.0.0-alpha.1`) of a version above
+    // the answer: they name the upcoming version.
+    let announced = |floor: &Version| -> Option<(&str, Version)> {
+        versions
+            .iter()
+            .filter_map(|(name, kind)| match kind {
+                TagKind::OtherPre(v) => {
+                    Some((name.as_str(), Version::new(v.major, v.minor, v.patch)))
+                }
+                _ => None,
+            })
+            .filter(|(_, v)| v > floor && !versions.is_released(v))
+            .max_by(|a, b| a.1.cmp(&b.1))
+    };
     match highest {
-        Some(v) => Ok(bump(v, part)),
+        Some(v) => {
+            let next = bump(v, part);
+            if let Some((name, announced)) = announced(&next) {
+                notes.push(format!(
+                    "{name} announces {announced}, above {next}: pass --version {announced} if \
+                     this is its candidate"
+                ));
+            }
+            Ok(next)
+        }
         None => {
+            // No release yet: a pre-release names the first one.
+            let first = announced(&Version::new(0, 0, 0)).filter(|_| req.bump.is_none());
+            if let Some((name, v)) = first {
+                notes.push(format!(
+                    "no release yet; {name} names the upcoming version {v}"
+                ));
+                return Ok(v);
+            }
             notes.push(
                 "no stable version tag found; bumping from 0.0.0 (pass --version to choose)"
                     .to_string(),
@@ -1229,6 +1260,31 @@ mod tests {
         let p = run(&f, &req(Stage::Dev));
         assert_eq!(p.tags, ["pr-2708", "sha-0123456"]);
         assert!(p.notes[0].contains("head branch `main`"), "{:?}", p.notes);
+    }
+
+    #[test]
+    fn a_pre_release_names_the_upcoming_version() {
+        // Only `v2.0.0-alpha.1`: its version, not 0.0.1.
+        let p = run(
+            &facts(Some("main"), &["v2.0.0-alpha.1"], &[]),
+            &req(Stage::Rc),
+        );
+        assert_eq!(p.git_tag.as_deref(), Some("v2.0.0-rc.0"));
+        assert!(p.notes[0].contains("v2.0.0-alpha.1 names"), "{:?}", p.notes);
+        // After releases: the bump, with a note when one is announced above.
+        let f = facts(Some("main"), &["v1.5.0", "v2.0.0-beta.1"], &[]);
+        let p = run(&f, &req(Stage::Rc));
+        assert_eq!(p.git_tag.as_deref(), Some("v1.5.1-rc.0"));
+        assert!(
+            p.notes.iter().any(|n| n.contains("--version 2.0.0")),
+            "{:?}",
+            p.notes
+        );
+        // open-im-server: v3.8.4-alpha.1 is the version the bump gives.
+        let f = facts(Some("main"), &["v3.8.3", "v3.8.4-alpha.1"], &[]);
+        let p = run(&f, &req(Stage::Rc));
+        assert_eq!(p.git_tag.as_deref(), Some("v3.8.4-rc.0"));
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
     }
 
     #[test]
