@@ -35,7 +35,7 @@ pub fn crash_point(name: &str) {
 
 #[cfg(feature = "failpoints")]
 fn crash(name: &str) {
-    eprintln!("failpoint {name}: aborting");
+    crate::say!("failpoint {name}: aborting");
     std::process::abort();
 }
 

@@ -64,7 +64,7 @@ fn quiet_on_closed_stdout() {
 /// credentials.
 fn report(err: &anyhow::Error) {
     let message = error::one_line(err);
-    eprintln!("error: {message}");
+    openim_release::say!("error: {message}");
     if actions::in_actions() {
         let config = err.chain().find_map(|c| c.downcast_ref::<ConfigError>());
         let file = config.map(|c| c.path.display().to_string());

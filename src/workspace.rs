@@ -90,14 +90,14 @@ impl Workspace {
     /// A note on stderr, unless `-q`.
     pub fn note(&self, text: &str) {
         if !self.quiet {
-            eprintln!("note: {text}");
+            crate::say!("note: {text}");
         }
     }
 
     /// A step of a pipeline on stderr, unless `-q`.
     pub fn step(&self, text: &str) {
         if !self.quiet {
-            eprintln!("==> {text}");
+            crate::say!("==> {text}");
         }
     }
 }

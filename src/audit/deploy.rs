@@ -99,7 +99,7 @@ pub fn references(
     let dir = work.path().join("deploy");
     let (first, _) = branches.first().context("no deploy branch")?;
     if !quiet {
-        eprintln!("cloning {} ({first})", scrub(url, &[]));
+        crate::say!("cloning {} ({first})", scrub(url, &[]));
     }
     let repo = Repo::clone_shallow(url, first, &dir)?;
     // The edits without side effects on versions: a chart's version that
@@ -136,7 +136,7 @@ pub fn references(
         };
         if commit.is_none() {
             if !quiet {
-                eprintln!(
+                crate::say!(
                     "note: the deploy repository has no branch {branch} (stages {}): nothing deployed there to check",
                     stages.join(", ")
                 );

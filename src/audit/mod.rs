@@ -394,7 +394,7 @@ pub fn run(ws: &Workspace, req: &AuditRequest) -> Result<AuditReport> {
         registries: &registries,
     };
     if !ws.quiet {
-        eprintln!(
+        crate::say!(
             "auditing {} × {} × {}{}",
             crate::output::text::count(selected.len(), "release"),
             crate::output::text::count(service_list.len(), "service"),
@@ -562,7 +562,7 @@ fn repair(
     let left = report.findings.len() - todo.len();
     if !ws.quiet {
         if todo.is_empty() {
-            eprintln!(
+            crate::say!(
                 "fix: nothing to repair here{}",
                 if left > 0 {
                     " (see the table: the rest needs a mirror, a rebuild or a person)"
@@ -571,10 +571,10 @@ fn repair(
                 }
             );
         } else {
-            eprintln!("fix: {}:", crate::output::text::count(todo.len(), "repair"));
+            crate::say!("fix: {}:", crate::output::text::count(todo.len(), "repair"));
             for &i in &todo {
                 let f = &report.findings[i];
-                eprintln!(
+                crate::say!(
                     "  {}/{}:{} -> {}",
                     f.registry.as_deref().unwrap_or_default(),
                     f.service,

@@ -198,7 +198,7 @@ fn once(kind: &str, message: &str) {
         return;
     }
     seen.push(message.to_string());
-    eprintln!("{kind}: {message}");
+    crate::say!("{kind}: {message}");
     if kind == "warning" && actions::in_actions() {
         actions::command(&actions::annotation("warning", message, None, None));
     }

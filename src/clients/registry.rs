@@ -189,7 +189,7 @@ impl Registry {
             builder().build().unwrap_or_else(|e| {
                 // Only when every CA certificate found is unusable: HTTPS
                 // then fails at the handshake, for the reason given here.
-                eprintln!("warning: no usable CA certificates for HTTPS: {e}");
+                crate::say!("warning: no usable CA certificates for HTTPS: {e}");
                 builder()
                     .tls_built_in_root_certs(false)
                     .build()

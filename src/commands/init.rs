@@ -57,7 +57,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<i32> {
             } else {
                 String::new()
             };
-            eprintln!(
+            crate::say!(
                 "wrote {}; review it, then try `openim-release{config_flag} plan --stage rc`",
                 target.display()
             );

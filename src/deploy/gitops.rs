@@ -166,7 +166,7 @@ impl Checkout {
             }
         }
         if !quiet {
-            eprintln!("cloning {} ({base})", scrub(url, &[]));
+            crate::say!("cloning {} ({base})", scrub(url, &[]));
         }
         let repo = Repo::clone_shallow(url, base, &dir)?;
         let base_sha = repo.head()?.sha;
@@ -244,7 +244,7 @@ fn deploy(
     } = setup;
     let note = |m: &str| {
         if !ws.quiet {
-            eprintln!("{m}");
+            crate::say!("{m}");
         }
     };
     let checkout = &co.dir;
@@ -506,7 +506,7 @@ struct Commit<'a> {
 impl Commit<'_> {
     fn note(&self, m: &str) {
         if !self.quiet {
-            eprintln!("{m}");
+            crate::say!("{m}");
         }
     }
 
@@ -671,7 +671,7 @@ fn open_pull_request(
             if let Err(e) = gh.request_reviewers(&pr, &gitops.reviewers).await {
                 // The pull request stands; a reviewer GitHub refuses
                 // (the author, a non-collaborator) is worth a warning.
-                eprintln!(
+                crate::say!(
                     "warning: requesting reviewers {}: {e:#}",
                     gitops.reviewers.join(", ")
                 );
@@ -690,7 +690,7 @@ fn open_pull_request(
         PrAction::UpToDate => "already up to date:",
     };
     if !quiet {
-        eprintln!(
+        crate::say!(
             "pull request #{} {what} {}",
             pr.number,
             out.pr_url.as_deref().unwrap_or_default()

@@ -262,7 +262,7 @@ pub fn deploy_tag(config: &Config, stage: Stage, tags: &[String], sha: &str) -> 
         ))
         .into());
     }
-    eprintln!(
+    crate::say!(
         "warning: deploying the moving tag {first}: {why}; otherwise a deploy of a later commit \
          finds nothing to change"
     );
@@ -355,11 +355,11 @@ pub fn read_digests(path: &Path) -> Result<BTreeMap<String, String>> {
 pub fn report(plan: &DeployPlan, quiet: bool) {
     if !quiet {
         for s in &plan.skipped {
-            eprintln!("skipped subchart {} ({}): {}", s.subchart, s.name, s.reason);
+            crate::say!("skipped subchart {} ({}): {}", s.subchart, s.name, s.reason);
         }
     }
     for w in &plan.warnings {
-        eprintln!("warning: {w}");
+        crate::say!("warning: {w}");
         if actions::in_actions() {
             actions::command(&actions::annotation(
                 "warning",

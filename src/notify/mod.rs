@@ -166,7 +166,7 @@ pub fn send_all(ws: &Workspace, event: &Event) -> Vec<Sent> {
 }
 
 fn warn(message: &str) {
-    eprintln!("warning: {message}");
+    crate::say!("warning: {message}");
     if actions::in_actions() {
         actions::command(&actions::annotation("warning", message, None, None));
     }

@@ -108,7 +108,7 @@ pub fn annotation(kind: &str, message: &str, file: Option<&str>, line: Option<us
 /// on stderr: the runner reads commands on both streams, and stdout carries
 /// the result alone (`--output json > file` stays JSON, with no secret).
 pub fn command(line: &str) {
-    eprintln!("{line}");
+    crate::say!("{line}");
 }
 
 /// Tell the runner to mask a secret in logs.

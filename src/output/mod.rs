@@ -6,6 +6,26 @@
 //! stderr (`progress`), the debug log on stderr (`log`) and words in
 //! messages (`text`).
 
+/// A line on stderr that never panics: `eprintln!` panics when stderr is
+/// gone (`2>&1 | head -1` closes it), which would stop a release midway.
+/// Progress and notes are for people; without a reader the work goes on.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// [`say!`] without the newline.
+#[macro_export]
+macro_rules! say_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod actions;
 pub mod log;
 pub mod progress;

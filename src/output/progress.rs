@@ -53,7 +53,7 @@ impl Progress {
         }
         match self.bar(key) {
             Some(b) => b.set_message(msg.to_string()),
-            None => eprintln!(
+            None => crate::say!(
                 "[{:>6.1}s] {key}: {msg}",
                 self.start.elapsed().as_secs_f64()
             ),
@@ -67,7 +67,7 @@ impl Progress {
         }
         match self.bar(key) {
             Some(b) => b.finish_with_message(format!("✓ {msg}")),
-            None => eprintln!(
+            None => crate::say!(
                 "[{:>6.1}s] {key}: done: {msg}",
                 self.start.elapsed().as_secs_f64()
             ),
@@ -78,7 +78,7 @@ impl Progress {
     pub fn failed(&self, key: &str, msg: &str) {
         match self.bar(key) {
             Some(b) => b.abandon_with_message(format!("✗ {msg}")),
-            None => eprintln!(
+            None => crate::say!(
                 "[{:>6.1}s] {key}: FAILED: {msg}",
                 self.start.elapsed().as_secs_f64()
             ),
@@ -94,7 +94,7 @@ impl Progress {
             Some(live) => {
                 let _ = live.println(msg);
             }
-            None => eprintln!("{msg}"),
+            None => crate::say!("{msg}"),
         }
     }
 }

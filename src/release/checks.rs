@@ -110,7 +110,7 @@ impl Preflight<'_> {
         // error); `plan` shows every check in its own output.
         if !self.ws.quiet && !req.dry_run {
             for c in checks.iter().filter(|c| c.ok) {
-                eprintln!("    {}", c.line());
+                crate::say!("    {}", c.line());
             }
         }
         checks

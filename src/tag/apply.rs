@@ -278,7 +278,7 @@ struct GitAction {
 impl Ctx<'_> {
     fn note(&self, text: &str) {
         if !self.quiet {
-            eprintln!("note: {text}");
+            crate::say!("note: {text}");
         }
     }
 

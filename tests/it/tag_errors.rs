@@ -221,3 +221,29 @@ fn newer_releases_in_a_form_not_read_refuse_rather_than_go_backwards() {
     );
     assert_eq!(lines(&out), ["v3.9.0-rc.0", "rc0"]);
 }
+
+/// `openim-release … 2>&1 | head -1`: the reader of stdout and stderr goes
+/// away early. The work still happens (progress and notes are for people)
+/// and the exit code is the command's: never a panic's 101.
+#[test]
+fn closed_output_streams_neither_panic_nor_stop_the_work() {
+    let repo = TestRepo::new();
+    repo.git(&["tag", "v1.0.0"]);
+    repo.git(&["commit", "-q", "--allow-empty", "-m", "next"]);
+    let mut child = std_bin(repo.path())
+        // A debug log, notes and the tags: plenty to write after the close.
+        .args(["-vv", "tag", "--stage", "rc", "--create"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(
+        tag_list(repo.path()).contains(&"v1.0.1-rc.0".to_string()),
+        "{:?}",
+        tag_list(repo.path())
+    );
+}

@@ -30,7 +30,7 @@ impl Render for BuildReport {
             }
         }
         if self.dry_run && !quiet {
-            eprintln!(
+            crate::say!(
                 "dry run: {}, platforms {}; nothing was built or pushed",
                 text::count(self.images.len(), "service"),
                 self.images
@@ -90,22 +90,22 @@ pub fn digest_lines(report: &BuildReport) -> String {
 pub fn report_failures(report: &BuildReport) -> i32 {
     let failed = report.failed();
     for f in &failed {
-        eprintln!(
+        crate::say!(
             "error: {}: {}",
             f.service,
             f.error.as_deref().unwrap_or("failed")
         );
         if !f.log_tail.is_empty() {
-            eprintln!("  last lines of the {} build:", f.service);
+            crate::say!("  last lines of the {} build:", f.service);
             for l in &f.log_tail {
-                eprintln!("  | {l}");
+                crate::say!("  | {l}");
             }
         }
     }
     if failed.is_empty() {
         return error::OK;
     }
-    eprintln!(
+    crate::say!(
         "{} of {} failed: {}",
         failed.len(),
         text::count(report.images.len(), "service"),

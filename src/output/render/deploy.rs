@@ -13,10 +13,10 @@ impl Render for ChartReport {
         if self.changed {
             write!(out, "{}", self.diff)?;
         } else if !quiet {
-            eprintln!("{}", nothing_to_change(self.warnings.len()));
+            crate::say!("{}", nothing_to_change(self.warnings.len()));
         }
         if self.dry_run && self.changed && !quiet {
-            eprintln!(
+            crate::say!(
                 "dry run: {} would change; nothing was written",
                 text::count(self.files.len(), "file")
             );
@@ -121,7 +121,7 @@ pub fn gitops_plan_text(r: &GitopsReport, out: &mut dyn Write, quiet: bool) -> s
             )?,
         }
     } else if !quiet {
-        eprintln!("{}", r.up_to_date);
+        crate::say!("{}", r.up_to_date);
     }
     Ok(())
 }

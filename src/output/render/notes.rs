@@ -28,7 +28,7 @@ impl Render for Notes {
                 ),
                 None => "nothing was published".to_string(),
             };
-            eprintln!(
+            crate::say!(
                 "notes of {}: {} since {since}; {published}",
                 self.tag,
                 crate::output::text::count(self.entries.len(), "change")

@@ -37,7 +37,7 @@ impl Render for MirrorReport {
             let mut services: Vec<&str> = self.images.iter().map(|i| i.service.as_str()).collect();
             services.dedup();
             for route in &self.routes {
-                eprintln!(
+                crate::say!(
                     "dry run: {} from {} to {}; nothing was copied",
                     text::count(services.len(), "service"),
                     route.from,
@@ -47,7 +47,7 @@ impl Render for MirrorReport {
             return Ok(());
         }
         for t in &self.targets {
-            eprintln!("{}: {}", t.registry, moved_line(&t.moved));
+            crate::say!("{}: {}", t.registry, moved_line(&t.moved));
         }
         Ok(())
     }
@@ -88,7 +88,7 @@ impl Render for MirrorReport {
 pub fn report_mirror_failures(r: &MirrorReport) -> i32 {
     let failed = r.failed();
     for f in &failed {
-        eprintln!(
+        crate::say!(
             "error: {}: {}",
             f.service,
             f.error.as_deref().unwrap_or("failed")
@@ -132,26 +132,27 @@ impl Render for BundleReport {
         );
         match (self.action, self.dry_run) {
             (BundleAction::Export, true) => {
-                eprintln!(
+                crate::say!(
                     "dry run: {} would hold {what}; nothing was read or written",
                     self.file
                 )
             }
-            (BundleAction::Import, true) => eprintln!(
+            (BundleAction::Import, true) => crate::say!(
                 "dry run: {} holds {what} for {}; nothing was pushed",
-                self.file, self.registry
+                self.file,
+                self.registry
             ),
-            (BundleAction::Export, false) => eprintln!(
+            (BundleAction::Export, false) => crate::say!(
                 "wrote {} ({}): {what}, {}",
                 self.file,
                 text::bytes(self.bytes),
                 text::count(self.moved.artifacts as usize, "artifact")
             ),
             (BundleAction::Import, false) => {
-                eprintln!("{}: {}", self.registry, moved_line(&self.moved));
+                crate::say!("{}: {}", self.registry, moved_line(&self.moved));
                 for c in &self.charts {
                     if let Some(r) = &c.reference {
-                        eprintln!("note: helm install {} {r} --version {}", c.name, c.version);
+                        crate::say!("note: helm install {} {r} --version {}", c.name, c.version);
                     }
                 }
             }

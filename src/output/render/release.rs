@@ -20,7 +20,7 @@ impl Render for ReleaseReport {
                 writeln!(out, "{url}")?;
             }
             if !quiet {
-                eprint!("{}", terminal_summary(self));
+                crate::say_part!("{}", terminal_summary(self));
             }
             return Ok(());
         }
@@ -75,7 +75,7 @@ impl Render for ReleaseReport {
             )?;
         }
         if !quiet {
-            eprintln!("plan only: nothing was built, tagged or pushed");
+            crate::say!("plan only: nothing was built, tagged or pushed");
         }
         Ok(())
     }
