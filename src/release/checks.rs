@@ -91,6 +91,21 @@ impl Preflight<'_> {
             };
             let name = "deploy repository";
             checks.push(match gitops::run_with(self.ws, &plan, kept) {
+                // Even with a tag no file holds, nothing would change, and
+                // the files said why: the release would deploy nothing.
+                Ok(r) if r.files.is_empty() && !r.warnings.is_empty() => Check::failed_with(
+                    name,
+                    format!(
+                        "the deploy would change no file: {}; point deploy at the files that \
+                         deploy the services' images, or set deploy: false for this stage",
+                        r.warnings
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                    crate::error::USAGE,
+                ),
                 Ok(r) => Check::passed(
                     name,
                     format!(

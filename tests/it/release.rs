@@ -836,3 +836,31 @@ fn release_builds_once_and_mirrors_by_digest() {
         "{json}"
     );
 }
+
+/// A deploy whose files hold no image of the configured services (the
+/// deploy repository names another registry) would deploy nothing: the
+/// plan's deploy check fails and says why, instead of "0 files would
+/// change" under "ok"; `release` stops there with nothing made.
+#[test]
+#[ignore = "needs the services of scripts/test"]
+fn a_deploy_that_would_change_no_file_is_a_failed_check() {
+    let w = world_with(|s, _| {
+        let (deploy_url, name) = crate::gitops::deploy_remote(s, "127.0.0.1:1/elsewhere");
+        let cfg = format!(
+            "deploy:\n  url: {deploy_url}\n  repository: openimsdk/{name}\n  base: main\n  env_files: [docker-compose/.env]\n"
+        );
+        (deploy_url, name, cfg)
+    });
+    let out = w.release(&["plan", "--stage", "rc"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("the deploy would change no file: docker-compose/.env:"),
+        "{stdout}"
+    );
+    let out = w.release(&["release", "--stage", "rc"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(tag_list(w.origin.path()).iter().all(|t| !t.contains("rc")));
+    assert!(w.gh.pulls(&w.repository).is_empty());
+}
