@@ -149,18 +149,13 @@ impl Checkout {
             .tempdir()
             .context("creating a work directory")?;
         let dir = work.path().join("deploy");
-        if let Some(path) = local_path(url) {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        if let Some(path) = crate::clients::git::local_path(url, &cwd) {
             if !path.exists() {
-                let from = if path.is_relative() {
-                    std::env::current_dir()
-                        .map(|d| format!(" (from {})", d.display()))
-                        .unwrap_or_default()
-                } else {
-                    String::new()
-                };
                 return Err(BadInput(format!(
-                    "deploy.url: {url} is a local path{from} that does not exist; write the \
-                     deploy repository's path or URL (https://…, git@host:owner/name.git)"
+                    "deploy.url: {url} is a local path ({}) that does not exist; write the \
+                     deploy repository's path or URL (https://…, git@host:owner/name.git)",
+                    path.display()
                 ))
                 .into());
             }
@@ -724,21 +719,6 @@ fn author(cfg: &GitopsConfig) -> Author {
 /// `https://github.com/openimsdk/helm-charts.git` → `openimsdk/helm-charts`.
 /// The path a `deploy.url` names on this machine: `file://…`, or anything
 /// that is neither a URL with a scheme nor scp-like `[user@]host:path`.
-fn local_path(url: &str) -> Option<std::path::PathBuf> {
-    if let Some(p) = url.strip_prefix("file://") {
-        return Some(p.into());
-    }
-    if url.contains("://") {
-        return None;
-    }
-    let scp_like = match (url.find(':'), url.find('/')) {
-        (Some(colon), Some(slash)) => colon < slash,
-        (Some(_), None) => true,
-        _ => false,
-    };
-    (!scp_like).then(|| url.into())
-}
-
 fn repository_from_url(url: &str) -> Option<String> {
     let trimmed = url.trim_end_matches('/').trim_end_matches(".git");
     let mut parts = trimmed.rsplit('/');
@@ -763,19 +743,6 @@ fn up_to_date(plan: &DeployPlan, what: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn local_paths_of_urls() {
-        assert_eq!(local_path("../helm-charts"), Some("../helm-charts".into()));
-        assert_eq!(
-            local_path("/srv/git/charts.git"),
-            Some("/srv/git/charts.git".into())
-        );
-        assert_eq!(local_path("file:///srv/charts"), Some("/srv/charts".into()));
-        assert_eq!(local_path("https://github.com/o/r.git"), None);
-        assert_eq!(local_path("git@github.com:o/r.git"), None);
-        assert_eq!(local_path("host:r.git"), None);
-    }
 
     #[test]
     fn repository_names_from_urls() {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 /// The remote repository's directory when `url` names one on this machine
 /// (a path or a `file://` URL), as libgit2's local transport would open it.
-pub(super) fn local_path(url: &str, workdir: &Path) -> Option<PathBuf> {
+pub fn local_path(url: &str, workdir: &Path) -> Option<PathBuf> {
     let path = match url.strip_prefix("file://") {
         Some(p) => PathBuf::from(p),
         None if url.contains("://") || is_scp_like(url) => return None,
@@ -185,6 +185,24 @@ fn transfer(local: &Repository, remote: &Repository, new: Oid) -> Result<(), git
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn local_paths_of_urls() {
+        let wd = std::path::Path::new("/work/src");
+        let path = |u: &str| super::local_path(u, wd);
+        assert_eq!(
+            path("../helm-charts"),
+            Some("/work/src/../helm-charts".into())
+        );
+        assert_eq!(
+            path("/srv/git/charts.git"),
+            Some("/srv/git/charts.git".into())
+        );
+        assert_eq!(path("file:///srv/charts"), Some("/srv/charts".into()));
+        assert_eq!(path("https://github.com/o/r.git"), None);
+        assert_eq!(path("git@github.com:o/r.git"), None);
+        assert_eq!(path("host:r.git"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod history;
 mod local_push;
+pub use local_push::local_path;
 mod tls_roots;
 
 pub use history::HistoryCommit;
@@ -387,6 +388,22 @@ impl Repo {
             debug!("ls-remote {shown} failed: {msg}");
             anyhow::anyhow!(msg)
         };
+        // A local path that is not there: libgit2 says "unsupported URL
+        // protocol" (a path) or "failed to resolve path" (file://).
+        if let Some(path) = r
+            .url()
+            .ok()
+            .and_then(|u| local_push::local_path(u, &self.root))
+        {
+            if !path.exists() {
+                return Err(anyhow::anyhow!(
+                    "no such directory {} (a local path); point `{remote}` at the repository \
+                     with `git remote set-url {remote} URL`",
+                    path.display()
+                ))
+                .with_context(context);
+            }
+        }
         let conn = r
             .connect_auth(Direction::Fetch, Some(auth.callbacks()), None)
             .map_err(failed)
