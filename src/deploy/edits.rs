@@ -298,12 +298,22 @@ pub fn plan(root: &Path, inputs: &DeployInputs, release: &Release) -> Result<Dep
     }
     // A chart's version moves once per run (however many entries or values
     // files edit it), and only when something in it changed: a re-run with
-    // nothing to do never creeps it.
+    // nothing to do never creeps it. Nor does a second run before a commit
+    // (a tag corrected): a version that already differs from the committed
+    // one has moved, by a run or by hand, and stays.
+    let repo = crate::clients::git::Repo::discover(root).ok();
     for (dir, bump, values) in &charts {
         let dir = Path::new(dir);
         if texts.changed_under(dir) || values.iter().any(|v| texts.changed(v)) {
             let chart_yaml = dir.join("Chart.yaml");
             let text = texts.get(&chart_yaml)?;
+            let version_of = |t: &str| yamledit::get(t, &["version".to_string()]).ok().flatten();
+            let committed = repo
+                .as_ref()
+                .and_then(|r| r.committed_text(&root.join(&chart_yaml)));
+            if committed.is_some_and(|c| version_of(&c) != version_of(&text)) {
+                continue;
+            }
             let bumped = chart::bump_version(&text, &rel(&chart_yaml), *bump, &mut out.scalars)?;
             texts.put(&chart_yaml, bumped);
         }

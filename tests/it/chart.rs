@@ -85,6 +85,51 @@ fn bump_updates_the_umbrella_and_its_subcharts_preserving_format() {
     assert_eq!(out.status.code(), Some(3));
 }
 
+/// In a git checkout the chart version moves once per commit: a second
+/// `chart bump` before committing (the tag corrected) keeps the version the
+/// first one gave; after a commit the next bump moves it again.
+#[test]
+fn a_second_bump_before_a_commit_does_not_move_the_version_again() {
+    let repo = TestRepo::empty();
+    let root = repo.path();
+    write_layout(root, "ghcr.io/openimsdk");
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "charts"]);
+    let bump = |tag: &str| {
+        json_ok(bin(root).args([
+            "chart",
+            "bump",
+            "charts/openim-server",
+            "--registry",
+            "ghcr.io/openimsdk",
+            "--app-version",
+            "3.8.1",
+            "--image-tag",
+            tag,
+            "--no-verify",
+        ]))
+    };
+    let version = || {
+        read(root, "charts/openim-server/Chart.yaml")
+            .lines()
+            .find(|l| l.starts_with("version:"))
+            .unwrap()
+            .to_string()
+    };
+    bump("v3.8.1-rc.1");
+    assert_eq!(version(), "version: 0.1.18");
+    let again = bump("v3.8.1-rc.2");
+    assert_eq!(again["changed"], true);
+    assert_eq!(version(), "version: 0.1.18");
+    assert!(
+        read(root, "charts/openim-server/charts/openim-api/values.yaml")
+            .contains("tag: \"v3.8.1-rc.2\"")
+    );
+    repo.git(&["commit", "-q", "-am", "rc.2"]);
+    bump("v3.8.1-rc.3");
+    assert_eq!(version(), "version: 0.1.19");
+}
+
 #[test]
 fn bump_dry_run_prints_the_diff_and_writes_nothing() {
     let dir = layout();

@@ -135,6 +135,19 @@ impl Repo {
         Ok(Repo { repo, root })
     }
 
+    /// The text of `file` (a path in the work tree) as HEAD's commit holds
+    /// it; `None` when HEAD has no such file (or no commit), or it is not
+    /// UTF-8.
+    pub fn committed_text(&self, file: &Path) -> Option<String> {
+        let abs = std::fs::canonicalize(file).ok()?;
+        let root = std::fs::canonicalize(&self.root).ok()?;
+        let rel = abs.strip_prefix(root).ok()?;
+        let tree = self.repo.head().ok()?.peel_to_tree().ok()?;
+        let entry = tree.get_path(rel).ok()?;
+        let blob = entry.to_object(&self.repo).ok()?.peel_to_blob().ok()?;
+        String::from_utf8(blob.content().to_vec()).ok()
+    }
+
     /// The work tree (or, for a bare repository, the git directory).
     pub fn root(&self) -> &Path {
         &self.root
