@@ -13,6 +13,8 @@ use regex::Regex;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+mod root_image;
+
 pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<i32> {
     let dir = match &global.directory {
         Some(d) => d.clone(),
@@ -386,6 +388,31 @@ fn env_files(root: &Path, files: &[PathBuf], services: &[String]) -> Vec<String>
 }
 
 /// The proposed configuration text.
+/// Images the repository's workflows build from its root Dockerfile that
+/// are not services of the compose file (OpenIM's all-in-one images), with
+/// the workflow that builds each.
+fn root_images(root: &Path, files: &[PathBuf], known: &[String]) -> Vec<(String, String)> {
+    if !root.join("Dockerfile").is_file() {
+        return Vec::new();
+    }
+    let workflows = root.join(".github").join("workflows");
+    let mut out: Vec<(String, String)> = Vec::new();
+    for path in files {
+        if path.parent() != Some(workflows.as_path()) || !is_yaml(&file_name(path)) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        if let Some(name) = root_image::built_from_root(&text) {
+            if !known.contains(&name) && !out.iter().any(|(n, _)| *n == name) {
+                out.push((name, rel(root, path)));
+            }
+        }
+    }
+    out
+}
+
 pub fn propose(root: &Path, origin: Option<&str>) -> Result<String> {
     let mut files = Vec::new();
     walk(root, 5, &mut files);
@@ -540,6 +567,15 @@ pub fn propose(root: &Path, origin: Option<&str>) -> Result<String> {
         match compose {
             Some(c) => {
                 y.push_str(&format!("  # services, build args and contexts come from the compose build file\n  compose: {}\n", rel(root, c)));
+                let root_images = root_images(root, &files, &compose_services);
+                if !root_images.is_empty() {
+                    y.push_str("  services:\n");
+                }
+                for (name, workflow) in &root_images {
+                    y.push_str(&format!(
+                        "    # built from the root Dockerfile by {workflow}\n    - {{ name: {name}, dockerfile: Dockerfile, context: . }}\n"
+                    ));
+                }
             }
             None => {
                 y.push_str("  services:\n");

@@ -164,6 +164,23 @@ fn init_proposes_the_registries_the_workflows_push_to() {
         ],
         "{out}"
     );
+    // …and the all-in-one image its workflow builds from the root
+    // Dockerfile, besides the compose services (openim-docker deploys it).
+    assert!(
+        out.contains("  services:\n    # built from the root Dockerfile by .github/workflows/build-image.yml\n    - { name: openim-chat, dockerfile: Dockerfile, context: . }\n"),
+        "{out}"
+    );
+    let repo = crate::fixtures::repo("init/chat", "");
+    repo.write("openim-release.yaml", &out);
+    let planned = stdout_ok(repo.bin().args(["build", "--dry-run", "--stage", "dev"]));
+    assert!(
+        planned.contains("ghcr.io/openimsdk/openim-chat:main"),
+        "{planned}"
+    );
+    assert!(
+        planned.contains("ghcr.io/openimsdk/openim-chat-api:main"),
+        "{planned}"
+    );
 }
 
 #[test]
