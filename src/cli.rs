@@ -291,7 +291,7 @@ pub struct ReleaseCmdArgs {
     /// Only these services (repeatable).
     #[arg(long = "service", value_name = "NAME")]
     pub service: Vec<String>,
-    /// Services built at the same time.
+    /// Services built at the same time [default: 4 per core, 4 to 16].
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
     /// Print the plan only (same as `openim-release plan`).
@@ -516,7 +516,7 @@ pub struct BuildArgs {
     pub tags: TagSource,
     #[command(flatten)]
     pub select: ImageSelect,
-    /// Services built at the same time [default: number of cores].
+    /// Services built at the same time [default: 4 per core, 4 to 16].
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
     /// Print every image reference that would be built and pushed; change nothing.
