@@ -12,6 +12,7 @@
 //! | `tag.pushed` | anything after a git tag push succeeded |
 //! | `registry.blob` | a blob is uploaded (one the registry lacks) |
 //! | `registry.mount` | a blob is mounted from another repository of the registry |
+//! | `mirror.blob` | a blob is copied to a mirror (`images.mirrors`, `mirror`) |
 //! | `registry.manifest` | a platform manifest is pushed by digest |
 //! | `registry.index` | an image index is pushed by digest |
 //! | `registry.attach` | an attachment (SBOM, provenance, signature) is pushed beside an image |

@@ -170,7 +170,7 @@ impl Sink for RegistryEnd {
                 }
                 UploadStart::Session(url) => url,
             };
-            crate::failpoint::crash_point("registry.blob");
+            crate::failpoint::crash_point("mirror.blob");
             let body = src.blob(src_repo, desc).await?;
             match self
                 .registry
