@@ -371,10 +371,21 @@ async fn build_image(
     annotations.insert(labels::INPUTS.to_string(), inputs.clone());
     let labels = labels::labels(&shared.info, name, &shared.extra_labels);
     let mut manifests: Vec<(Platform, ExportedImage)> = Vec::new();
+    // SBOMs read the layers: made while the image is pushed, not after.
+    let mut sboms = Vec::new();
     for platform in &s.platforms {
         let exported =
             build_platform(shared, image, &sent, platform, &labels, &annotations, tags).await?;
         if let Some(img) = exported {
+            if let (Some(supply), PushMode::Tags) = (&shared.supply, shared.mode) {
+                sboms.push(supply.start_sbom(
+                    &shared.registries,
+                    name,
+                    repo,
+                    &platform_image(platform, &img),
+                    &shared.info.created,
+                ));
+            }
             if matches!(shared.mode, PushMode::Tags | PushMode::DigestOnly) {
                 push_platform(shared, name, repo, &img).await?;
             }
@@ -404,11 +415,7 @@ async fn build_image(
     }
     let platform_images: Vec<crate::supply::PlatformImage> = manifests
         .iter()
-        .map(|(p, m)| crate::supply::PlatformImage {
-            platform: p.clone(),
-            manifest: m.manifest.descriptor(),
-            layers: m.layers.iter().map(|l| l.path.clone()).collect(),
-        })
+        .map(|(p, m)| platform_image(p, m))
         .collect();
     let top = if manifests.len() == 1 {
         manifests.remove(0).1.manifest
@@ -447,7 +454,7 @@ async fn build_image(
         };
         outcome.supply_chain = Some(
             supply
-                .attach_built(&shared.registries, name, built, &shared.progress)
+                .attach_built(&shared.registries, name, built, sboms, &shared.progress)
                 .await,
         );
     }
@@ -464,6 +471,15 @@ async fn build_image(
         outcome.pending = Some(top);
     }
     Ok(Status::Built)
+}
+
+/// One platform of a built image, as the supply chain reads it.
+fn platform_image(platform: &Platform, image: &ExportedImage) -> crate::supply::PlatformImage {
+    crate::supply::PlatformImage {
+        platform: platform.clone(),
+        manifest: image.manifest.descriptor(),
+        layers: image.layers.iter().map(|l| l.path.clone()).collect(),
+    }
 }
 
 /// What the provenance says of the build of `image`.

@@ -186,14 +186,39 @@ impl Supply {
         }
     }
 
-    /// Attach the SBOMs, the provenance and (with a key) the signature of a
-    /// freshly built image to every registry. Never fails: what a registry
-    /// refused is in its outcome.
+    /// Start making the SBOM of one platform of a freshly built image, on a
+    /// blocking thread: it reads the layers, which takes seconds for a large
+    /// image, so it runs while the image is pushed. [`Supply::attach_built`]
+    /// takes the result.
+    pub fn start_sbom(
+        &self,
+        registries: &[Arc<Registry>],
+        service: &str,
+        repository: &str,
+        platform: &PlatformImage,
+        created: &str,
+    ) -> SbomTask {
+        let repositories: Vec<String> = registries
+            .iter()
+            .map(|r| image_name(r, repository))
+            .collect();
+        let (service, platform, created) =
+            (service.to_string(), platform.clone(), created.to_string());
+        SbomTask(tokio::spawn(async move {
+            make_sbom(&service, &platform, &repositories, &created).await
+        }))
+    }
+
+    /// Attach the SBOMs (`sboms`, one task per platform of `built`, from
+    /// [`Supply::start_sbom`]), the provenance and (with a key) the
+    /// signature of a freshly built image to every registry. Never fails:
+    /// what a registry refused is in its outcome.
     pub async fn attach_built(
         &self,
         registries: &[Arc<Registry>],
         service: &str,
         built: Built,
+        sboms: Vec<SbomTask>,
         progress: &Progress,
     ) -> SupplyOutcome {
         let mut outcome = SupplyOutcome {
@@ -205,8 +230,12 @@ impl Supply {
             .map(|r| image_name(r, &built.repository))
             .collect();
         let mut sbom_items = Vec::new();
-        for p in &built.platforms {
-            match make_sbom(service, p, &repositories, &built.created).await {
+        for (p, task) in built.platforms.iter().zip(sboms) {
+            let made = match task.0.await {
+                Ok(made) => made,
+                Err(e) => Err(anyhow::anyhow!("the SBOM task stopped: {e}")),
+            };
+            match made {
                 Ok((made, item)) => {
                     outcome.sboms.push(made);
                     sbom_items.push(item);
@@ -480,6 +509,9 @@ impl Supply {
 }
 
 /// Make the SBOM of one platform image (blocking work on a thread).
+/// An SBOM being made (see [`Supply::start_sbom`]).
+pub struct SbomTask(tokio::task::JoinHandle<Result<(SbomInfo, Item)>>);
+
 async fn make_sbom(
     service: &str,
     p: &PlatformImage,
