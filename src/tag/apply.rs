@@ -541,7 +541,8 @@ impl Ctx<'_> {
         }
         facts.tags = names.into_iter().collect();
         facts.head_tags = head_tags;
-        let asked = stage::ancestry_questions(stage, &facts.tags, tags_cfg);
+        let asked =
+            stage::ancestry_questions(stage, &facts.tags, tags_cfg, facts.branch.as_deref());
         (facts.reachable, facts.unknown) =
             self.repo
                 .reachable_from(&self.head.sha, &asked, &remote_only)?;

@@ -151,6 +151,8 @@ pub enum PlanError {
     NoReleaseVersion(String),
     #[error("cannot tell which release to patch: {0}")]
     NoPatchVersion(String),
+    #[error("cannot tell which version this candidate is of: {0}")]
+    StaleLine(String),
     #[error(
         "version {0} is not released (no tag {1}); a patch follows a release: pass \
          --version of a released X.Y.Z, or use --stage rc / release"
@@ -242,15 +244,32 @@ pub fn branch_target(branch: Option<&str>, pattern: &str) -> Option<BranchTarget
 /// ([`Facts::reachable`]): the rc tags of unreleased versions (rc, release),
 /// the stable tags (patch). Asking only these keeps `tag` fast on large
 /// repositories.
-pub fn ancestry_questions(stage: Stage, tags: &[String], cfg: &TagsConfig) -> Vec<String> {
+pub fn ancestry_questions(
+    stage: Stage,
+    tags: &[String],
+    cfg: &TagsConfig,
+    branch: Option<&str>,
+) -> Vec<String> {
     let prefix = resolve_prefix(tags, cfg.prefix.as_deref())
         .map(|(p, _)| p)
         .unwrap_or_else(|_| cfg.prefix().to_string());
     let versions = VersionTags::from_names(tags.iter().map(String::as_str), &prefix);
+    // rc on a line branch: also the line's releases (is the latest one on
+    // HEAD's history?).
+    let line = match (stage, branch_target(branch, &cfg.release_branch)) {
+        (Stage::Rc, Some(t)) if t.patch.is_none() => Some(t),
+        _ => None,
+    };
     match stage {
         Stage::Rc | Stage::Release => versions
             .unreleased_rc_tags()
             .map(|(name, _, _)| name.to_string())
+            .chain(
+                versions
+                    .stable_tags()
+                    .filter(|(_, v)| line.is_some_and(|t| t.in_line(v)))
+                    .map(|(name, _)| name.to_string()),
+            )
             .collect(),
         Stage::Patch => versions
             .stable_tags()
@@ -427,7 +446,7 @@ pub fn plan(facts: &Facts, req: &Request, cfg: &TagsConfig) -> Result<TagPlan, P
             plan.version = Some(version);
         }
         Stage::Rc => {
-            let version = rc_version(facts, req, &versions, target, &mut plan.notes)?;
+            let version = rc_version(facts, req, cfg, &versions, target, &mut plan.notes)?;
             if let Some(tag) = versions.release_tag(&version) {
                 return Err(PlanError::AlreadyReleased(
                     version,
@@ -707,6 +726,7 @@ fn open_series<'a>(
 fn rc_version(
     facts: &Facts,
     req: &Request,
+    cfg: &TagsConfig,
     versions: &VersionTags,
     target: Option<BranchTarget>,
     notes: &mut Vec<String>,
@@ -734,11 +754,12 @@ fn rc_version(
         if let Some(v) = open.last() {
             return Ok((*v).clone());
         }
-        return Ok(Version::new(
-            t.major,
-            t.minor,
-            highest.map_or(0, |v| v.patch + 1),
-        ));
+        let next = Version::new(t.major, t.minor, highest.map_or(0, |v| v.patch + 1));
+        // The candidate of X.Y.(Z+1) holds X.Y.Z's code.
+        if let Some(latest) = highest {
+            line_release_on_history(facts, cfg, versions, t, latest.clone(), &next)?;
+        }
+        return Ok(next);
     }
     let highest = versions.highest_released(|_| true);
     if req.bump.is_none() {
@@ -912,7 +933,8 @@ fn patch_version(
                      version"
                 ))
             })?;
-        return line_release_on_history(facts, cfg, versions, t, latest);
+        let next = latest.clone();
+        return line_release_on_history(facts, cfg, versions, t, latest, &next);
     }
     // The release HEAD is built on: a stable or patch tag at HEAD, else the
     // highest stable tag on HEAD's history.
@@ -967,7 +989,9 @@ fn line_release_on_history(
     versions: &VersionTags,
     line: BranchTarget,
     latest: Version,
+    next: &Version,
 ) -> Result<Version, PlanError> {
+    let rc = next != &latest;
     let p = cfg.prefix();
     let name = versions
         .release_tag(&latest)
@@ -976,7 +1000,8 @@ fn line_release_on_history(
         return Ok(latest);
     }
     if facts.unknown.contains(&name) {
-        return Err(PlanError::UnknownHistory(name, "release to patch"));
+        let what = if rc { "next rc" } else { "release to patch" };
+        return Err(PlanError::UnknownHistory(name, what));
     }
     let others: Vec<String> = facts
         .branches
@@ -990,21 +1015,41 @@ fn line_release_on_history(
         .filter(|(n, v)| line.in_line(v) && facts.reachable.contains(*n))
         .map(|(_, v)| v)
         .max();
-    Err(PlanError::NoPatchVersion(match held {
-        Some(h) => format!(
-            "{p}{latest} is the latest release of the {line} line, but HEAD's history holds \
-             {p}{h}, not {p}{latest}: a patch from here would ship {h}'s code as a patch of \
-             {latest}; check out the branch of {p}{latest} ({branches}), or patch {h} on \
-             purpose with --version {h}"
+    let claim = match (rc, held) {
+        (false, Some(h)) => format!(
+            "a patch from here would ship {h}'s code as a patch of {latest}; check out the \
+             branch of {p}{latest} ({branches}), or patch {h} on purpose with --version {h}"
         ),
-        None => format!(
-            "{p}{latest} is the latest release of the {line} line, but no release of that \
-             line is on HEAD's history (the branch is older than the line's first release, \
-             or its releases were tagged on another branch); check out the branch of \
-             {p}{latest} ({branches}), or pass --version {latest} to patch it from this code \
-             on purpose"
+        (false, None) => format!(
+            "check out the branch of {p}{latest} ({branches}), or pass --version {latest} to \
+             patch it from this code on purpose"
         ),
-    }))
+        (true, _) => {
+            let named = if branches.starts_with("such as") {
+                String::new()
+            } else {
+                format!(" ({branches})")
+            };
+            format!(
+                "a candidate of {next} from here would lack what {latest} shipped; check out \
+                 a branch that holds {p}{latest}{named}, or pass --version {next} to make it \
+                 from this code on purpose"
+            )
+        }
+    };
+    let holds = match held {
+        Some(h) => format!("HEAD's history holds {p}{h}, not {p}{latest}"),
+        None => "no release of that line is on HEAD's history (the branch is older than the \
+                 line's first release, or its releases were tagged on another branch)"
+            .to_string(),
+    };
+    let message =
+        format!("{p}{latest} is the latest release of the {line} line, but {holds}: {claim}");
+    Err(if rc {
+        PlanError::StaleLine(message)
+    } else {
+        PlanError::NoPatchVersion(message)
+    })
 }
 
 /// Refuses a version computed from history when a tag shaped like a release
@@ -1866,6 +1911,59 @@ mod tests {
             run(&ok, &req(Stage::Patch)).git_tag.as_deref(),
             Some("v3.7.1-patch.1")
         );
+    }
+
+    /// The same for an rc on a line branch: `release-v3.8` (pre-3.8.0
+    /// code) answered `v3.8.4-rc.0`, a candidate lacking what 3.8.3 shipped.
+    #[test]
+    fn an_rc_on_a_line_branch_without_its_latest_release_is_refused() {
+        let stale = facts_off_history(Some("release-v3.8"), &["v3.7.1", "v3.8.0", "v3.8.3"], &[]);
+        let e = err(&stale, &req(Stage::Rc));
+        assert!(matches!(e, PlanError::StaleLine(_)), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("a candidate of 3.8.4 from here would lack what 3.8.3 shipped"),
+            "{msg}"
+        );
+        assert!(msg.contains("--version 3.8.4"), "{msg}");
+        let mut r = req(Stage::Rc);
+        r.version = Some(Version::new(3, 8, 4));
+        assert_eq!(run(&stale, &r).git_tag.as_deref(), Some("v3.8.4-rc.0"));
+        // Holding it: the next candidate; an open series still continues.
+        let mut ok = stale.clone();
+        ok.reachable.insert("v3.8.3".into());
+        assert_eq!(
+            run(&ok, &req(Stage::Rc)).git_tag.as_deref(),
+            Some("v3.8.4-rc.0")
+        );
+        let mut open = facts_off_history(Some("release-v3.8"), &["v3.8.3", "v3.8.4-rc.1"], &[]);
+        open.reachable.insert("v3.8.4-rc.1".into());
+        assert_eq!(
+            run(&open, &req(Stage::Rc)).git_tag.as_deref(),
+            Some("v3.8.4-rc.2")
+        );
+        // A line with no release yet: its first candidate.
+        let first = facts_off_history(Some("release-v3.9"), &["v3.8.3"], &[]);
+        assert_eq!(
+            run(&first, &req(Stage::Rc)).git_tag.as_deref(),
+            Some("v3.9.0-rc.0")
+        );
+        // The release of the line is asked about.
+        let tags: Vec<String> = ["v3.8.0", "v3.8.3", "v3.7.1", "v3.8.4-rc.0"]
+            .map(String::from)
+            .to_vec();
+        let asked = ancestry_questions(
+            Stage::Rc,
+            &tags,
+            &TagsConfig::default(),
+            Some("release-v3.8"),
+        );
+        assert!(
+            asked.contains(&"v3.8.3".to_string()) && !asked.contains(&"v3.7.1".to_string()),
+            "{asked:?}"
+        );
+        let asked = ancestry_questions(Stage::Rc, &tags, &TagsConfig::default(), Some("main"));
+        assert_eq!(asked, ["v3.8.4-rc.0"]);
     }
 
     #[test]
