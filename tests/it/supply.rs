@@ -94,6 +94,14 @@ fn attachment_layers(ns: &str, service: &str, digest: &str, suffix: &str) -> Vec
     m["layers"].as_array().unwrap().clone()
 }
 
+/// `verify --tag v1 --service openim-api --key PUBLIC` in `repo`.
+fn verify_v1(repo: &TestRepo, public: &Path) -> assert_cmd::Command {
+    let mut cmd = repo.bin();
+    cmd.args(["verify", "--tag", "v1", "--service", "openim-api", "--key"])
+        .arg(public);
+    cmd
+}
+
 fn build(s: &Services, repo: &TestRepo) -> assert_cmd::Command {
     let mut cmd = repo.bin();
     cmd.env("DOCKER_HOST", &s.docker_host).arg("build");
@@ -247,21 +255,12 @@ fn build_signs_attests_and_attaches_sboms_as_cosign_tags_verified_by_openssl() {
     }
 
     // `verify` with the public key: everything there.
-    let out = stdout_ok(
-        repo.bin()
-            .args(["verify", "--tag", "v1", "--service", "openim-api", "--key"])
-            .arg(&public),
-    );
+    let out = stdout_ok(&mut verify_v1(&repo, &public));
     assert!(out.contains("verified: 1 image"), "{out}");
     // Another key: the signature does not verify; exit 1, the table says so.
     let other = tempfile::tempdir().unwrap();
     let (_, other_public) = openssl_keys(other.path());
-    let out = repo
-        .bin()
-        .args(["verify", "--tag", "v1", "--service", "openim-api", "--key"])
-        .arg(&other_public)
-        .output()
-        .unwrap();
+    let out = verify_v1(&repo, &other_public).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -380,12 +379,7 @@ fn a_registry_that_refuses_attachments_keeps_images_and_tags_and_is_reported() {
     );
 
     // `verify` in both: exit 1, the table names what is missing where.
-    let out = repo
-        .bin()
-        .args(["verify", "--tag", "v1", "--service", "openim-api", "--key"])
-        .arg(&public)
-        .output()
-        .unwrap();
+    let out = verify_v1(&repo, &public).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let table = String::from_utf8_lossy(&out.stdout);
     let line_of = |r: &str| {
@@ -518,12 +512,9 @@ fn attachments_in_htpasswd_and_token_registries() {
         assert_eq!(r["scheme"], "tags", "{r}");
         assert_eq!(r["attached"].as_array().unwrap().len(), 3, "{r}");
     }
-    let mut cmd = repo.bin();
+    let mut cmd = verify_v1(&repo, &public);
     creds(&mut cmd);
-    let out = stdout_ok(
-        cmd.args(["verify", "--tag", "v1", "--service", "openim-api", "--key"])
-            .arg(&public),
-    );
+    let out = stdout_ok(&mut cmd);
     assert!(out.contains("verified: 2 images"), "{out}");
     assert!(!out.contains(&s.auth_password), "{out}");
     // The signature tag is there, as cosign names it.
@@ -568,11 +559,7 @@ fn a_registry_with_the_referrers_api_gets_oci_referrers_and_no_cosign_tags() {
         )
         .is_err());
     }
-    let out = stdout_ok(
-        repo.bin()
-            .args(["verify", "--tag", "v1", "--service", "openim-api", "--key"])
-            .arg(&public),
-    );
+    let out = stdout_ok(&mut verify_v1(&repo, &public));
     assert!(out.contains("verified (OCI referrer)"), "{out}");
     assert!(out.contains("verified: 1 image"), "{out}");
     // The image itself is untouched: the same digest behind the proxy.
@@ -630,11 +617,7 @@ fn build_merge_attaches_to_the_merged_index() {
     assert_eq!(r["attached"].as_array().unwrap().len(), 4, "{img}");
     // The SBOM was made from the layers in the registry: the Go modules are there.
     assert_eq!(img["supply_chain"]["sboms"][0]["go_modules"], 1, "{img}");
-    let out = stdout_ok(
-        repo.bin()
-            .args(["verify", "--tag", "v1", "--service", "openim-api", "--key"])
-            .arg(&public),
-    );
+    let out = stdout_ok(&mut verify_v1(&repo, &public));
     assert!(out.contains("verified: 1 image"), "{out}");
 }
 
@@ -673,11 +656,7 @@ fn an_image_promoted_unchanged_gets_the_signature_of_the_later_run() {
         serde_json::json!(["sbom linux/amd64"]),
         "{img}"
     );
-    let out = stdout_ok(
-        repo.bin()
-            .args(["verify", "--tag", "v1", "--service", "openim-api", "--key"])
-            .arg(&public),
-    );
+    let out = stdout_ok(&mut verify_v1(&repo, &public));
     assert!(out.contains("verified: 1 image"), "{out}");
 }
 
@@ -704,10 +683,8 @@ fn verify_accepts_an_image_reused_from_a_commit_that_builds_the_same() {
     );
     assert_eq!(release["images"][0]["status"], "unchanged");
     let verify = |extra: &[&str]| {
-        let mut cmd = repo.bin();
-        cmd.args(["verify", "--tag", "v1", "--service", "openim-api", "--key"])
-            .arg(&public)
-            .args(extra);
+        let mut cmd = verify_v1(&repo, &public);
+        cmd.args(extra);
         cmd
     };
     let out = stdout_ok(&mut verify(&[]));
