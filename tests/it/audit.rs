@@ -139,12 +139,8 @@ fn delete_tag_on_disk(host: &str, repo: &str, tag: &str) {
 /// deploy repository's main.
 fn released() -> Released {
     let s = services::services();
-    let plain = format!("{}/{}", s.registry, services::unique_namespace("audit"));
-    let auth = format!(
-        "{}/{}",
-        s.auth_registry,
-        services::unique_namespace("audit")
-    );
+    let plain = services::fresh_namespace(&s.registry, "audit");
+    let auth = services::fresh_namespace(&s.auth_registry, "audit");
     let (deploy_url, name) = crate::gitops::deploy_remote(s, &plain);
     let src = crate::build::fixture(
         &[plain.clone(), auth.clone()],

@@ -68,7 +68,7 @@ fn image<'a>(json: &'a Value, service: &str) -> &'a Value {
 #[ignore = "needs the services of scripts/test"]
 fn builds_every_service_for_every_platform_and_pushes_indexes() {
     let s = need_services!();
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("multi"));
+    let ns = services::fresh_namespace(&s.registry, "multi");
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64", "linux/arm64"]);
     let json = json_ok(build_cmd(s, &repo).args(["--tag", "v1.0.0", "--tag", "rc0"]));
     assert_eq!(images(&json).len(), 3);
@@ -144,7 +144,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[ignore = "needs the services of scripts/test"]
 fn rerun_with_nothing_changed_only_adds_tags_and_a_change_rebuilds_one_service() {
     let s = need_services!();
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("rerun"));
+    let ns = services::fresh_namespace(&s.registry, "rerun");
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     let first = json_ok(build_cmd(s, &repo).args(["--tag", "nightly-1"]));
     let second = json_ok(build_cmd(s, &repo).args(["--tag", "nightly-2"]));
@@ -200,7 +200,7 @@ fn rerun_with_nothing_changed_only_adds_tags_and_a_change_rebuilds_one_service()
 #[ignore = "needs the services of scripts/test"]
 fn dry_run_lists_every_reference_and_touches_nothing() {
     let s = need_services!();
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("dry"));
+    let ns = services::fresh_namespace(&s.registry, "dry");
     let other = "ghcr.io/openimsdk".to_string();
     let repo = fixture(&[ns.clone(), other], &["linux/amd64", "linux/arm64"]);
     // An unreachable engine proves nothing is contacted.
@@ -226,7 +226,7 @@ fn dry_run_lists_every_reference_and_touches_nothing() {
 #[ignore = "needs the services of scripts/test"]
 fn stage_tags_come_from_git() {
     let s = need_services!();
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("stage"));
+    let ns = services::fresh_namespace(&s.registry, "stage");
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     repo.atag(&["v3.8.0"]);
     repo.commit("fix");
@@ -260,7 +260,7 @@ fn stage_tags_come_from_git() {
 #[ignore = "needs the services of scripts/test"]
 fn auth_registry_needs_credentials_and_never_shows_them() {
     let s = need_services!();
-    let ns = format!("{}/{}", s.auth_registry, services::unique_namespace("auth"));
+    let ns = services::fresh_namespace(&s.auth_registry, "auth");
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     let err = fails_with(
         build_cmd(s, &repo).args(["--tag", "v1", "--service", "openim-api"]),
@@ -342,7 +342,7 @@ fn wrong_password_is_a_hidden_401(s: &Services, repo: &TestRepo, registry: &str)
 #[ignore = "needs the services of scripts/test"]
 fn a_failing_service_does_not_stop_the_others_and_gets_no_tag() {
     let s = need_services!();
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("fail"));
+    let ns = services::fresh_namespace(&s.registry, "fail");
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     std::fs::remove_dir_all(repo.path().join("cmd/openim-push")).unwrap();
     let out = build_cmd(s, &repo)
@@ -371,7 +371,7 @@ fn a_failing_service_does_not_stop_the_others_and_gets_no_tag() {
 #[ignore = "needs the services of scripts/test"]
 fn bad_input_is_refused_before_building() {
     let s = need_services!();
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("bad"));
+    let ns = services::fresh_namespace(&s.registry, "bad");
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     let err = fails_with(
         build_cmd(s, &repo).args(["--tag", "v1", "--service", "openim-nope"]),
@@ -412,7 +412,7 @@ fn unreachable_engine_names_docker_host() {
 #[ignore = "needs the services of scripts/test"]
 fn matrix_legs_pushed_by_digest_merge_into_one_index() {
     let s = need_services!();
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("legs"));
+    let ns = services::fresh_namespace(&s.registry, "legs");
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64", "linux/arm64"]);
     let matrix = json_ok(
         repo.bin()
@@ -542,7 +542,7 @@ fn a_registry_that_rejects_uploads_leaves_no_tag() {
 fn builds_on_a_locally_imported_base_image() {
     let s = need_services!();
     services::ensure_base_images(s);
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("base"));
+    let ns = services::fresh_namespace(&s.registry, "base");
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     repo.write(
         "build/images/openim-server/Dockerfile",
@@ -568,7 +568,7 @@ fn builds_on_a_locally_imported_base_image() {
 fn credentials_from_docker_config_json() {
     use base64::Engine;
     let s = need_services!();
-    let ns = format!("{}/{}", s.auth_registry, services::unique_namespace("cfg"));
+    let ns = services::fresh_namespace(&s.auth_registry, "cfg");
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     let docker_config = tempfile::tempdir().unwrap();
     let auth = base64::engine::general_purpose::STANDARD
@@ -605,7 +605,7 @@ fn progress_is_live_on_a_terminal() {
     {
         panic!("`script` (util-linux) is needed for the terminal test");
     }
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("tty"));
+    let ns = services::fresh_namespace(&s.registry, "tty");
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     // The environment of every test run (no CI, no GITHUB_*), on a pty.
     let mut script = std::process::Command::new("script");
@@ -743,7 +743,7 @@ fn bearer_token_registry_like_ghcr() {
 fn skip_unchanged_never_skips_a_change_the_build_reads() {
     let s = need_services!();
     let tools = services::ensure_tools_image(s);
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("reads"));
+    let ns = services::fresh_namespace(&s.registry, "reads");
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     let dockerfile = format!(
         "ARG DIR=other\nARG UNUSED=cache\nFROM {tools} AS tools\nCOPY mnt/data.txt /tmp/mnt.txt\nFROM scratch\nARG DIR\nCOPY [\"a b/x.txt\", \"/app/ab.txt\"]\nCOPY ${{DIR}} /app/dir/\nARG E=other\nENV E=cfg\nCOPY $E/app.yaml /app/cfg.yaml\nCOPY --from=tools /tmp/mnt.txt /app/mnt.txt\nCOPY docs /app/docs\nCOPY src /app/src\nCOPY gl/*.txt /app/gl/\n"
@@ -854,7 +854,7 @@ fn onbuild_triggers_of_a_base_image_are_inputs() {
         )
         .unwrap();
     }
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("onbuild"));
+    let ns = services::fresh_namespace(&s.registry, "onbuild");
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     repo.write(
         "build/images/openim-server/Dockerfile",

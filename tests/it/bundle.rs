@@ -46,11 +46,7 @@ fn raw_sha(args: &[&str]) -> Option<String> {
 #[ignore = "needs the services of scripts/test"]
 fn a_bundle_round_trips_with_the_same_digests() {
     let s = need_services!();
-    let from = format!(
-        "{}/{}",
-        s.registry,
-        services::unique_namespace("bundle-src")
-    );
+    let from = services::fresh_namespace(&s.registry, "bundle-src");
     let src = push_release(&from, &["v3.8.1", "latest"], 64 * 1024);
     let repo = fixture(std::slice::from_ref(&from), &["linux/amd64", "linux/arm64"]);
     chart(&repo.path().join("charts/openim-server"));
@@ -155,11 +151,7 @@ fn a_bundle_round_trips_with_the_same_digests() {
 #[ignore = "needs the services of scripts/test"]
 fn bundle_refusals() {
     let s = need_services!();
-    let from = format!(
-        "{}/{}",
-        s.registry,
-        services::unique_namespace("bundle-src")
-    );
+    let from = services::fresh_namespace(&s.registry, "bundle-src");
     let repo = fixture(std::slice::from_ref(&from), &["linux/amd64"]);
     let text = stdout_ok(repo.bin().args([
         "bundle",

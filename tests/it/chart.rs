@@ -293,11 +293,7 @@ fn apply_edits_every_surface_from_the_config() {
 #[ignore = "needs the services of scripts/test"]
 fn verification_refuses_missing_images_and_pins_digests_of_pushed_ones() {
     let s = crate::need_services!();
-    let ns = format!(
-        "{}/{}",
-        s.registry,
-        crate::services::unique_namespace("verify")
-    );
+    let ns = crate::services::fresh_namespace(&s.registry, "verify");
     // Only openim-api is pushed at first.
     let project = crate::build::fixture(std::slice::from_ref(&ns), &["linux/amd64", "linux/arm64"]);
     let mut build = project.bin();

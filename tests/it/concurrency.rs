@@ -95,7 +95,7 @@ fn twenty_concurrent_rc_reservations_over_smart_http_claim_distinct_numbers() {
 #[ignore = "needs the services of scripts/test"]
 fn five_concurrent_builds_of_the_same_services_leave_complete_indexes() {
     let s = services::services();
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("build5"));
+    let ns = services::fresh_namespace(&s.registry, "build5");
     let repo = crate::build::fixture(std::slice::from_ref(&ns), &["linux/amd64", "linux/arm64"]);
     let outs = all_at_once(5, |_| {
         let mut cmd = std_bin(repo.path());

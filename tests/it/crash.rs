@@ -301,11 +301,7 @@ fn crash_while_mirroring() {
     }
     let w = world();
     // Another registry: within one, the blobs would be mounted, not copied.
-    let mirror = format!(
-        "{}/{}",
-        w.s.auth_registry,
-        services::unique_namespace("crashmirror")
-    );
+    let mirror = services::fresh_namespace(&w.s.auth_registry, "crashmirror");
     let creds = crate::mirror::creds_env(w.s);
     let login = Some((w.s.auth_user.as_str(), w.s.auth_password.as_str()));
     let cfg = std::fs::read_to_string(w.src.path().join("openim-release.yaml")).unwrap();

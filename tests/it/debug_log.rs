@@ -58,8 +58,8 @@ fn quiet_and_verbose_together_are_refused() {
 }
 
 fn build_fixture(s: &Services) -> (TestRepo, String, String) {
-    let auth_ns = format!("{}/{}", s.auth_registry, services::unique_namespace("log"));
-    let token_ns = format!("{}/{}", s.token_registry, services::unique_namespace("log"));
+    let auth_ns = services::fresh_namespace(&s.auth_registry, "log");
+    let token_ns = services::fresh_namespace(&s.token_registry, "log");
     let repo = crate::build::fixture(&[auth_ns.clone(), token_ns.clone()], &["linux/amd64"]);
     (repo, auth_ns, token_ns)
 }

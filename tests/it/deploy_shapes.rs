@@ -570,11 +570,7 @@ fn dev_deploys_the_tag_of_the_commit_so_each_commit_changes_the_deploy() {
 #[ignore = "needs the services of scripts/test"]
 fn the_dev_release_plan_deploys_the_tag_of_the_commit() {
     let s = crate::need_services!();
-    let ns = format!(
-        "{}/{}",
-        s.registry,
-        crate::services::unique_namespace("devtag")
-    );
+    let ns = crate::services::fresh_namespace(&s.registry, "devtag");
     let (deploy_url, name) = crate::gitops::deploy_remote(s, &ns);
     let src = crate::build::fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     let mut cfg = read(src.path(), "openim-release.yaml");

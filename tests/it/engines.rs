@@ -271,7 +271,7 @@ fn check_json(repo: &TestRepo, envs: &[(&str, &str)]) -> serde_json::Value {
 fn tcp_with_tls_from_docker_host_and_from_docker_contexts() {
     let s = need_services!();
     let engine = TlsEngine::start();
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("tls"));
+    let ns = services::fresh_namespace(&s.registry, "tls");
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     let certs = engine.client_certs.to_str().unwrap();
     let tls_env = [
@@ -542,7 +542,7 @@ pub fn load_puts_release_images_in_the_engine(
     docker: &dyn Fn(&[&str]) -> Result<String, String>,
     engine_arch: &str,
 ) {
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("load"));
+    let ns = services::fresh_namespace(&s.registry, "load");
     let elsewhere = format!("ghcr.io/{}", services::unique_namespace("load"));
     let repo = fixture(
         &[ns.clone(), elsewhere.clone()],
@@ -702,7 +702,7 @@ fn podman_builds_exports_and_pushes() {
         "no podman in the services' env file (OPENIM_RELEASE_TEST_PODMAN_HOST): \
          restart them with scripts/services start",
     );
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("podman"));
+    let ns = services::fresh_namespace(&s.registry, "podman");
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64", "linux/arm64"]);
     let check = check_json(&repo, &[("DOCKER_HOST", podman.as_str())]);
     let detail = check["checks"][1]["detail"].as_str().unwrap();

@@ -306,7 +306,7 @@ fn image_layers(kinds: &[Kind]) -> Vec<Layer> {
 #[ignore = "needs the services of scripts/test"]
 fn gzip_layers_of_both_export_shapes_are_pushed_as_exported_and_run() {
     let s = need_services!();
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("gzlayers"));
+    let ns = services::fresh_namespace(&s.registry, "gzlayers");
     let layers = image_layers(&[Kind::Gzip, Kind::Plain]);
     for (shape, export) in [
         ("classic", classic_export(&layers)),
@@ -338,11 +338,7 @@ fn gzip_layers_of_both_export_shapes_are_pushed_as_exported_and_run() {
 #[ignore = "needs the services of scripts/test"]
 fn zstd_layers_of_both_export_shapes_are_pushed_as_exported() {
     let s = need_services!();
-    let ns = format!(
-        "{}/{}",
-        s.registry,
-        services::unique_namespace("zstdlayers")
-    );
+    let ns = services::fresh_namespace(&s.registry, "zstdlayers");
     let layers = image_layers(&[Kind::Gzip, Kind::Zstd]);
     for (shape, export) in [
         ("classic", classic_export(&layers)),

@@ -367,26 +367,10 @@ fn target<'a>(json: &'a Value, registry: &str) -> &'a Value {
 #[ignore = "needs the services of scripts/test"]
 fn mirror_copies_every_platform_and_artifact_by_digest_and_a_rerun_moves_nothing() {
     let s = need_services!();
-    let from = format!(
-        "{}/{}",
-        s.registry,
-        services::unique_namespace("mirror-src")
-    );
-    let same = format!(
-        "{}/{}",
-        s.registry,
-        services::unique_namespace("mirror-dst")
-    );
-    let auth = format!(
-        "{}/{}",
-        s.auth_registry,
-        services::unique_namespace("mirror")
-    );
-    let token = format!(
-        "{}/{}",
-        s.token_registry,
-        services::unique_namespace("mirror")
-    );
+    let from = services::fresh_namespace(&s.registry, "mirror-src");
+    let same = services::fresh_namespace(&s.registry, "mirror-dst");
+    let auth = services::fresh_namespace(&s.auth_registry, "mirror");
+    let token = services::fresh_namespace(&s.token_registry, "mirror");
     let src = push_release(&from, &["v1.0.0", "1.0"], 256 * 1024);
     let repo = fixture(std::slice::from_ref(&from), &["linux/amd64", "linux/arm64"]);
     let login = Some((s.auth_user.as_str(), s.auth_password.as_str()));
@@ -519,16 +503,8 @@ fn mirror_copies_every_platform_and_artifact_by_digest_and_a_rerun_moves_nothing
 #[ignore = "needs the services of scripts/test"]
 fn a_missing_image_fails_the_mirror_and_tags_nothing() {
     let s = need_services!();
-    let from = format!(
-        "{}/{}",
-        s.registry,
-        services::unique_namespace("mirror-src")
-    );
-    let to = format!(
-        "{}/{}",
-        s.auth_registry,
-        services::unique_namespace("mirror")
-    );
+    let from = services::fresh_namespace(&s.registry, "mirror-src");
+    let to = services::fresh_namespace(&s.auth_registry, "mirror");
     let l = Layout::new();
     let mut digests = Vec::new();
     for svc in ["openim-api", "openim-rpc-user"] {
@@ -575,21 +551,9 @@ fn a_missing_image_fails_the_mirror_and_tags_nothing() {
 #[ignore = "needs the services of scripts/test"]
 fn refused_credentials_stop_before_anything_moves() {
     let s = need_services!();
-    let from = format!(
-        "{}/{}",
-        s.registry,
-        services::unique_namespace("mirror-src")
-    );
-    let to = format!(
-        "{}/{}",
-        s.token_registry,
-        services::unique_namespace("mirror")
-    );
-    let other = format!(
-        "{}/{}",
-        s.registry,
-        services::unique_namespace("mirror-dst")
-    );
+    let from = services::fresh_namespace(&s.registry, "mirror-src");
+    let to = services::fresh_namespace(&s.token_registry, "mirror");
+    let other = services::fresh_namespace(&s.registry, "mirror-dst");
     push_release(&from, &["v3"], 1024);
     let repo = fixture(std::slice::from_ref(&from), &["linux/amd64"]);
     let key = credentials_key(&s.token_registry);
@@ -693,11 +657,7 @@ fn refused_mounts_fall_back_to_uploads_and_failed_uploads_are_retried() {
     use crate::proxy::{Fault, Proxy};
     use std::sync::atomic::{AtomicUsize, Ordering};
     let s = need_services!();
-    let from = format!(
-        "{}/{}",
-        s.registry,
-        services::unique_namespace("mirror-src")
-    );
+    let from = services::fresh_namespace(&s.registry, "mirror-src");
     let src = push_release(&from, &["v4"], 32 * 1024);
     let puts = AtomicUsize::new(0);
     let proxy = Proxy::start(
@@ -716,7 +676,7 @@ fn refused_mounts_fall_back_to_uploads_and_failed_uploads_are_retried() {
             Fault::Pass
         }),
     );
-    let to = format!("{}/{}", proxy.addr, services::unique_namespace("mirror"));
+    let to = services::fresh_namespace(&proxy.addr.to_string(), "mirror");
     let repo = fixture(std::slice::from_ref(&from), &["linux/amd64"]);
     let json = json_ok(repo.bin().args(["mirror", "--tag", "v4", "--to", &to]));
     let t = &json["targets"][0];

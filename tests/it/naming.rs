@@ -272,7 +272,7 @@ fn init_proposes_the_naming_scheme_the_compose_images_show() {
 fn services_built_into_one_repository_keep_their_own_tags_inputs_and_legs() {
     use crate::services;
     let s = crate::need_services!();
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("shared"));
+    let ns = services::fresh_namespace(&s.registry, "shared");
     let repo = crate::build::fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     let config = std::fs::read_to_string(repo.path().join("openim-release.yaml")).unwrap();
     let tags = &SHARED[SHARED.find("tags:\n").unwrap()..];

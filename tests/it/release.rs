@@ -59,7 +59,7 @@ pub fn world_with(
     deploy: impl FnOnce(&'static Services, &str) -> (String, String, String),
 ) -> World {
     let s = services::services();
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("rel"));
+    let ns = services::fresh_namespace(&s.registry, "rel");
     let (deploy_url, name, deploy_cfg) = deploy(s, &ns);
 
     let src = crate::build::fixture(std::slice::from_ref(&ns), &["linux/amd64", "linux/arm64"]);
@@ -575,11 +575,7 @@ fn plan_shows_every_check_and_fails_when_release_would() {
     );
 
     // A registry that needs credentials, without them; then with them.
-    let auth_ns = format!(
-        "{}/{}",
-        w.s.auth_registry,
-        services::unique_namespace("rel")
-    );
+    let auth_ns = services::fresh_namespace(&w.s.auth_registry, "rel");
     let cfg = read(w.src.path(), "openim-release.yaml").replace(
         &format!("    - {}\n", w.ns),
         &format!("    - {}\n    - {auth_ns}\n", w.ns),
@@ -745,16 +741,8 @@ fn only_the_workspace_reads_the_clock() {
 fn release_builds_once_and_mirrors_by_digest() {
     let w = world();
     let s = w.s;
-    let auth = format!(
-        "{}/{}",
-        s.auth_registry,
-        services::unique_namespace("relmirror")
-    );
-    let token = format!(
-        "{}/{}",
-        s.token_registry,
-        services::unique_namespace("relmirror")
-    );
+    let auth = services::fresh_namespace(&s.auth_registry, "relmirror");
+    let token = services::fresh_namespace(&s.token_registry, "relmirror");
     let cfg = read(w.src.path(), "openim-release.yaml");
     w.src.write(
         "openim-release.yaml",

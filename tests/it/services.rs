@@ -232,6 +232,11 @@ pub fn ensure_base_images(s: &Services) {
     });
 }
 
+/// `<registry>/<a namespace no other test uses>`.
+pub fn fresh_namespace(registry: &str, prefix: &str) -> String {
+    format!("{registry}/{}", unique_namespace(prefix))
+}
+
 /// A registry namespace no other test uses.
 pub fn unique_namespace(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

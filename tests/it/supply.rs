@@ -124,7 +124,7 @@ fn build_signs_attests_and_attaches_sboms_as_cosign_tags_verified_by_openssl() {
     let s = need_services!();
     let keys = tempfile::tempdir().unwrap();
     let (key, public) = openssl_keys(keys.path());
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("supply"));
+    let ns = services::fresh_namespace(&s.registry, "supply");
     let repo = go_fixture(std::slice::from_ref(&ns));
     let json = json_ok(
         build(s, &repo)
@@ -479,16 +479,8 @@ fn attachments_in_htpasswd_and_token_registries() {
     let s = need_services!();
     let keys = tempfile::tempdir().unwrap();
     let (key, public) = openssl_keys(keys.path());
-    let auth = format!(
-        "{}/{}",
-        s.auth_registry,
-        services::unique_namespace("sc-auth")
-    );
-    let token = format!(
-        "{}/{}",
-        s.token_registry,
-        services::unique_namespace("sc-token")
-    );
+    let auth = services::fresh_namespace(&s.auth_registry, "sc-auth");
+    let token = services::fresh_namespace(&s.token_registry, "sc-token");
     let repo = fixture(&[auth.clone(), token.clone()], &["linux/amd64"]);
     let creds = |cmd: &mut assert_cmd::Command| {
         for r in [&s.auth_registry, &s.token_registry] {
@@ -589,7 +581,7 @@ fn build_merge_attaches_to_the_merged_index() {
     let s = need_services!();
     let keys = tempfile::tempdir().unwrap();
     let (key, public) = openssl_keys(keys.path());
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("sc-merge"));
+    let ns = services::fresh_namespace(&s.registry, "sc-merge");
     let repo = go_fixture(std::slice::from_ref(&ns));
     let mut legs = Vec::new();
     for platform in ["linux/amd64", "linux/arm64"] {
@@ -627,11 +619,7 @@ fn an_image_promoted_unchanged_gets_the_signature_of_the_later_run() {
     let s = need_services!();
     let keys = tempfile::tempdir().unwrap();
     let (key, public) = openssl_keys(keys.path());
-    let ns = format!(
-        "{}/{}",
-        s.registry,
-        services::unique_namespace("sc-promote")
-    );
+    let ns = services::fresh_namespace(&s.registry, "sc-promote");
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     // The rc, built without a key: SBOM and unsigned provenance.
     let rc = json_ok(build(s, &repo).args(["--tag", "v1-rc.0", "--service", "openim-api"]));
@@ -666,7 +654,7 @@ fn verify_accepts_an_image_reused_from_a_commit_that_builds_the_same() {
     let s = need_services!();
     let keys = tempfile::tempdir().unwrap();
     let (key, public) = openssl_keys(keys.path());
-    let ns = format!("{}/{}", s.registry, services::unique_namespace("sc-reuse"));
+    let ns = services::fresh_namespace(&s.registry, "sc-reuse");
     let repo = fixture(std::slice::from_ref(&ns), &["linux/amd64"]);
     let built_at = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
     json_ok(build(s, &repo).args(["--tag", "v1-rc.0", "--service", "openim-api"]));
