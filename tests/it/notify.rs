@@ -385,3 +385,31 @@ fn an_rc_release_publishes_a_prerelease_when_configured() {
     let sent = json["notifications"].as_array().unwrap();
     assert_eq!(sent.iter().filter(|s| s["ok"] == true).count(), 5, "{json}");
 }
+
+/// A nightly is told as a nightly (its dated tag, no version) and gets no
+/// GitHub Release: a Release is of a version's git tag.
+#[test]
+fn a_nightly_is_told_and_publishes_no_github_release() {
+    let w = setup();
+    let json = json_ok(&mut w.release(&["--stage", "nightly", "--skip-build", "--no-verify"]));
+    assert!(json["github_release"].is_null(), "{json}");
+    assert!(w.gh.releases(REPOSITORY).is_empty());
+    let sent = json["notifications"].as_array().unwrap();
+    assert_eq!(sent.iter().filter(|s| s["ok"] == true).count(), 5, "{json}");
+    let got = w.rx.received();
+    let slack = got.iter().find(|r| r["kind"] == "slack").unwrap();
+    let text = slack["body"]["text"].as_str().unwrap();
+    let git_tag = json["tag"]["git_tag"].as_str().unwrap();
+    assert!(git_tag.starts_with("nightly-"), "{json}");
+    assert!(text.contains("nightly"), "{text}");
+    let hook = got.iter().find(|r| r["kind"] == "webhook").unwrap();
+    assert_eq!(hook["ok"], true, "{:?}", hook["problems"]);
+    assert_eq!(hook["body"]["event"], "release.finished", "{hook}");
+    assert_eq!(hook["body"]["stage"], "nightly", "{hook}");
+    assert_eq!(hook["body"]["git_tag"], git_tag, "{hook}");
+    assert!(hook["body"]["version"].is_null(), "{hook}");
+    assert_eq!(
+        hook["body"]["title"],
+        format!("open-im-server nightly {git_tag} finished")
+    );
+}
