@@ -352,6 +352,7 @@ async fn build_image(
                                 top: &existing,
                                 base: &base,
                                 workdir: &shared.workdir,
+                                sources: None,
                             },
                             &shared.progress,
                         )

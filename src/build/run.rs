@@ -890,6 +890,7 @@ async fn attach_merged(
                         top: &top,
                         base: &base,
                         workdir: workdir.path(),
+                        sources: None,
                     },
                     &shared.progress,
                 )

@@ -84,6 +84,9 @@ pub struct Pushed<'a> {
     pub base: &'a BuildFacts,
     /// Where its layers are downloaded for the SBOMs.
     pub workdir: &'a Path,
+    /// The repository it was built from, when `base` has no Dockerfile
+    /// digest: the Dockerfile is read there at the image's revision.
+    pub sources: Option<&'a Path>,
 }
 
 /// What was attached for one image: the `supply_chain` field of a build's
@@ -301,6 +304,7 @@ impl Supply {
             top,
             base,
             workdir,
+            sources,
         } = pushed;
         let mut outcome = SupplyOutcome {
             signed: self.key.is_some(),
@@ -389,6 +393,13 @@ impl Supply {
                 .cloned()
                 .unwrap_or(facts.revision);
             facts.source = image.labels.get(labels::SOURCE).cloned().or(facts.source);
+            if facts.dockerfile_digest.is_none() {
+                facts.dockerfile_digest = sources.and_then(|root| {
+                    let repo = crate::clients::git::Repo::discover(root).ok()?;
+                    let text = repo.file_at(&facts.revision, &facts.dockerfile)?;
+                    Some(oci::sha256_digest(text.as_bytes()))
+                });
+            }
             if let Some(i) = &image.inputs {
                 facts.inputs = Some(i.clone());
             }

@@ -127,7 +127,8 @@ pub fn attest(ws: &Workspace, req: &AttestRequest) -> Result<AttestReport> {
         for s in &services {
             for t in &req.tags {
                 let tag = crate::tag::template::for_service(t, &s.image);
-                images.push(attest_one(&supply, &regs, s, &tag, workdir.path(), &progress).await);
+                let dirs = (workdir.path(), ws.root());
+                images.push(attest_one(&supply, &regs, s, &tag, dirs, &progress).await);
             }
         }
         Ok(AttestReport {
@@ -142,7 +143,7 @@ async fn attest_one(
     regs: &[Arc<Registry>],
     s: &ServiceSpec,
     tag: &str,
-    workdir: &std::path::Path,
+    (workdir, sources): (&std::path::Path, &std::path::Path),
     progress: &Progress,
 ) -> AttestedImage {
     // The image under the tag in each registry: the first one found is the
@@ -195,6 +196,7 @@ async fn attest_one(
                         top,
                         base: &base,
                         workdir,
+                        sources: Some(sources),
                     },
                     progress,
                 )

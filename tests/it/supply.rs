@@ -84,6 +84,23 @@ fn cosign_tag(digest: &str, suffix: &str) -> String {
     format!("{}.{suffix}", digest.replace(':', "-"))
 }
 
+/// The SLSA statement attached as cosign's `.att` of `digest` in `ns` (on
+/// the plain registry), from its DSSE envelope (the signature unchecked).
+fn provenance_statement(registry: &str, ns: &str, service: &str, digest: &str) -> Value {
+    let att = attachment_layers(ns, service, digest, "att");
+    let path = ns.split_once('/').unwrap().1;
+    let envelope: Value = serde_json::from_slice(&blob(
+        registry,
+        &format!("{path}/{service}"),
+        att[0]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    let statement = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().unwrap())
+        .unwrap();
+    serde_json::from_slice(&statement).unwrap()
+}
+
 /// The layers of the manifest under cosign's tag for `digest`.
 fn attachment_layers(ns: &str, service: &str, digest: &str, suffix: &str) -> Vec<Value> {
     let m = services::inspect_raw(
@@ -470,6 +487,20 @@ fn a_registry_that_refuses_attachments_keeps_images_and_tags_and_is_reported() {
     assert_eq!(
         services::digest_of(&format!("{behind}/openim-api:v1"), None).unwrap(),
         digest
+    );
+    // The provenance `attest` wrote names the Dockerfile by its digest at
+    // the image's revision, as a fresh build's does.
+    let st = provenance_statement(&s.registry, &behind, "openim-api", digest);
+    let deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let dockerfile =
+        std::fs::read(repo.path().join("build/images/openim-server/Dockerfile")).unwrap();
+    assert!(
+        deps.iter().any(|d| d["annotations"]["role"] == "dockerfile"
+            && d["digest"]["sha256"] == sha256_hex(&dockerfile).as_str()),
+        "{deps:?}"
     );
 }
 

@@ -142,10 +142,15 @@ impl Repo {
         let abs = std::fs::canonicalize(file).ok()?;
         let root = std::fs::canonicalize(&self.root).ok()?;
         let rel = abs.strip_prefix(root).ok()?;
-        let tree = self.repo.head().ok()?.peel_to_tree().ok()?;
-        let entry = tree.get_path(rel).ok()?;
-        let blob = entry.to_object(&self.repo).ok()?.peel_to_blob().ok()?;
-        String::from_utf8(blob.content().to_vec()).ok()
+        let head = self
+            .repo
+            .head()
+            .ok()?
+            .peel_to_commit()
+            .ok()?
+            .id()
+            .to_string();
+        self.file_at(&head, rel.to_str()?)
     }
 
     /// The work tree (or, for a bare repository, the git directory).
