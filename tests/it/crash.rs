@@ -304,16 +304,7 @@ fn crash_while_mirroring() {
     let mirror = services::fresh_namespace(&w.s.auth_registry, "crashmirror");
     let creds = crate::mirror::creds_env(w.s);
     let login = Some((w.s.auth_user.as_str(), w.s.auth_password.as_str()));
-    let cfg = std::fs::read_to_string(w.src.path().join("openim-release.yaml")).unwrap();
-    w.src.write(
-        "openim-release.yaml",
-        &cfg.replacen(
-            "  platforms:",
-            &format!("  mirrors:\n    {}: [{mirror}]\n  platforms:", w.ns),
-            1,
-        ),
-    );
-    w.src.git(&["commit", "-q", "-am", "mirrors"]);
+    w.add_mirrors(&[&mirror]);
     // The second blob copy: one service's image is partly in the mirror.
     let out = w
         .release(&["release", "--stage", "rc", "-q"])

@@ -95,6 +95,24 @@ impl World {
         cmd
     }
 
+    /// `images.mirrors` of the world's registry, committed.
+    pub fn add_mirrors(&self, mirrors: &[&str]) {
+        let cfg = read(self.src.path(), "openim-release.yaml");
+        self.src.write(
+            "openim-release.yaml",
+            &cfg.replacen(
+                "  platforms:",
+                &format!(
+                    "  mirrors:\n    {}: [{}]\n  platforms:",
+                    self.ns,
+                    mirrors.join(", ")
+                ),
+                1,
+            ),
+        );
+        self.src.git(&["commit", "-q", "-am", "mirrors"]);
+    }
+
     pub fn deploy_branch(&self, branch: &str) -> tempfile::TempDir {
         crate::gitops::clone_branch(self.s, &self.deploy_url, branch)
     }
@@ -743,16 +761,7 @@ fn release_builds_once_and_mirrors_by_digest() {
     let s = w.s;
     let auth = services::fresh_namespace(&s.auth_registry, "relmirror");
     let token = services::fresh_namespace(&s.token_registry, "relmirror");
-    let cfg = read(w.src.path(), "openim-release.yaml");
-    w.src.write(
-        "openim-release.yaml",
-        &cfg.replacen(
-            "  platforms:",
-            &format!("  mirrors:\n    {}: [{auth}, {token}]\n  platforms:", w.ns),
-            1,
-        ),
-    );
-    w.src.git(&["commit", "-q", "-am", "mirrors"]);
+    w.add_mirrors(&[&auth, &token]);
     let creds = crate::mirror::creds_env(s);
 
     // A refused mirror: found by the checks, nothing built or tagged.
