@@ -79,9 +79,10 @@ pub enum DeployTag {
     expecting = "a mapping with prefix, release_branch, dev, rc, release, patch, nightly"
 )]
 pub struct TagsConfig {
-    /// Prefix of version git tags (`v` in `v3.8.1`, empty for `3.8.1`)
-    /// [default: detected from the repository's tags: `v`, or none when its
-    /// releases are tagged `X.Y.Z`].
+    /// Prefix of version git tags (`v` in `v3.8.1`, empty for `3.8.1`,
+    /// `server/v` for a component's `server/v3.8.1`) [default: detected from
+    /// the repository's tags: `v`, or none when its releases are tagged
+    /// `X.Y.Z`].
     pub prefix: Option<String>,
     /// Branches whose name fixes the release line; named groups `major` and
     /// `minor` give X and Y, the optional group `patch` gives Z (a branch
