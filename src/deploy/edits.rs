@@ -802,6 +802,9 @@ fn plan_chart(
             },
         };
         let mut edited = false;
+        // The subchart's own image left alone (another registry's): its
+        // appVersion, which an empty tag there defaults to, stays too.
+        let mut own_left = false;
         let mut seen: Vec<String> = Vec::new();
         for (values, key, may_add, repo) in &places {
             let file = rel(values);
@@ -830,18 +833,36 @@ fn plan_chart(
                         Edit::Missing(_) => {}
                     }
                 }
-                ImageClass::Elsewhere(service) => out.warn(
-                    &file,
-                    format!(
-                        "`{key}` deploys {}: {service} in a registry that is not configured \
-                         ({regs}); left as it is: add the registry to images.registries, or fix \
-                         `{}`",
-                        repo.as_deref().unwrap_or(&name),
-                        repository_key(key)
-                    ),
-                ),
+                ImageClass::Elsewhere(service) => {
+                    own_left |= *values == sub_values;
+                    out.warn(
+                        &file,
+                        format!(
+                            "`{key}` deploys {}: {service} in a registry that is not configured \
+                             ({regs}); left as it is: add the registry to images.registries, or \
+                             fix `{}`",
+                            repo.as_deref().unwrap_or(&name),
+                            repository_key(key)
+                        ),
+                    )
+                }
                 ImageClass::NotAService | ImageClass::Shared(_) | ImageClass::Other => {}
             }
+        }
+        if edited && own_left {
+            matched = true;
+            if release.app_version.is_some() {
+                out.warn(
+                    &rel(&sub_chart),
+                    format!(
+                        "appVersion left as it is: the subchart's own image (in {}) was left \
+                         alone, and a tag it leaves empty defaults to appVersion, so moving it \
+                         would change that image",
+                        rel(&sub_values)
+                    ),
+                );
+            }
+            continue;
         }
         if edited {
             matched = true;

@@ -733,10 +733,7 @@ fn up_to_date(plan: &DeployPlan, what: &str) -> String {
     if plan.warnings.is_empty() {
         format!("nothing to change: {what}")
     } else {
-        format!(
-            "nothing to change, but see the {} above: something configured deploys no configured service",
-            edits::count(plan.warnings.len(), "warning", "warnings")
-        )
+        crate::output::text::nothing_but_warnings(plan.warnings.len())
     }
 }
 

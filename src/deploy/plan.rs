@@ -394,10 +394,7 @@ pub fn nothing_to_change(plan: &DeployPlan) -> String {
     if plan.warnings.is_empty() {
         "nothing to change: every file is up to date".to_string()
     } else {
-        format!(
-            "nothing to change, but see the {} above: something configured deploys no configured service",
-            edits::count(plan.warnings.len(), "warning", "warnings")
-        )
+        crate::output::text::nothing_but_warnings(plan.warnings.len())
     }
 }
 

@@ -172,3 +172,17 @@ mod tests {
         assert_eq!(bytes(1_395_864_371), "1.3 GiB");
     }
 }
+
+/// The closing line of a deploy edit that changed nothing while its files
+/// warned: what the warnings name was left as it is.
+pub fn nothing_but_warnings(warnings: usize) -> String {
+    format!(
+        "nothing to change, but see the {} above: what {} was left as it is",
+        count(warnings, "warning"),
+        if warnings == 1 {
+            "it names"
+        } else {
+            "they name"
+        }
+    )
+}

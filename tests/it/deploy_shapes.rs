@@ -321,10 +321,13 @@ fn apply_edits_a_chart_through_several_values_files_and_bumps_it_once() {
         names(&json["images"], "service").into_iter().collect();
     assert_eq!(services.into_iter().collect::<Vec<_>>(), SERVER);
     // The service whose subchart points elsewhere: its override moved, its
-    // own default did not, and that is a warning naming the file.
+    // own default did not, and that is a warning naming the file; so did
+    // the subchart's appVersion, which that default's empty tag follows.
     let m = format!("{SUB}/openim-msgtransfer/values.yaml");
+    let mc = format!("{SUB}/openim-msgtransfer/Chart.yaml");
     assert_eq!(after[&m], before[&m]);
-    assert_eq!(names(&json["warnings"], "file"), std::slice::from_ref(&m));
+    assert_eq!(after[&mc], before[&mc]);
+    assert_eq!(names(&json["warnings"], "file"), [m.clone(), mc.clone()]);
     assert_eq!(
         names(&json["skipped"], "name"),
         ["openim-msggateway-proxy", "redis"]
@@ -337,7 +340,7 @@ fn apply_edits_a_chart_through_several_values_files_and_bumps_it_once() {
     assert!(
         err.contains(&format!(
             "warning: {m}: `image.tag` deploys registry.example.net/someone/openim-msgtransfer"
-        )) && err.contains("nothing to change, but see the 1 warning above")
+        )) && err.contains("nothing to change, but see the 2 warnings above")
             && !err.contains("up to date"),
         "{err}"
     );
@@ -659,4 +662,51 @@ fn a_chart_without_values_yaml_is_fine_unless_one_is_configured() {
         "{err}"
     );
     assert_eq!(snapshot(root), before);
+}
+
+/// The override file deploys msgtransfer from a configured registry, but
+/// the subchart's own values name another one with an empty tag (which
+/// defaults to the subchart's appVersion): the override is set, and the
+/// subchart's appVersion stays, or installing without the override file
+/// would pull that other registry's image at the new version.
+#[test]
+fn a_subchart_whose_own_image_is_left_alone_keeps_its_app_version() {
+    let src = source("[registry.example.org/openimsdk]", "");
+    let config = src.path().join("openim-release.yaml");
+    let config = config.to_str().unwrap();
+    let dir = fixture("helm-charts");
+    let root = dir.path();
+    let before = snapshot(root);
+    let json = json_ok(&mut bump(
+        root,
+        "charts/openim-server",
+        &[
+            "--config",
+            config,
+            "--no-verify",
+            "--values",
+            "k8s-open-im-server-config.yaml",
+        ],
+    ));
+    let after = snapshot(root);
+    let chart = format!("{SUB}/openim-msgtransfer/Chart.yaml");
+    assert_eq!(after[&chart], before[&chart], "appVersion moved: {json}");
+    assert!(
+        after["k8s-open-im-server-config.yaml"].contains(
+            "openim-msgtransfer:\n  image:\n    repository: registry.example.org/openimsdk/openim-msgtransfer\n    tag: \"v3.8.1\""
+        ),
+        "{}",
+        after["k8s-open-im-server-config.yaml"]
+    );
+    let warned: Vec<&str> = json["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["file"] == chart.as_str())
+        .map(|w| w["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        warned.len() == 1 && warned[0].starts_with("appVersion left as it is"),
+        "{json}"
+    );
 }

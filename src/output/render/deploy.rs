@@ -49,10 +49,7 @@ fn nothing_to_change(warnings: usize) -> String {
     if warnings == 0 {
         "nothing to change: every file is up to date".to_string()
     } else {
-        format!(
-            "nothing to change, but see the {} above: something configured deploys no configured service",
-            text::count(warnings, "warning")
-        )
+        text::nothing_but_warnings(warnings)
     }
 }
 
