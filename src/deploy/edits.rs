@@ -853,7 +853,7 @@ fn plan_chart(
             matched = true;
             if release.app_version.is_some() {
                 out.warn(
-                    &rel(&sub_chart),
+                    rel(&sub_chart),
                     format!(
                         "appVersion left as it is: the subchart's own image (in {}) was left \
                          alone, and a tag it leaves empty defaults to appVersion, so moving it \

@@ -92,6 +92,20 @@ pub fn serde_message(msg: &str, container: &str) -> String {
     out
 }
 
+/// The closing line of a deploy edit that changed nothing while its files
+/// warned: what the warnings name was left as it is.
+pub fn nothing_but_warnings(warnings: usize) -> String {
+    format!(
+        "nothing to change, but see the {} above: what {} was left as it is",
+        count(warnings, "warning"),
+        if warnings == 1 {
+            "it names"
+        } else {
+            "they name"
+        }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,18 +185,4 @@ mod tests {
         assert_eq!(bytes(4300), "4.2 KiB");
         assert_eq!(bytes(1_395_864_371), "1.3 GiB");
     }
-}
-
-/// The closing line of a deploy edit that changed nothing while its files
-/// warned: what the warnings name was left as it is.
-pub fn nothing_but_warnings(warnings: usize) -> String {
-    format!(
-        "nothing to change, but see the {} above: what {} was left as it is",
-        count(warnings, "warning"),
-        if warnings == 1 {
-            "it names"
-        } else {
-            "they name"
-        }
-    )
 }
