@@ -440,10 +440,16 @@ fn prepare(ws: &Workspace, req: &GitopsRequest) -> Result<Setup> {
         (Some(r), _) => r,
         (None, DeployMode::Push) => scrub(&url, &[]),
         (None, DeployMode::Pr) => {
-            return Err(BadInput(
-                "deploy.repository is not set (owner/name): the pull request needs it".into(),
-            )
-            .into())
+            let why = if crate::clients::git::local_path(&url, Path::new("/")).is_some() {
+                " (deploy.url is a path on this machine, which names no GitHub repository); \
+                 set it, or deploy with mode: push"
+            } else {
+                ""
+            };
+            return Err(BadInput(format!(
+                "deploy.repository is not set (owner/name): the pull request needs it{why}"
+            ))
+            .into());
         }
     };
     if mode == DeployMode::Pr && token.is_none() && !req.edit.dry_run {
@@ -720,6 +726,11 @@ fn author(cfg: &GitopsConfig) -> Author {
 /// The path a `deploy.url` names on this machine: `file://…`, or anything
 /// that is neither a URL with a scheme nor scp-like `[user@]host:path`.
 fn repository_from_url(url: &str) -> Option<String> {
+    // A path on this machine names no GitHub repository (`/srv/git/x.git`
+    // is not owner `git`, name `x`).
+    if crate::clients::git::local_path(url, Path::new("/")).is_some() {
+        return None;
+    }
     let trimmed = url.trim_end_matches('/').trim_end_matches(".git");
     let mut parts = trimmed.rsplit('/');
     let name = parts.next()?;
@@ -751,5 +762,12 @@ mod tests {
             repository_from_url("git@github.com:openimsdk/helm-charts.git").as_deref(),
             Some("openimsdk/helm-charts")
         );
+        for local in [
+            "/tmp/rv/deploy6.git",
+            "../helm-charts",
+            "file:///srv/git/x.git",
+        ] {
+            assert_eq!(repository_from_url(local), None, "{local}");
+        }
     }
 }
