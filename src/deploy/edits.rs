@@ -269,6 +269,28 @@ fn bump_rank(b: ChartBump) -> u8 {
     }
 }
 
+/// Whether any template of the chart at `dir` (its `templates/`, and its
+/// subcharts') mentions a digest.
+fn templates_read_digest(dir: &Path) -> bool {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.components().any(|c| c.as_os_str() == "templates")
+                && std::fs::read_to_string(&p).is_ok_and(|t| t.to_lowercase().contains("digest"))
+            {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// Plan every edit of `inputs` in the checkout at `root`.
 pub fn plan(root: &Path, inputs: &DeployInputs, release: &Release) -> Result<DeployPlan> {
     let mut texts = Texts {
@@ -289,6 +311,24 @@ pub fn plan(root: &Path, inputs: &DeployInputs, release: &Release) -> Result<Dep
                 values.extend(spec.values.iter().cloned());
             }
             None => charts.push((dir, spec.bump, spec.values.clone())),
+        }
+    }
+    // `digest: key` writes `image.digest`, which pins only where a template
+    // reads it (openimsdk/helm-charts' templates use `repository:tag`).
+    if !release.digests.is_empty() {
+        let mut warned: Vec<&PathBuf> = Vec::new();
+        for spec in inputs.charts.iter().filter(|c| c.pin == DigestPin::Key) {
+            if warned.contains(&&spec.dir) || templates_read_digest(&texts.root.join(&spec.dir)) {
+                continue;
+            }
+            warned.push(&spec.dir);
+            out.warn(
+                &rel(&spec.dir),
+                "no template of the chart (or its subcharts) reads a digest, so the `digest` \
+                 keys written pin nothing: pin with `digest: tag` (tag@sha256) in \
+                 deploy.charts[] (`--pin tag` for chart bump)"
+                    .to_string(),
+            );
         }
     }
     // What Helm checks at install: the values against the chart's

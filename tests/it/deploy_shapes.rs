@@ -710,3 +710,50 @@ fn a_subchart_whose_own_image_is_left_alone_keeps_its_app_version() {
         "{json}"
     );
 }
+
+/// `--pin key` (the default) writes `image.digest`, which pins only where a
+/// template reads it: openimsdk/helm-charts' templates write
+/// `repository:tag`. Said with the way out; not when a template reads it.
+#[test]
+fn a_digest_key_no_template_reads_is_a_warning() {
+    let dir = fixture("helm-charts");
+    let root = dir.path();
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let args = [
+        "--registry",
+        "ghcr.io/openimsdk",
+        "--digest",
+        digest.as_str(),
+        "--no-verify",
+    ];
+    let json = json_ok(&mut bump(root, "charts/openim-server", &args));
+    let warned: Vec<&str> = json["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["file"] == "charts/openim-server")
+        .map(|w| w["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        warned.len() == 1 && warned[0].contains("pin with `digest: tag`"),
+        "{json}"
+    );
+    // A template that reads it: no warning.
+    let other = fixture("helm-charts");
+    let t = other
+        .path()
+        .join("charts/openim-server/charts/openim-api/templates");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(
+        t.join("deployment.yaml"),
+        "image: \"{{ .Values.image.repository }}@{{ .Values.image.digest }}\"\n",
+    )
+    .unwrap();
+    let json = json_ok(&mut bump(other.path(), "charts/openim-server", &args));
+    assert!(
+        !json["warnings"]
+            .to_string()
+            .contains("pin with `digest: tag`"),
+        "{json}"
+    );
+}
