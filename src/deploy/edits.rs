@@ -323,7 +323,7 @@ pub fn plan(root: &Path, inputs: &DeployInputs, release: &Release) -> Result<Dep
             }
             warned.push(&spec.dir);
             out.warn(
-                &rel(&spec.dir),
+                rel(&spec.dir),
                 "no template of the chart (or its subcharts) reads a digest, so the `digest` \
                  keys written pin nothing: pin with `digest: tag` (tag@sha256) in \
                  deploy.charts[] (`--pin tag` for chart bump)"
