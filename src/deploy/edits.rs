@@ -991,6 +991,25 @@ fn plan_chart(
         );
         return Ok(());
     }
+    // A values file listed for the chart that nothing was set in, nor
+    // warned about: `-f config-imserver.yaml` of another kind of settings.
+    if spec.values_configured {
+        for v in &values {
+            let file = rel(v);
+            let used =
+                done.iter().any(|(f, _)| *f == file) || out.warnings.iter().any(|w| w.file == file);
+            if !used {
+                out.warn(
+                    &file,
+                    format!(
+                        "listed as a values file of {dir}, but no image of a configured \
+                         service is set in it: nothing changes there; take it out of \
+                         deploy.charts[].values if it holds other settings"
+                    ),
+                );
+            }
+        }
+    }
     // The chart's appVersion; its version moves in `plan`, once.
     let parent_text = texts.get(&chart_yaml)?;
     let with_app = chart::set_app_version(

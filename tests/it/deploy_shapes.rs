@@ -757,3 +757,39 @@ fn a_digest_key_no_template_reads_is_a_warning() {
         "{json}"
     );
 }
+
+/// A values file listed for a chart that no image of a service is set in
+/// (helm-charts' config-imserver.yaml holds the server's settings): a
+/// warning naming it, not a silent no-op.
+#[test]
+fn a_listed_values_file_that_nothing_is_set_in_is_a_warning() {
+    let src = source(
+        "[ghcr.io/openimsdk, registry.example.org/openimsdk]",
+        "deploy:\n  charts:\n    - path: charts/openim-server\n      values: [charts/openim-server/values.yaml, k8s-open-im-server-config.yaml, config-imserver.yaml]\n",
+    );
+    let dir = fixture("helm-charts");
+    let root = dir.path();
+    std::fs::write(
+        root.join("config-imserver.yaml"),
+        "# the server's own settings\nmongo:\n  address: [mongo:27017]\n",
+    )
+    .unwrap();
+    let json = json_ok(&mut apply(&src, root, &[]));
+    let warned: Vec<&str> = json["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["file"] == "config-imserver.yaml")
+        .map(|w| w["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        warned.len() == 1 && warned[0].contains("no image of a configured service is set in it"),
+        "{json}"
+    );
+    assert!(
+        !json["warnings"]
+            .to_string()
+            .contains("k8s-open-im-server-config.yaml: listed"),
+        "{json}"
+    );
+}
