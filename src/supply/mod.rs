@@ -238,33 +238,19 @@ impl Supply {
                 Ok(made) => made,
                 Err(e) => Err(anyhow::anyhow!("the SBOM task stopped: {e}")),
             };
-            match made {
-                Ok((made, item)) => {
-                    outcome.sboms.push(made);
-                    sbom_items.push(item);
-                }
-                Err(e) => {
-                    let msg = format!("no SBOM for {}: {e:#}", p.platform);
-                    progress.line(service, &format!("warning: {msg}"));
-                    outcome.error = Some(msg);
-                }
-            }
+            take_sbom(
+                &mut outcome,
+                &mut sbom_items,
+                made,
+                &p.platform,
+                service,
+                progress,
+            );
         }
         let mut facts = built.facts.clone();
         facts.repositories = repositories;
         facts.digest = built.top.digest.clone();
-        facts.sboms = outcome
-            .sboms
-            .iter()
-            .zip(&sbom_items)
-            .map(|(s, i)| {
-                (
-                    s.platform.clone(),
-                    s.digest.clone(),
-                    i.content.bytes.len() as u64,
-                )
-            })
-            .collect();
+        facts.sboms = sbom_refs(&outcome.sboms, &sbom_items);
         let statement = provenance::statement(&facts, self.workflow.as_ref());
         let pushes = registries.iter().map(|r| {
             let mut items: Vec<Item> = sbom_items
@@ -371,17 +357,15 @@ impl Supply {
                 let _ = tokio::fs::remove_dir_all(&dir).await;
                 r
             };
-            match made.await {
-                Ok((info, item)) => {
-                    outcome.sboms.push(info);
-                    sbom_items.push(item);
-                }
-                Err(e) => {
-                    let msg = format!("no SBOM for {}: {e:#}", p.platform);
-                    progress.line(service, &format!("warning: {msg}"));
-                    outcome.error = Some(msg);
-                }
-            }
+            let made = made.await;
+            take_sbom(
+                &mut outcome,
+                &mut sbom_items,
+                made,
+                &p.platform,
+                service,
+                progress,
+            );
         }
         let statement = wanted("provenance").then(|| {
             let mut facts = base.clone();
@@ -408,18 +392,7 @@ impl Supply {
                 .iter()
                 .map(|p| p.platform.to_string())
                 .collect();
-            facts.sboms = outcome
-                .sboms
-                .iter()
-                .zip(&sbom_items)
-                .map(|(s, i)| {
-                    (
-                        s.platform.clone(),
-                        s.digest.clone(),
-                        i.content.bytes.len() as u64,
-                    )
-                })
-                .collect();
+            facts.sboms = sbom_refs(&outcome.sboms, &sbom_items);
             provenance::statement(&facts, self.workflow.as_ref())
         });
         let top_desc = top.descriptor();
@@ -520,6 +493,44 @@ impl Supply {
 }
 
 /// Make the SBOM of one platform image (blocking work on a thread).
+/// Keep an SBOM that was made, or record why it was not (a warning; the
+/// image is attached without it).
+fn take_sbom(
+    outcome: &mut SupplyOutcome,
+    items: &mut Vec<Item>,
+    made: Result<(SbomInfo, Item)>,
+    platform: &impl std::fmt::Display,
+    service: &str,
+    progress: &Progress,
+) {
+    match made {
+        Ok((info, item)) => {
+            outcome.sboms.push(info);
+            items.push(item);
+        }
+        Err(e) => {
+            let msg = format!("no SBOM for {platform}: {e:#}");
+            progress.line(service, &format!("warning: {msg}"));
+            outcome.error = Some(msg);
+        }
+    }
+}
+
+/// What the provenance says of the SBOMs: (platform, digest, size).
+fn sbom_refs(sboms: &[SbomInfo], items: &[Item]) -> Vec<(String, String, u64)> {
+    sboms
+        .iter()
+        .zip(items)
+        .map(|(s, i)| {
+            (
+                s.platform.clone(),
+                s.digest.clone(),
+                i.content.bytes.len() as u64,
+            )
+        })
+        .collect()
+}
+
 /// An SBOM being made (see [`Supply::start_sbom`]).
 pub struct SbomTask(tokio::task::JoinHandle<Result<(SbomInfo, Item)>>);
 
