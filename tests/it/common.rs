@@ -223,3 +223,32 @@ pub fn claim_at_once(clones: &[TempDir], stage: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// Start `python3 <script> <args>` (a server of tests/, the script's path
+/// relative to the repository root) and wait for the `READY <url>` line it
+/// prints once it listens: the child (to kill) and the URL.
+pub fn start_ready_server<I, S>(script: &str, args: I) -> (std::process::Child, String)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {script}: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("{script} did not start: {line:?}"))
+        .to_string();
+    (child, url)
+}

@@ -2,8 +2,8 @@
 //! the response shapes in tests/fixtures/github) for one test.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+
+use std::process::{Child, Command};
 
 pub struct FakeGitHub {
     pub url: String,
@@ -12,22 +12,10 @@ pub struct FakeGitHub {
 
 impl FakeGitHub {
     pub fn start(token: &str) -> FakeGitHub {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fake_github.py");
-        let mut child = Command::new("python3")
-            .args([script, "--port", "0", "--token", token])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting the fake GitHub");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("fake GitHub did not start: {line:?}"))
-            .to_string();
+        let (child, url) = crate::common::start_ready_server(
+            "tests/fake_github.py",
+            ["--port", "0", "--token", token],
+        );
         FakeGitHub { url, child }
     }
 

@@ -9,8 +9,7 @@
 use crate::common::*;
 use crate::fake_github::FakeGitHub;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 const TOKEN: &str = "notify-test-token";
 const REPOSITORY: &str = "openimsdk/open-im-server";
@@ -26,26 +25,12 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start(secrets: &[(&str, &str)]) -> Receiver {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fake_webhooks.py");
-        let mut cmd = Command::new("python3");
-        cmd.args([script, "--port", "0"]);
+        let mut args = vec!["--port".to_string(), "0".to_string()];
         for (kind, secret) in secrets {
-            cmd.args(["--secret", &format!("{kind}={secret}")]);
+            args.push("--secret".into());
+            args.push(format!("{kind}={secret}"));
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting the webhook receiver");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("the receiver did not start: {line:?}"))
-            .to_string();
+        let (child, url) = crate::common::start_ready_server("tests/fake_webhooks.py", args);
         Receiver { url, child }
     }
 

@@ -6,7 +6,6 @@
 //! tests/act/https_files.py for the registry client (reqwest over rustls).
 
 use crate::common::{base_env, json_ok, tag_list, TestRepo};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use tempfile::TempDir;
@@ -92,22 +91,7 @@ struct Server {
 
 impl Server {
     fn start(script: &str, args: &[&Path]) -> Server {
-        let mut child = Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {script}: {e}"));
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("{script} did not start: {line:?}"))
-            .to_string();
+        let (child, url) = crate::common::start_ready_server(script, args);
         Server { url, child }
     }
 }
