@@ -164,17 +164,18 @@ fn assert_no_secret(text: &str) {
 fn a_release_publishes_its_github_release_and_tells_every_destination() {
     let w = setup();
     let outputs = tempfile::tempdir().unwrap();
+    let release_3_8_1 = [
+        "--stage",
+        "release",
+        "--version",
+        "3.8.1",
+        "--skip-build",
+        "--no-verify",
+        "--output",
+        "json",
+    ];
     let out = w
-        .release(&[
-            "--stage",
-            "release",
-            "--version",
-            "3.8.1",
-            "--skip-build",
-            "--no-verify",
-            "--output",
-            "json",
-        ])
+        .release(&release_3_8_1)
         .env("GITHUB_OUTPUT", outputs.path().join("out"))
         .env("GITHUB_STEP_SUMMARY", outputs.path().join("summary"))
         .output()
@@ -260,16 +261,7 @@ fn a_release_publishes_its_github_release_and_tells_every_destination() {
     // and left as it is, never a second; no URL or secret in the log.
     let before = w.rx.received().len();
     let out = w
-        .release(&[
-            "--stage",
-            "release",
-            "--version",
-            "3.8.1",
-            "--skip-build",
-            "--no-verify",
-            "--output",
-            "json",
-        ])
+        .release(&release_3_8_1)
         .env("RUST_LOG", "trace")
         .output()
         .unwrap();
