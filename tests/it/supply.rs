@@ -111,6 +111,21 @@ fn attachment_layers(ns: &str, service: &str, digest: &str, suffix: &str) -> Vec
     m["layers"].as_array().unwrap().clone()
 }
 
+/// `attest --tag v1 --service openim-api --sign-key KEY` in `repo`.
+fn attest_v1(repo: &TestRepo, key: &Path) -> assert_cmd::Command {
+    let mut cmd = repo.bin();
+    cmd.args([
+        "attest",
+        "--tag",
+        "v1",
+        "--service",
+        "openim-api",
+        "--sign-key",
+    ])
+    .arg(key);
+    cmd
+}
+
 /// `verify --tag v1 --service openim-api --key PUBLIC` in `repo`.
 fn verify_v1(repo: &TestRepo, public: &Path) -> assert_cmd::Command {
     let mut cmd = repo.bin();
@@ -293,18 +308,7 @@ fn build_signs_attests_and_attaches_sboms_as_cosign_tags_verified_by_openssl() {
     );
     assert_eq!(again["images"][0]["status"], "unchanged");
     assert_eq!(again["images"][0]["digest"], digest);
-    let out = stdout_ok(
-        repo.bin()
-            .args([
-                "attest",
-                "--tag",
-                "v1",
-                "--service",
-                "openim-api",
-                "--sign-key",
-            ])
-            .arg(&key),
-    );
+    let out = stdout_ok(&mut attest_v1(&repo, &key));
     assert!(out.contains("complete, nothing to add"), "{out}");
     assert_eq!(
         services::digest_of(&format!("{ns}/openim-api:v1"), None).unwrap(),
@@ -427,19 +431,7 @@ fn a_registry_that_refuses_attachments_keeps_images_and_tags_and_is_reported() {
     assert!(out.contains("verified: 1 image"), "{out}");
     // `attest` retries without rebuilding: the refusing registry refuses
     // again (exit 1), the other has everything.
-    let out = repo
-        .bin()
-        .args([
-            "attest",
-            "--tag",
-            "v1",
-            "--service",
-            "openim-api",
-            "--sign-key",
-        ])
-        .arg(&key)
-        .output()
-        .unwrap();
+    let out = attest_v1(&repo, &key).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -451,20 +443,7 @@ fn a_registry_that_refuses_attachments_keeps_images_and_tags_and_is_reported() {
         "{text}"
     );
     // The same registry without the proxy takes them: attached there now.
-    let out = stdout_ok(
-        repo.bin()
-            .args([
-                "attest",
-                "--tag",
-                "v1",
-                "--service",
-                "openim-api",
-                "--registry",
-                &behind,
-                "--sign-key",
-            ])
-            .arg(&key),
-    );
+    let out = stdout_ok(attest_v1(&repo, &key).args(["--registry", &behind]));
     assert!(
         out.contains("attached sbom linux/amd64, sbom linux/arm64, provenance, signature"),
         "{out}"
@@ -591,18 +570,7 @@ fn a_registry_with_the_referrers_api_gets_oci_referrers_and_no_cosign_tags() {
         services::digest_of(&format!("{behind}/openim-api:v1"), None).unwrap(),
         digest
     );
-    let out = stdout_ok(
-        repo.bin()
-            .args([
-                "attest",
-                "--tag",
-                "v1",
-                "--service",
-                "openim-api",
-                "--sign-key",
-            ])
-            .arg(&key),
-    );
+    let out = stdout_ok(&mut attest_v1(&repo, &key));
     assert!(out.contains("complete, nothing to add"), "{out}");
 }
 
