@@ -1758,7 +1758,10 @@ fn plain_ok(s: &str, in_flow: bool) -> bool {
         && !s.contains(" #")
         && !s.starts_with("---")
         && !s.starts_with("...")
-        && !(in_flow && s.contains([',', '[', ']', '{', '}']))
+        // In flow context libyaml refuses a `:` followed by `?` (or by a
+        // flow indicator, excluded above) inside a plain scalar: `{k: x:?}`
+        // is "found unexpected ':'". `reg:5000/x` stays plain.
+        && !(in_flow && (s.contains([',', '[', ']', '{', '}']) || s.contains(":?")))
 }
 
 fn single_ok(s: &str) -> bool {
@@ -1847,6 +1850,19 @@ struct ReadmeDoctests;
 
 #[cfg(test)]
 mod tests {
+    /// Found by the property test: `{k0: v1}` edited to `𑀀:?` wrote
+    /// `{k0: 𑀀:?}`, which libyaml refuses.
+    #[test]
+    fn a_colon_in_a_flow_value_is_quoted() {
+        assert!(plain_ok("x:?", false));
+        assert!(plain_ok("reg:5000/x", true));
+        assert!(!plain_ok("x:?", true));
+        assert!(!plain_ok("\u{11000}:?", true));
+        let doc = "k:\n  m: {a: v1, b: v1}\n";
+        let (out, _) = set(doc, &["k".into(), "m".into(), "a".into()], "x:?").unwrap();
+        assert_eq!(out, "k:\n  m: {a: \"x:?\", b: v1}\n");
+    }
+
     use super::*;
 
     fn p(path: &str) -> Vec<String> {
